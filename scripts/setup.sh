@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds .venv from requirements.lock: exact pins, installed with --no-deps (no resolution).
+# Does nothing when .venv already matches the lock. Idempotent; safe to run every time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lock_sum=$(sha256sum requirements.lock | cut -d' ' -f1)
+stamp=.venv/.installed-lock-sha256
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
+  exit 0
+fi
+
+echo "setup: installing the pinned Python environment into .venv (first run takes a few minutes)" >&2
+python3 -m venv .venv
+log=.venv/install.log
+if ! .venv/bin/python -m pip install --no-deps -r requirements.lock >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "setup: pip install failed; full log in $log" >&2
+  exit 1
+fi
+.venv/bin/python -m pip check
+echo "$lock_sum" > "$stamp"

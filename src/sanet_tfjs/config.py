@@ -1,0 +1,139 @@
+"""pipeline.yaml: the one place for settings, validated on load.
+
+Each stage reads only its own section (`section()`), and its doit task depends on exactly that
+section, so editing one section reruns only the stages that read it. An invalid file stops
+everything with one message that names every bad key path; nothing is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .architecture import CHECKPOINT_FILES, WIDTH_DIVISORS
+from .errors import PipelineError
+
+
+class ConfigError(PipelineError):
+    """pipeline.yaml is missing, unreadable or invalid."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _mirror(value: str) -> str:
+    # A mirror is a folder (no scheme) or an http(s) base URL.
+    if "://" in value:
+        _http_url(value)
+    elif not value.strip():
+        raise ValueError("must be an http(s) URL or a directory path, got an empty string")
+    return value
+
+
+def _width_divisor(value: int) -> int:
+    if value not in WIDTH_DIVISORS:
+        raise ValueError(f"must be one of {list(WIDTH_DIVISORS)}, got {value}")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Mirror = Annotated[str, AfterValidator(_mirror)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+CheckpointFile = Literal[CHECKPOINT_FILES]  # type: ignore[valid-type]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ModelSection(Section):
+    width_divisor: Annotated[int, AfterValidator(_width_divisor)] = 1
+
+
+class FixtureSection(Section):
+    seed: Annotated[int, Field(ge=0)] = 2019
+
+
+class CheckpointSources(Section):
+    yandex: HttpUrl | None = None
+    github: HttpUrl | None = None
+
+
+class FetchSection(Section):
+    profile: Literal["fixture", "upstream"] = "fixture"
+    mirror: Mirror | None = None
+    lock_file: str = "checkpoints.lock.json"
+    connect_timeout_s: PositiveFloat = 10.0
+    read_timeout_s: PositiveFloat = 60.0
+    retries: Annotated[int, Field(ge=0, le=20)] = 4
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    yandex_api: HttpUrl = "https://cloud-api.yandex.net/v1/disk/public/resources/download"
+    checkpoints: dict[CheckpointFile, CheckpointSources]
+
+    @model_validator(mode="after")
+    def _every_checkpoint_listed(self) -> FetchSection:
+        missing = [name for name in CHECKPOINT_FILES if name not in self.checkpoints]
+        if missing:
+            raise ValueError(f"checkpoints must list every upstream file; missing {missing}")
+        return self
+
+
+class PipelineConfig(Section):
+    artifacts_dir: str = "artifacts"
+    model: ModelSection = ModelSection()
+    fixture: FixtureSection = FixtureSection()
+    fetch: FetchSection
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as plain JSON data: what a stage reads and what doit watches."""
+        return getattr(self, name).model_dump(mode="json")
+
+
+def _key_path(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _describe(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check its spelling against pipeline.yaml's documented keys)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if "input" in error and not isinstance(error["input"], dict | list):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def parse_config(data: Any, source: str = "pipeline.yaml") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  - {_key_path(e['loc'])}: {_describe(e)}" for e in exc.errors()]
+        raise ConfigError(
+            f"{source} is invalid ({len(lines)} problem(s)); nothing was built:\n"
+            + "\n".join(lines)
+        ) from None
+
+
+def load_config(path: Path) -> PipelineConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found; run from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,103 @@
+"""A static file server on 127.0.0.1 that honours single HTTP Range requests.
+
+The fixture profile serves its generated checkpoints with it so that the real fetch code runs
+against a real HTTP server; tests subclass `RangeFileHandler` to inject faults. It binds to
+the loopback address only and stops when the `with` block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+class RangeFileHandler(BaseHTTPRequestHandler):
+    """GET and HEAD of files under `server.directory`, with `Range: bytes=a-[b]` support."""
+
+    server: LoopbackServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep build logs clean
+
+    def do_HEAD(self) -> None:
+        self.serve_file(body=False)
+
+    def do_GET(self) -> None:
+        self.serve_file(body=True)
+
+    def resolve(self) -> Path | None:
+        name = self.path.split("?", 1)[0].lstrip("/")
+        root = self.server.directory.resolve()
+        candidate = (root / name).resolve()
+        if root not in candidate.parents or not candidate.is_file():
+            return None
+        return candidate
+
+    def serve_file(self, body: bool) -> None:
+        path = self.resolve()
+        if path is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        data = path.read_bytes()
+        start, end, status = 0, len(data), HTTPStatus.OK
+        match = RANGE.match(self.headers.get("Range", ""))
+        if match:
+            start = int(match.group(1))
+            end = min(int(match.group(2)) + 1, len(data)) if match.group(2) else len(data)
+            if start >= len(data) or start >= end:
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = HTTPStatus.PARTIAL_CONTENT
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start))
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        self.end_headers()
+        if body:
+            self.write_body(data[start:end])
+
+    def write_body(self, payload: bytes) -> None:
+        self.wfile.write(payload)
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, directory: Path, handler: type[RangeFileHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.directory = Path(directory)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def serve_directory(
+    directory: Path, handler: type[RangeFileHandler] = RangeFileHandler
+) -> Iterator[LoopbackServer]:
+    """Serve `directory` on an ephemeral loopback port for the duration of the block."""
+    server = LoopbackServer(directory, handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,89 @@
+"""The doit wiring: one module per stage, and what they share.
+
+Each stage module defines `task_<stage>(pipeline)` returning one doit task dict that declares
+its file_dep, targets, the pipeline.yaml section(s) it reads (`config_changed`), and a single
+action that calls into `src/sanet_tfjs`. Nothing here imports torch or tensorflow: stage code
+is imported inside the action, so `doit list` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from doit.action import TaskFailed
+from doit.tools import config_changed
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src" / "sanet_tfjs"
+CONFIG_ENV = "SANET_PIPELINE"
+
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+from sanet_tfjs.config import PipelineConfig, load_config  # noqa: E402 - needs the path above
+from sanet_tfjs.errors import PipelineError  # noqa: E402
+
+
+def _relative(path: Path) -> str:
+    # doit keys its database on these strings: paths relative to the repository keep a
+    # restored cache valid in a clone at another location.
+    return os.path.relpath(path, ROOT)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The loaded pipeline.yaml and the paths every stage derives from it."""
+
+    config: PipelineConfig
+    config_path: Path
+
+    @classmethod
+    def load(cls) -> Pipeline:
+        config_path = Path(os.environ.get(CONFIG_ENV, ROOT / "pipeline.yaml")).resolve()
+        return cls(load_config(config_path), config_path)
+
+    @cached_property
+    def artifacts(self) -> Path:
+        return (self.config_path.parent / self.config.artifacts_dir).resolve()
+
+    def path(self, *parts: str) -> str:
+        """A path under artifacts/, as the relative string doit tracks."""
+        return _relative(self.artifacts.joinpath(*parts))
+
+    def beside_config(self, name: str) -> str:
+        return _relative(self.config_path.parent / name)
+
+    def watches(self, *sections: str) -> Any:
+        """doit `uptodate` check on the named pipeline.yaml sections."""
+        return config_changed({name: self.config.section(name) for name in sections})
+
+
+def code(*modules: str) -> list[str]:
+    """The source files of `sanet_tfjs` modules a stage runs: editing one reruns the stage."""
+    return [_relative(SRC / f"{module}.py") for module in modules]
+
+
+def stage_action(target: str, **kwargs: Any) -> tuple:
+    """A doit python-action calling `target` ("module:function" in sanet_tfjs) with kwargs.
+
+    The module is imported only when the action runs (torch stays out of `doit list`), and a
+    PipelineError is reported as its plain message, without a traceback.
+    """
+    module_name, function_name = target.split(":")
+
+    def run(**options: Any) -> Any:  # doit passes the task's command-line params here
+        module = importlib.import_module(f"sanet_tfjs.{module_name}")
+        try:
+            result = getattr(module, function_name)(**kwargs, **options)
+        except PipelineError as exc:
+            return TaskFailed(str(exc))
+        return result if isinstance(result, dict) else None
+
+    run.__name__ = function_name
+    return (run, [], {})

@@ -1,0 +1,44 @@
+"""The task graph: which stages exist for the loaded pipeline.yaml, in build order."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sanet_tfjs.errors import PipelineError
+
+from . import Pipeline, fetch, fixtures, patch
+
+
+def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
+    def task_creator() -> dict:
+        return creator(pipeline)
+
+    task_creator.__name__ = creator.__name__
+    task_creator.__doc__ = creator.__doc__
+    return task_creator
+
+
+def load_graph() -> dict[str, Any]:
+    """dodo.py's namespace: DOIT_CONFIG and one `task_<stage>` creator per stage."""
+    try:
+        pipeline = Pipeline.load()
+    except PipelineError as exc:  # e.g. an invalid pipeline.yaml: one message, nothing built
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    pipeline.artifacts.mkdir(parents=True, exist_ok=True)
+
+    creators = [fetch.task_fetch, patch.task_patch]
+    if pipeline.config.fetch.profile == "fixture":
+        creators.insert(0, fixtures.task_fixtures)
+
+    namespace: dict[str, Any] = {
+        "DOIT_CONFIG": {
+            "dep_file": str(pipeline.artifacts / ".doit.json"),
+            "backend": "json",
+            "verbosity": 2,  # stages print progress and summaries as they go
+        }
+    }
+    namespace.update({creator.__name__: _bind(creator, pipeline) for creator in creators})
+    return namespace
