@@ -1,0 +1,80 @@
+"""Shared test fixtures: tiny-width models, test images, and a scratch pipeline to run doit in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sanet_tfjs.fixtures import fixture_state_dicts
+from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
+DOIT_TIMEOUT_S = 900
+
+
+@pytest.fixture(scope="session")
+def tiny_states() -> dict[str, dict[str, torch.Tensor]]:
+    return fixture_state_dicts(seed=7, width_divisor=TINY)
+
+
+@pytest.fixture(scope="session")
+def full_states() -> dict[str, dict[str, torch.Tensor]]:
+    return fixture_state_dicts(seed=2019, width_divisor=1)
+
+
+def photo(height: int, width: int) -> torch.Tensor:
+    """The sample photograph resized to height x width, as a 1x3xHxW tensor in [0, 1]."""
+    return to_nchw(load_rgb(sample_photo_path(), (width, height)))
+
+
+def painting(seed: int, height: int, width: int) -> torch.Tensor:
+    return to_nchw(synthetic_painting(seed, height, width))
+
+
+class ScratchPipeline:
+    """A pipeline.yaml in a temporary folder (tiny width), built with the repository's dodo.py."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.config_path = folder / "pipeline.yaml"
+        self.config = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
+        self.config["model"]["width_divisor"] = TINY
+        self.config["fetch"]["backoff_s"] = 0.01
+        self.save()
+
+    @property
+    def artifacts(self) -> Path:
+        return self.folder / self.config["artifacts_dir"]
+
+    def save(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def doit(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "SANET_PIPELINE": str(self.config_path)}
+        environment.pop("SANET_MIRROR", None)  # a developer's own mirror must not leak in
+        environment.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=DOIT_TIMEOUT_S,
+        )
+
+
+def executed_tasks(result: subprocess.CompletedProcess) -> list[str]:
+    """Names of the tasks a doit run executed (doit prints '.  name'; '-- name' when skipped)."""
+    return [line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")]
+
+
+@pytest.fixture
+def scratch_pipeline(tmp_path: Path) -> ScratchPipeline:
+    return ScratchPipeline(tmp_path)

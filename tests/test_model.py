@@ -1,0 +1,94 @@
+"""The patched model computes upstream's function, and also runs where upstream crashes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sanet_tfjs.architecture import RELU5_1_END, VGG_FILE, used_encoder_keys
+from sanet_tfjs.model import PatchedSANet
+from tests.conftest import TINY, painting, photo
+from tests.upstream_reference import UpstreamSANet
+
+
+def patched(states: dict, width_divisor: int) -> PatchedSANet:
+    model = PatchedSANet(width_divisor).eval()
+    vgg = states[VGG_FILE]
+    model.encoder.load_state_dict({key: vgg[key] for key in used_encoder_keys(width_divisor)})
+    model.transform.load_state_dict(states["transformer_iter_500000.pth"])
+    model.decoder.load_state_dict(states["decoder_iter_500000.pth"])
+    return model
+
+
+@pytest.mark.parametrize(
+    ("content_hw", "style_hw"),
+    [((64, 64), (64, 64)), ((96, 128), (80, 48)), ((160, 112), (128, 128))],
+)
+def test_tiny_model_matches_upstream(tiny_states, content_hw, style_hw):
+    content, style = photo(*content_hw), painting(3, *style_hw)
+    expected = UpstreamSANet(tiny_states, TINY)(content, style)
+    with torch.no_grad():
+        actual = patched(tiny_states, TINY)(content, style)
+    assert actual.shape == expected.shape == (1, 3, *content_hw)
+    assert float(expected.std()) > 0.05  # not a comparison of flat images
+    assert float((actual - expected).abs().max()) <= 1e-5
+
+
+@pytest.mark.full_width
+def test_full_width_model_matches_upstream(full_states):
+    content, style = photo(64, 96), painting(4, 80, 64)
+    expected = UpstreamSANet(full_states, 1)(content, style)
+    with torch.no_grad():
+        actual = patched(full_states, 1)(content, style)
+    assert actual.shape == expected.shape
+    assert float((actual - expected).abs().max()) <= 1e-5
+
+
+def test_odd_sizes_run_where_upstream_fails(tiny_states):
+    # 257x181: relu4_1 is 33x23 and relu5_1 17x12, so upstream's fixed x2 gives 34x24.
+    content, style = photo(257, 181), painting(5, 99, 131)
+    with pytest.raises(RuntimeError):
+        UpstreamSANet(tiny_states, TINY)(content, style)
+    model = patched(tiny_states, TINY)
+    with torch.no_grad():
+        raw = model(content, style)
+    assert raw.shape == (1, 3, 264, 184)  # the decoder gives 8x the relu4_1 size
+    result = model.stylize(content, style, iters=2)
+    assert result.shape == content.shape
+    assert float(result.min()) >= 0.0 and float(result.max()) <= 1.0
+
+
+def test_odd_relu5_1_branch_is_nearest_resized_to_relu4_1_size(tiny_states):
+    transform = patched(tiny_states, TINY).transform
+    channels = 512 // TINY
+    c4, s4 = torch.randn(1, channels, 33, 23), torch.randn(1, channels, 20, 15)
+    c5, s5 = torch.randn(1, channels, 17, 12), torch.randn(1, channels, 10, 8)
+    with torch.no_grad():
+        branch = torch.nn.functional.interpolate(
+            transform.sanet5_1(c5, s5), size=(33, 23), mode="nearest"
+        )
+        expected = transform.merge_conv(
+            transform.merge_conv_pad(transform.sanet4_1(c4, s4) + branch)
+        )
+        assert torch.equal(transform(c4, s4, c5, s5), expected)
+
+
+def test_encoder_keeps_nothing_after_relu5_1():
+    encoder = PatchedSANet(TINY).encoder
+    assert len(encoder) == RELU5_1_END
+    assert list(encoder.state_dict()) == used_encoder_keys(TINY)
+    assert max(int(key.split(".")[0]) for key in encoder.state_dict()) == 42
+
+
+def test_stylize_encodes_style_once(tiny_states, monkeypatch):
+    model = patched(tiny_states, TINY)
+    calls = []
+    original = model.encoder.forward
+    monkeypatch.setattr(model.encoder, "forward", lambda x: calls.append(x.shape) or original(x))
+    model.stylize(photo(64, 64), painting(1, 48, 48), iters=3)
+    assert calls.count((1, 3, 48, 48)) == 1 and len(calls) == 4
+
+
+def test_stylize_rejects_zero_iterations(tiny_states):
+    with pytest.raises(ValueError, match="iters"):
+        patched(tiny_states, TINY).stylize(photo(32, 32), painting(1, 32, 32), iters=0)
