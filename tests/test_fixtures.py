@@ -28,7 +28,7 @@ def test_full_width_format_is_upstream(full_states):
         assert {k: tuple(v.shape) for k, v in state.items()} == checkpoint_tensors(name, 1)
         assert all(v.dtype == torch.float32 for v in state.values())
     vgg = full_states["vgg_normalised.pth"]
-    assert list(vgg)[0] == "0.weight" and list(vgg)[-1] == "51.bias"
+    assert next(iter(vgg)) == "0.weight" and list(vgg)[-1] == "51.bias"
     parameters = sum(v.numel() for v in vgg.values())
     assert round(parameters / 1e6, 1) == 20.0  # the notes: 20.0 M in the whole VGG
 
