@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .architecture import CHECKPOINT_FILES, WIDTH_DIVISORS
 from .errors import PipelineError
@@ -78,12 +78,13 @@ class FetchSection(Section):
     yandex_api: HttpUrl = "https://cloud-api.yandex.net/v1/disk/public/resources/download"
     checkpoints: dict[CheckpointFile, CheckpointSources]
 
-    @model_validator(mode="after")
-    def _every_checkpoint_listed(self) -> FetchSection:
-        missing = [name for name in CHECKPOINT_FILES if name not in self.checkpoints]
+    @field_validator("checkpoints")
+    @classmethod
+    def _every_checkpoint_listed(cls, value: dict) -> dict:
+        missing = [name for name in CHECKPOINT_FILES if name not in value]
         if missing:
-            raise ValueError(f"checkpoints must list every upstream file; missing {missing}")
-        return self
+            raise ValueError(f"must list every upstream file; missing {missing}")
+        return value
 
 
 class PipelineConfig(Section):
@@ -100,6 +101,8 @@ class PipelineConfig(Section):
 def _key_path(loc: tuple) -> str:
     path = ""
     for part in loc:
+        if part == "[key]":  # pydantic marks errors in a mapping's key this way
+            continue
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "(top level)"
 
