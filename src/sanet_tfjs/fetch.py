@@ -31,6 +31,9 @@ from .files import CHUNK, fsync_file, sha256_file, write_json
 
 # What a checkpoint file starts with: torch's zip container, or a legacy protocol-2 pickle.
 CHECKPOINT_MAGICS = (b"PK\x03\x04", b"\x80\x02")
+# Bytes read per network read: a connection that drops mid-read loses at most this much of
+# what it had sent, so a resume restarts close to where the drop happened.
+NETWORK_CHUNK = 64 * 1024
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0
 MIRROR_ENV = "SANET_MIRROR"
@@ -298,7 +301,7 @@ class CheckpointFetcher:
 
 def _chunks(response: requests.Response) -> Iterator[bytes]:
     try:
-        yield from response.iter_content(CHUNK)
+        yield from response.iter_content(NETWORK_CHUNK)
     except requests.exceptions.ChunkedEncodingError as exc:
         raise requests.ConnectionError(str(exc)) from None
 
