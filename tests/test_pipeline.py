@@ -1,0 +1,104 @@
+"""The doit graph end to end (tiny width): builds, then does nothing until an input changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT, executed_tasks
+
+
+def test_build_then_noop_then_only_what_changed(scratch_pipeline):
+    first = scratch_pipeline.doit()
+    assert first.returncode == 0, first.stderr
+    assert executed_tasks(first) == ["fixtures", "fetch", "patch"]
+    patched = scratch_pipeline.artifacts / "patched"
+    summary = json.loads((patched / "patch.json").read_text())
+    assert summary["width_divisor"] == 8
+    assert summary["dropped_vgg_tensors"][0] == "45.weight"
+    lock = json.loads((scratch_pipeline.folder / "checkpoints.lock.json").read_text())
+    assert set(lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]) == {
+        "vgg_normalised.pth",
+        "decoder_iter_500000.pth",
+        "transformer_iter_500000.pth",
+    }
+
+    second = scratch_pipeline.doit()
+    assert second.returncode == 0, second.stderr
+    assert executed_tasks(second) == []
+
+    # A fetch setting reruns fetch alone: the checkpoints it finds match the lock, so the
+    # files do not change and patch stays up to date.
+    scratch_pipeline.config["fetch"]["read_timeout_s"] = 30
+    scratch_pipeline.save()
+    assert executed_tasks(scratch_pipeline.doit()) == ["fetch"]
+
+    # The mirror only says where bytes come from: no rebuild.
+    scratch_pipeline.config["fetch"]["mirror"] = str(scratch_pipeline.folder)
+    scratch_pipeline.save()
+    assert executed_tasks(scratch_pipeline.doit()) == []
+
+    # The model width changes everything downstream of it.
+    scratch_pipeline.config["model"]["width_divisor"] = 16
+    scratch_pipeline.save()
+    assert executed_tasks(scratch_pipeline.doit()) == ["fixtures", "fetch", "patch"]
+
+
+def test_edited_lock_is_enforced(scratch_pipeline):
+    assert scratch_pipeline.doit().returncode == 0
+    lock_path = scratch_pipeline.folder / "checkpoints.lock.json"
+    lock = json.loads(lock_path.read_text())
+    entry = lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]["decoder_iter_500000.pth"]
+    entry["sha256"] = "f" * 64
+    lock_path.write_text(json.dumps(lock))
+    result = scratch_pipeline.doit()
+    assert result.returncode != 0
+    assert "wrong sha256" in result.stderr + result.stdout
+    assert "f" * 64 in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_loading_the_graph_imports_no_heavy_library():
+    probe = (
+        "import sys, runpy; runpy.run_path('dodo.py');"
+        "heavy = [m for m in ('torch', 'tensorflow', 'onnx') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_doit_list_describes_every_stage(scratch_pipeline):
+    result = scratch_pipeline.doit("list")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
+    assert set(lines) == {"fixtures", "fetch", "patch"}
+    assert all(len(doc) > 20 for doc in lines.values())
+
+
+def test_upstream_profile_has_no_fixture_stage(scratch_pipeline):
+    scratch_pipeline.config["fetch"]["profile"] = "upstream"
+    scratch_pipeline.save()
+    result = scratch_pipeline.doit("list")
+    assert result.returncode == 0, result.stderr
+    assert "fixtures" not in result.stdout and "fetch" in result.stdout
+
+
+def test_upstream_profile_fetches_from_a_mirror(scratch_pipeline, tmp_path):
+    from sanet_tfjs.fixtures import write_fixture_checkpoints
+    from sanet_tfjs.server import serve_directory
+
+    mirror = tmp_path / "mirror"
+    write_fixture_checkpoints(mirror, seed=3, width_divisor=8)
+    scratch_pipeline.config["fetch"]["profile"] = "upstream"
+    scratch_pipeline.save()
+    with serve_directory(mirror) as server:
+        result = scratch_pipeline.doit("fetch", "--mirror", server.url, "patch")
+    assert result.returncode == 0, result.stderr
+    assert executed_tasks(result) == ["fetch", "patch"]
+    lock = json.loads((scratch_pipeline.folder / "checkpoints.lock.json").read_text())
+    assert set(lock["checkpoints"]) == {"upstream"}
