@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -78,11 +79,14 @@ def stage_action(target: str, **kwargs: Any) -> tuple:
     module_name, function_name = target.split(":")
 
     def run(**options: Any) -> Any:  # doit passes the task's command-line params here
-        module = importlib.import_module(f"sanet_tfjs.{module_name}")
-        try:
-            result = getattr(module, function_name)(**kwargs, **options)
-        except PipelineError as exc:
-            return TaskFailed(str(exc))
+        # Stages write to the real streams: doit's stand-ins (no capture at verbosity 2) would
+        # be bound by TensorFlow's log handler and break logging's shutdown at exit.
+        with redirect_stdout(sys.__stdout__), redirect_stderr(sys.__stderr__):
+            module = importlib.import_module(f"sanet_tfjs.{module_name}")
+            try:
+                result = getattr(module, function_name)(**kwargs, **options)
+            except PipelineError as exc:
+                return TaskFailed(str(exc))
         return result if isinstance(result, dict) else None
 
     run.__name__ = function_name

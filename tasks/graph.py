@@ -8,7 +8,7 @@ from typing import Any
 
 from sanet_tfjs.errors import PipelineError
 
-from . import Pipeline, fetch, fixtures, patch
+from . import Pipeline, fetch, fixtures, onnx, patch, tf
 
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
@@ -29,7 +29,7 @@ def load_graph() -> dict[str, Any]:
         sys.exit(2)
     pipeline.artifacts.mkdir(parents=True, exist_ok=True)
 
-    creators = [fetch.task_fetch, patch.task_patch]
+    creators = [fetch.task_fetch, patch.task_patch, onnx.task_onnx, tf.task_tf]
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, executed_tasks
 def test_build_then_noop_then_only_what_changed(scratch_pipeline):
     first = scratch_pipeline.doit()
     assert first.returncode == 0, first.stderr
-    assert executed_tasks(first) == ["fixtures", "fetch", "patch"]
+    assert executed_tasks(first) == ["fixtures", "fetch", "patch", "onnx", "tf"]
     patched = scratch_pipeline.artifacts / "patched"
     summary = json.loads((patched / "patch.json").read_text())
     assert summary["width_divisor"] == 8
@@ -39,10 +39,15 @@ def test_build_then_noop_then_only_what_changed(scratch_pipeline):
     scratch_pipeline.save()
     assert executed_tasks(scratch_pipeline.doit()) == []
 
+    # A tolerance is read by the checking stages only.
+    scratch_pipeline.config["parity"]["image_max_abs"] = 2e-4
+    scratch_pipeline.save()
+    assert executed_tasks(scratch_pipeline.doit()) == ["onnx", "tf"]
+
     # The model width changes everything downstream of it.
     scratch_pipeline.config["model"]["width_divisor"] = 16
     scratch_pipeline.save()
-    assert executed_tasks(scratch_pipeline.doit()) == ["fixtures", "fetch", "patch"]
+    assert executed_tasks(scratch_pipeline.doit()) == ["fixtures", "fetch", "patch", "onnx", "tf"]
 
 
 def test_edited_lock_is_enforced(scratch_pipeline):
@@ -76,7 +81,7 @@ def test_doit_list_describes_every_stage(scratch_pipeline):
     result = scratch_pipeline.doit("list")
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
-    assert set(lines) == {"fixtures", "fetch", "patch"}
+    assert set(lines) == {"fixtures", "fetch", "patch", "onnx", "tf"}
     assert all(len(doc) > 20 for doc in lines.values())
 
 
@@ -97,7 +102,7 @@ def test_upstream_profile_fetches_from_a_mirror(scratch_pipeline, tmp_path):
     scratch_pipeline.config["fetch"]["profile"] = "upstream"
     scratch_pipeline.save()
     with serve_directory(mirror) as server:
-        result = scratch_pipeline.doit("fetch", "--mirror", server.url, "patch")
+        result = scratch_pipeline.doit("fetch", "--mirror", server.url, "patch")  # not onnx, tf
     assert result.returncode == 0, result.stderr
     assert executed_tasks(result) == ["fetch", "patch"]
     lock = json.loads((scratch_pipeline.folder / "checkpoints.lock.json").read_text())

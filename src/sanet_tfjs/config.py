@@ -87,11 +87,26 @@ class FetchSection(Section):
         return value
 
 
+class OnnxSection(Section):
+    # onnx-tf 1.10 converts opset 10 cleanly; opset 11+ pads become tensors that onnx-tf
+    # wraps in tf.cond, which TensorFlow.js fails on (toolchain notes).
+    opset: Annotated[int, Field(ge=9, le=13)] = 10
+    constant_folding: bool = False
+
+
+class ParitySection(Section):
+    feature_rel_l2: PositiveFloat = 1e-5  # relative L2 error on feature maps
+    image_max_abs: PositiveFloat = 1e-4  # max abs error of a decoded [0, 1] image
+    result_max_abs: PositiveFloat = 1 / 255  # max abs error of a whole stylization result
+
+
 class PipelineConfig(Section):
     artifacts_dir: str = "artifacts"
     model: ModelSection = ModelSection()
     fixture: FixtureSection = FixtureSection()
     fetch: FetchSection
+    onnx: OnnxSection = OnnxSection()
+    parity: ParitySection = ParitySection()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON data: what a stage reads and what doit watches."""

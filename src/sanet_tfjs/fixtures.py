@@ -97,25 +97,44 @@ def _round_significant(value: float, digits: int = 3) -> float:
     return float(f"{value:.{digits - 1}e}")
 
 
-def _calibrate_output(states: dict[str, dict[str, torch.Tensor]], width_divisor: int) -> None:
-    """Scale the last decoder conv so the output of the calibration pair has mean 0.5, std 0.25."""
+def _calibrate_decoder(states: dict[str, dict[str, torch.Tensor]], width_divisor: int) -> None:
+    """Rescale each decoder conv on a calibration pair: hidden layers to unit std, the output
+    to mean 0.5 and std 0.25. Without it the decoder input (VGG features of a 0-255 image,
+    in the hundreds) would leave a large offset for the last layer to cancel, and float32
+    round-off would dominate the image."""
     from .model import PatchedSANet
 
     model = PatchedSANet(width_divisor).eval()
     vgg = states[VGG_FILE]
     model.encoder.load_state_dict({key: vgg[key] for key in used_encoder_keys(width_divisor)})
     model.transform.load_state_dict(states[TRANSFORM_FILE])
-    model.decoder.load_state_dict(states[DECODER_FILE])
     content = to_nchw(synthetic_painting(1, 64, 64))
     style = to_nchw(synthetic_painting(2, 64, 64))
-    with torch.no_grad():
-        output = model(content, style)
-    scale = _round_significant(OUTPUT_STD / float(output.std()))
-    means = [_round_significant(float(output[0, c].mean())) for c in range(3)]
-    weight_key, bias_key = f"{LAST_DECODER_CONV}.weight", f"{LAST_DECODER_CONV}.bias"
     decoder = states[DECODER_FILE]
-    decoder[weight_key] = decoder[weight_key] * scale
-    decoder[bias_key] = (decoder[bias_key] - torch.tensor(means)) * scale + OUTPUT_MEAN
+    with torch.no_grad():
+        c4, c5 = model.encoder(content)
+        s4, s5 = model.encoder(style)
+        x = model.transform(c4, s4, c5, s5)
+        for index, module in enumerate(model.decoder):
+            if isinstance(module, torch.nn.Conv2d):
+                weight, bias = decoder[f"{index}.weight"], decoder[f"{index}.bias"]
+                x = torch.nn.functional.conv2d(x, weight, bias)
+                if str(index) == LAST_DECODER_CONV:
+                    scale = _round_significant(OUTPUT_STD / float(x.std()))
+                    means = torch.tensor(
+                        [_round_significant(float(x[0, c].mean())) for c in range(3)]
+                    )
+                    decoder[f"{index}.weight"] = weight * scale
+                    decoder[f"{index}.bias"] = (bias - means) * scale + OUTPUT_MEAN
+                else:
+                    scale = _round_significant(1.0 / float(x.std()))
+                    decoder[f"{index}.weight"], decoder[f"{index}.bias"] = (
+                        weight * scale,
+                        bias * scale,
+                    )
+                    x = x * scale
+            else:
+                x = module(x)
 
 
 def fixture_state_dicts(seed: int, width_divisor: int = 1) -> dict[str, dict[str, torch.Tensor]]:
@@ -126,7 +145,7 @@ def fixture_state_dicts(seed: int, width_divisor: int = 1) -> dict[str, dict[str
         TRANSFORM_FILE: _transform(generator, width_divisor),
         DECODER_FILE: _decoder(generator, width_divisor),
     }
-    _calibrate_output(states, width_divisor)
+    _calibrate_decoder(states, width_divisor)
     return states
 
 

@@ -1,0 +1,119 @@
+"""Stage `onnx`: the patched model as three ONNX graphs with dynamic height and width.
+
+encoder.onnx: image [1, 3, H, W] -> relu4_1, relu5_1
+transform.onnx: content4_1, style4_1, content5_1, style5_1 -> features
+decoder.onnx: features -> image [1, 3, 8 * ceil(H / 8), 8 * ceil(W / 8)]
+
+Exported with the TorchScript exporter (`dynamo=False`): onnx-tf 1.10 handles opset 10 well,
+where pads are attributes; from opset 11 the pads become a tensor and onnx-tf wraps every
+reflection pad in a `tf.cond` that TensorFlow.js then fails on (see the toolchain notes).
+Every file passes `onnx.checker`, and ONNX Runtime must match PyTorch (parity.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .files import atomic_output, write_json
+from .parity import PartsBackend, compare_parts, enforce_parts
+from .patch import load_patched_model
+
+ONNX_FILES = ("encoder.onnx", "transform.onnx", "decoder.onnx")
+FEATURE_INPUTS = ("content4_1", "style4_1", "content5_1", "style5_1")
+
+
+def _spatial(*names: str) -> dict[str, dict[int, str]]:
+    return {name: {2: f"{name}_height", 3: f"{name}_width"} for name in names}
+
+
+def _export(module: torch.nn.Module, args: tuple, dest: Path, inputs, outputs, opset, folding):
+    import onnx
+
+    with atomic_output(dest) as staged, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(
+            module,
+            args,
+            str(staged),
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=_spatial(*inputs, *outputs),
+            opset_version=opset,
+            do_constant_folding=folding,
+            dynamo=False,
+        )
+        onnx.checker.check_model(onnx.load(str(staged)), full_check=True)
+
+
+def export_onnx(model, out_dir: Path, opset: int, constant_folding: bool) -> None:
+    """Write the three ONNX files of `model` (a PatchedSANet) into `out_dir`."""
+    out_dir = Path(out_dir)
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 64, 48, generator=generator)
+    style = torch.rand(1, 3, 48, 64, generator=generator)
+    with torch.no_grad():
+        c4, c5 = model.encoder(content)
+        s4, s5 = model.encoder(style)
+        features = model.transform(c4, s4, c5, s5)
+    _export(
+        model.encoder, (content,), out_dir / "encoder.onnx", ["image"],
+        ["relu4_1", "relu5_1"], opset, constant_folding,
+    )  # fmt: skip
+    _export(
+        model.transform, (c4, s4, c5, s5), out_dir / "transform.onnx", FEATURE_INPUTS,
+        ["features"], opset, constant_folding,
+    )  # fmt: skip
+    _export(
+        model.decoder, (features,), out_dir / "decoder.onnx", ["features"], ["image"],
+        opset, constant_folding,
+    )  # fmt: skip
+
+
+def onnxruntime_backend(onnx_dir: Path) -> PartsBackend:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sessions = {
+        name: ort.InferenceSession(
+            str(Path(onnx_dir) / f"{name}.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        for name in ("encoder", "transform", "decoder")
+    }
+
+    def encode(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        relu4_1, relu5_1 = sessions["encoder"].run(None, {"image": image})
+        return relu4_1, relu5_1
+
+    def transform(*features: np.ndarray) -> np.ndarray:
+        return sessions["transform"].run(None, dict(zip(FEATURE_INPUTS, features, strict=True)))[0]
+
+    def decode(features: np.ndarray) -> np.ndarray:
+        return sessions["decoder"].run(None, {"features": features})[0]
+
+    return PartsBackend(encode, transform, decode)
+
+
+def run_onnx_stage(
+    patched_dir: str,
+    out_dir: str,
+    width_divisor: int,
+    opset: int,
+    constant_folding: bool,
+    feature_rel_l2: float,
+    image_max_abs: float,
+) -> dict:
+    """Export, check, and prove parity with ONNX Runtime. The folder (with parity.json) is
+    moved into place only when parity holds: a failing export is never left to be trusted."""
+    model = load_patched_model(Path(patched_dir), width_divisor)
+    with atomic_output(Path(out_dir)) as staged:
+        staged.mkdir()
+        export_onnx(model, staged, opset, constant_folding)
+        report = compare_parts(onnxruntime_backend(staged), model)
+        report = enforce_parts(report, "onnx", feature_rel_l2, image_max_abs)
+        write_json(staged / "parity.json", report)
+    return {"passed": report["passed"]}

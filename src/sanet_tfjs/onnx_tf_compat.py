@@ -1,0 +1,110 @@
+"""Makes onnx-tf 1.10.0 (2022, unmaintained, its newest release) import against today's stack.
+
+What it patches, and why (see shared/NOTES-toolchain.md):
+1. `onnx.mapping` was removed from onnx (1.16+); onnx-tf reads four of its tables, as
+   `onnx.mapping` and as `onnx.helper.mapping`. They are rebuilt here from `onnx.helper`'s
+   public dtype functions.
+2. `tensorflow_addons` (only for the Hardmax op) does not import under Keras 3, and
+   `tensorflow_probability` (only for Bernoulli) is not installed. onnx-tf imports every op
+   handler eagerly, so both names get stand-in modules whose attributes fail only when called:
+   a model that used Hardmax or Bernoulli would fail with a clear message. SANet uses neither.
+
+`install()` is idempotent and changes nothing that is already importable. tests/test_tf.py
+fails if the patch is no longer needed (onnx-tf imports without it) or no longer enough.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+import warnings
+from typing import Any
+
+OPTIONAL_MODULES = {
+    "tensorflow_addons": "the ONNX Hardmax op",
+    "tensorflow_probability": "the ONNX Bernoulli op",
+}
+
+
+class _Unavailable:
+    """Stands in for any attribute of a missing optional module; fails when called."""
+
+    def __init__(self, module: str, purpose: str, path: str) -> None:
+        self._module, self._purpose, self._path = module, purpose, path
+
+    def __getattr__(self, name: str) -> _Unavailable:
+        return _Unavailable(self._module, self._purpose, f"{self._path}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"{self._path} is unavailable: onnx-tf needs {self._module} for {self._purpose}, "
+            f"which this pipeline does not install (it does not import with Keras 3)"
+        )
+
+
+def _stand_in_module(name: str, purpose: str) -> types.ModuleType:
+    module = types.ModuleType(name, f"stand-in installed by {__name__}")
+    module.__getattr__ = lambda attr: _Unavailable(name, purpose, f"{name}.{attr}")  # type: ignore[method-assign]
+    return module
+
+
+def _mapping_module() -> types.ModuleType:
+    import numpy as np
+    import onnx.helper as helper
+
+    types_ = [t for t in helper.get_all_tensor_dtypes() if t != 0]
+    module = types.ModuleType("onnx.mapping", f"rebuilt by {__name__}")
+    module.TENSOR_TYPE_TO_NP_TYPE = {t: helper.tensor_dtype_to_np_dtype(t) for t in types_}
+    module.NP_TYPE_TO_TENSOR_TYPE = {
+        np.dtype(helper.tensor_dtype_to_np_dtype(t)): t
+        for t in reversed(types_)  # the first (canonical) ONNX type wins for shared numpy types
+    }
+    module.TENSOR_TYPE_TO_STORAGE_TENSOR_TYPE = {
+        t: helper.tensor_dtype_to_storage_tensor_dtype(t) for t in types_
+    }
+    module.STORAGE_TENSOR_TYPE_TO_FIELD = {
+        helper.tensor_dtype_to_storage_tensor_dtype(t): helper.tensor_dtype_to_field(t)
+        for t in types_
+    }
+    return module
+
+
+def missing_pieces() -> list[str]:
+    """What onnx-tf needs that the environment lacks (empty: the patch is not needed)."""
+    import onnx
+
+    missing = [] if hasattr(onnx, "mapping") or "onnx.mapping" in sys.modules else ["onnx.mapping"]
+    for name in OPTIONAL_MODULES:
+        if name in sys.modules:
+            continue
+        try:
+            importable = importlib.util.find_spec(name) is not None
+            if importable:
+                importlib.import_module(name)
+        except Exception:  # tfa raises at import under Keras 3
+            importable = False
+        if not importable:
+            missing.append(name)
+    return missing
+
+
+def install() -> None:
+    """Patch what is missing, then import onnx_tf."""
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tensorflow_addons' end-of-life notice on import
+        _install()
+
+
+def _install() -> None:
+    import onnx
+
+    for piece in missing_pieces():
+        if piece == "onnx.mapping":
+            mapping = _mapping_module()
+            sys.modules["onnx.mapping"] = mapping
+            onnx.mapping = onnx.helper.mapping = mapping  # type: ignore[attr-defined]
+        else:
+            sys.modules[piece] = _stand_in_module(piece, OPTIONAL_MODULES[piece])
+    import onnx_tf  # noqa: F401 - the import is what is being made to work

@@ -1,0 +1,127 @@
+"""Numerical parity of converted models against the patched PyTorch model.
+
+Each conversion stage runs its converted encoder, transform and decoder on a fixed set of image
+pairs (odd, non-square, content and style of different sizes), feeding every part the
+PyTorch reference inputs so that each part's own error is measured, and fails the build when
+an error exceeds the tolerance set in pipeline.yaml's `parity` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import PipelineError
+from .images import load_rgb, sample_photo_path, synthetic_painting
+from .model import PatchedSANet
+
+# (content height, width), (style height, width): square, odd and non-square, mismatched.
+PARITY_PAIRS = (
+    ((64, 64), (64, 64)),
+    ((97, 131), (80, 48)),
+    ((181, 257), (99, 131)),
+)
+
+Array = np.ndarray
+
+
+class ParityError(PipelineError):
+    """A converted model computes something else than the PyTorch model."""
+
+
+@dataclass(frozen=True)
+class PartsBackend:
+    """A converted model as three functions on NCHW float32 arrays."""
+
+    encode: Callable[[Array], tuple[Array, Array]]
+    transform: Callable[[Array, Array, Array, Array], Array]
+    decode: Callable[[Array], Array]
+
+
+def parity_images() -> list[tuple[str, Array, Array]]:
+    """The fixed (name, content, style) pairs, HWC float32 in [0, 1]."""
+    pairs = []
+    for index, (content_hw, style_hw) in enumerate(PARITY_PAIRS):
+        content = load_rgb(sample_photo_path(), (content_hw[1], content_hw[0]))
+        style = synthetic_painting(100 + index, *style_hw)
+        name = f"{content_hw[0]}x{content_hw[1]}+{style_hw[0]}x{style_hw[1]}"
+        pairs.append((name, content, style))
+    return pairs
+
+
+def errors(actual: Array, expected: Array) -> dict[str, float]:
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        raise ParityError(f"shape {actual.shape} differs from PyTorch's {expected.shape}")
+    scale = np.linalg.norm(expected)
+    return {
+        "max_abs": float(np.abs(actual - expected).max()),
+        "rel_l2": float(np.linalg.norm(actual - expected) / scale) if scale else 0.0,
+    }
+
+
+def _nchw(image: Array) -> Array:
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+
+
+@torch.no_grad()
+def compare_parts(backend: PartsBackend, model: PatchedSANet) -> dict:
+    """Errors of each converted part against PyTorch on every parity pair."""
+    rows = []
+    for name, content, style in parity_images():
+        c, s = torch.from_numpy(_nchw(content)), torch.from_numpy(_nchw(style))
+        c4, c5 = model.encoder(c)
+        s4, s5 = model.encoder(s)
+        features = model.transform(c4, s4, c5, s5)
+        image = model.decoder(features)
+        got_c4, got_c5 = backend.encode(c.numpy())
+        got_features = backend.transform(c4.numpy(), s4.numpy(), c5.numpy(), s5.numpy())
+        got_image = backend.decode(features.numpy())
+        rows.append(
+            {
+                "pair": name,
+                "relu4_1": errors(got_c4, c4.numpy()),
+                "relu5_1": errors(got_c5, c5.numpy()),
+                "transform": errors(got_features, features.numpy()),
+                "image": errors(got_image, image.numpy()),
+            }
+        )
+    return {"pairs": rows}
+
+
+def worst(rows: list[dict], key: str, metric: str) -> float:
+    return max(row[key][metric] for row in rows)
+
+
+def enforce_parts(report: dict, stage: str, feature_rel_l2: float, image_max_abs: float) -> dict:
+    """Add the verdict to a `compare_parts` report; raise ParityError if out of tolerance."""
+    rows = report["pairs"]
+    checks = {
+        f"{key} rel_l2": (worst(rows, key, "rel_l2"), feature_rel_l2)
+        for key in ("relu4_1", "relu5_1", "transform")
+    }
+    checks["image max_abs"] = (worst(rows, "image", "max_abs"), image_max_abs)
+    report["stage"] = stage
+    report["worst"] = {name: {"value": v, "tolerance": t} for name, (v, t) in checks.items()}
+    report["passed"] = all(v <= t for v, t in checks.values())
+    print(format_report(report))
+    if not report["passed"]:
+        failed = [f"{n} = {v:.3g} > {t:.3g}" for n, (v, t) in checks.items() if v > t]
+        raise ParityError(
+            f"stage {stage}: converted model differs from PyTorch beyond the tolerances in "
+            f"pipeline.yaml `parity`: {'; '.join(failed)}"
+        )
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"parity of stage {report['stage']} against PyTorch (worst over the pairs):"]
+    for name, entry in report["worst"].items():
+        mark = "ok" if entry["value"] <= entry["tolerance"] else "FAIL"
+        lines.append(
+            f"  {name:<18} {entry['value']:.3g}  (tolerance {entry['tolerance']:.3g}) {mark}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Stage `tf`: the three ONNX graphs to TensorFlow SavedModels with onnx-tf.
+
+onnx-tf 1.10 is imported through `onnx_tf_compat`. Before converting, every node is checked
+against onnx-tf's handler table, so an op it cannot convert stops the build with the op's name
+and opset rather than a trace from deep inside the converter. The SavedModels must match
+PyTorch (parity.py) before the folder is moved into place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PipelineError
+from .files import atomic_output, write_json
+from .onnx_export import FEATURE_INPUTS
+from .parity import PartsBackend, compare_parts, enforce_parts
+from .patch import load_patched_model
+
+PARTS = ("encoder", "transform", "decoder")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+
+
+class UnsupportedOnnxOp(PipelineError):
+    """The ONNX graph uses an op (at that opset) that onnx-tf has no handler for."""
+
+
+def _onnx_tf():
+    from . import onnx_tf_compat
+
+    onnx_tf_compat.install()
+    import onnx_tf.backend
+    import onnx_tf.common.handler_helper
+
+    return onnx_tf
+
+
+def unsupported_ops(model) -> list[str]:
+    """`Op (opset N)` for every op of an ONNX model that onnx-tf cannot convert."""
+    from onnx import defs
+
+    onnx_tf = _onnx_tf()
+    coverage = onnx_tf.common.handler_helper.get_backend_coverage()[0]
+    opsets = {entry.domain: entry.version for entry in model.opset_import}
+    problems = set()
+    for node in model.graph.node:
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        opset = opsets.get(domain, opsets.get("ai.onnx", 0))
+        supported = coverage.get(domain, {}).get(node.op_type, [])
+        try:
+            since = defs.get_schema(node.op_type, opset, domain).since_version
+        except defs.SchemaError:
+            since = None
+        if since is None or since not in supported:
+            problems.add(f"{node.op_type} (opset {opset}, op version {since})")
+    return sorted(problems)
+
+
+def convert_onnx_file(onnx_path: Path, dest: Path) -> None:
+    """One ONNX file to a SavedModel directory at `dest`."""
+    import onnx
+
+    onnx_tf = _onnx_tf()
+    model = onnx.load(str(onnx_path))
+    problems = unsupported_ops(model)
+    if problems:
+        raise UnsupportedOnnxOp(
+            f"onnx-tf 1.10 cannot convert {onnx_path.name}: no handler for "
+            f"{', '.join(problems)}. Export with an opset onnx-tf supports (pipeline.yaml "
+            f"onnx.opset; 10 is known to work) or avoid that op in the model."
+        )
+    onnx_tf.backend.prepare(model).export_graph(str(dest))
+
+
+def saved_model_backend(tf_dir: Path) -> PartsBackend:
+    import tensorflow as tf
+
+    signatures = {
+        part: tf.saved_model.load(str(Path(tf_dir) / part)).signatures["serving_default"]
+        for part in PARTS
+    }
+
+    def encode(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = signatures["encoder"](image=tf.constant(image))
+        return out["relu4_1"].numpy(), out["relu5_1"].numpy()
+
+    def transform(*features: np.ndarray) -> np.ndarray:
+        inputs = {k: tf.constant(v) for k, v in zip(FEATURE_INPUTS, features, strict=True)}
+        return signatures["transform"](**inputs)["features"].numpy()
+
+    def decode(features: np.ndarray) -> np.ndarray:
+        return signatures["decoder"](features=tf.constant(features))["image"].numpy()
+
+    return PartsBackend(encode, transform, decode)
+
+
+def run_tf_stage(
+    onnx_dir: str,
+    patched_dir: str,
+    out_dir: str,
+    width_divisor: int,
+    feature_rel_l2: float,
+    image_max_abs: float,
+) -> dict:
+    """Convert, then prove parity with PyTorch; the folder appears only if parity holds."""
+    model = load_patched_model(Path(patched_dir), width_divisor)
+    with atomic_output(Path(out_dir)) as staged:
+        staged.mkdir()
+        for part in PARTS:
+            print(f"  converting {part}.onnx with onnx-tf", flush=True)
+            convert_onnx_file(Path(onnx_dir) / f"{part}.onnx", staged / part)
+        report = compare_parts(saved_model_backend(staged), model)
+        report = enforce_parts(report, "tf", feature_rel_l2, image_max_abs)
+        write_json(staged / "parity.json", report)
+    return {"passed": report["passed"]}

@@ -1,0 +1,122 @@
+"""The onnx and tf stages at tiny width: exports that check out and match PyTorch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
+from sanet_tfjs.model import PatchedSANet
+from sanet_tfjs.onnx_export import run_onnx_stage
+from sanet_tfjs.parity import ParityError
+from sanet_tfjs.tf_convert import UnsupportedOnnxOp, convert_onnx_file, run_tf_stage
+from tests.conftest import ROOT, TINY
+
+TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
+
+
+@pytest.fixture(scope="module")
+def patched_dir(tmp_path_factory, tiny_states):
+    folder = tmp_path_factory.mktemp("patched")
+    model = PatchedSANet(TINY)
+    vgg = tiny_states[VGG_FILE]
+    parts = {
+        "encoder": {key: vgg[key] for key in used_encoder_keys(TINY)},
+        "transform": tiny_states["transformer_iter_500000.pth"],
+        "decoder": tiny_states["decoder_iter_500000.pth"],
+    }
+    for part, state in parts.items():
+        getattr(model, part).load_state_dict(state)
+        torch.save(state, folder / f"{part}.pt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory, patched_dir):
+    folder = tmp_path_factory.mktemp("build") / "onnx"
+    run_onnx_stage(str(patched_dir), str(folder), TINY, 10, False, **TOLERANCES)
+    return folder
+
+
+def test_onnx_files_check_out_with_dynamic_sizes(onnx_dir):
+    for name in ("encoder", "transform", "decoder"):
+        model = onnx.load(str(onnx_dir / f"{name}.onnx"))
+        onnx.checker.check_model(model, full_check=True)
+        assert model.opset_import[0].version == 10
+        for value in model.graph.input:
+            dims = value.type.tensor_type.shape.dim
+            assert dims[2].dim_param and dims[3].dim_param  # height and width are dynamic
+
+
+def test_onnx_runtime_matches_pytorch(onnx_dir):
+    report = json.loads((onnx_dir / "parity.json").read_text())
+    assert report["passed"] and len(report["pairs"]) == 3
+    for row in report["pairs"]:
+        for key in ("relu4_1", "relu5_1", "transform"):
+            assert row[key]["rel_l2"] <= 1e-5
+        assert row["image"]["max_abs"] <= 1e-4
+
+
+def test_saved_models_match_pytorch(onnx_dir, patched_dir, tmp_path):
+    out = tmp_path / "tf"
+    run_tf_stage(str(onnx_dir), str(patched_dir), str(out), TINY, **TOLERANCES)
+    report = json.loads((out / "parity.json").read_text())
+    assert report["passed"]
+    assert all(row["image"]["max_abs"] <= 1e-4 for row in report["pairs"])
+    assert all((out / part / "saved_model.pb").is_file() for part in ("encoder", "decoder"))
+
+
+def test_out_of_tolerance_export_is_not_installed(patched_dir, tmp_path):
+    out = tmp_path / "onnx"
+    with pytest.raises(ParityError, match="relu4_1 rel_l2"):
+        run_onnx_stage(str(patched_dir), str(out), TINY, 10, False, 1e-12, 1e-12)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder left behind either
+
+
+def test_unsupported_op_is_named_with_its_opset(tmp_path):
+    # Unsqueeze-13 takes its axes as an input; onnx-tf 1.10 has no handler for it.
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["x", "axes"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("axes", TensorProto.INT64, [1]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    )
+    path = tmp_path / "unsqueeze.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(UnsupportedOnnxOp) as error:
+        convert_onnx_file(path, tmp_path / "saved")
+    assert "Unsqueeze (opset 13" in str(error.value)
+    assert not (tmp_path / "saved").exists()
+
+
+def test_onnx_tf_compat_is_needed_and_enough():
+    plain = subprocess.run(
+        [sys.executable, "-c", "import onnx_tf"], capture_output=True, text=True, timeout=300
+    )
+    assert plain.returncode != 0, "onnx-tf imports without the patch: remove onnx_tf_compat"
+    assert "mapping" in plain.stderr
+    patched = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sanet_tfjs import onnx_tf_compat; onnx_tf_compat.install();"
+            "from onnx_tf.backend import prepare; print('ok')",
+        ],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert patched.returncode == 0, patched.stderr[-2000:]
+    assert patched.stdout.strip().endswith("ok")
