@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# JavaScript packages (TensorFlow.js for the Node parity check), exactly as package-lock.json says.
+npm_stamp=node_modules/.installed-lock-sha256
+npm_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_sum" ]; then
+  echo "setup: installing the pinned npm packages into node_modules" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$npm_sum" > "$npm_stamp"
+fi
+
 lock_sum=$(sha256sum requirements.lock | cut -d' ' -f1)
 stamp=.venv/.installed-lock-sha256
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then

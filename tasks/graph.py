@@ -8,7 +8,7 @@ from typing import Any
 
 from sanet_tfjs.errors import PipelineError
 
-from . import Pipeline, fetch, fixtures, onnx, patch, tf
+from . import Pipeline, fetch, fixtures, onnx, patch, tf, tfjs, tfstyle
 
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
@@ -29,7 +29,14 @@ def load_graph() -> dict[str, Any]:
         sys.exit(2)
     pipeline.artifacts.mkdir(parents=True, exist_ok=True)
 
-    creators = [fetch.task_fetch, patch.task_patch, onnx.task_onnx, tf.task_tf]
+    creators = [
+        fetch.task_fetch,
+        patch.task_patch,
+        onnx.task_onnx,
+        tf.task_tf,
+        tfstyle.task_tfstyle,
+        tfjs.task_tfjs,
+    ]
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 

@@ -100,6 +100,14 @@ class ParitySection(Section):
     result_max_abs: PositiveFloat = 1 / 255  # max abs error of a whole stylization result
 
 
+class TfjsSection(Section):
+    quantization: Literal["none", "float16", "uint8"] = "none"
+    shard_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    # An unquantized bundle may exceed the float32 parameters by this factor at most
+    # (manifest rounding); a weight stored twice shows as about 2.
+    max_size_ratio: Annotated[float, Field(ge=1.0)] = 1.02
+
+
 class PipelineConfig(Section):
     artifacts_dir: str = "artifacts"
     model: ModelSection = ModelSection()
@@ -107,6 +115,7 @@ class PipelineConfig(Section):
     fetch: FetchSection
     onnx: OnnxSection = OnnxSection()
     parity: ParitySection = ParitySection()
+    tfjs: TfjsSection = TfjsSection()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON data: what a stage reads and what doit watches."""

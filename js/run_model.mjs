@@ -1,0 +1,70 @@
+// Runs a TensorFlow.js graph model in Node on cases prepared by src/sanet_tfjs/tfjs_node.py.
+// Usage: node js/run_model.mjs <model_dir> <cases_dir> [backend=wasm]
+// cases_dir/cases.json: [{content: {file, shape}, style: {file, shape}, iters, max_resolution}]
+// Writes cases_dir/result_<i>.bin (float32) and cases_dir/results.json (shapes, timings, errors).
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { stylize } from './sanet.mjs';
+
+const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
+const require = createRequire(import.meta.url);
+
+// The model from disk: model.json plus its weight shards, as the browser would fetch them.
+const fromDisk = {
+  async load() {
+    const json = JSON.parse(await readFile(join(modelDir, 'model.json'), 'utf8'));
+    const weightSpecs = [];
+    const buffers = [];
+    for (const group of json.weightsManifest) {
+      weightSpecs.push(...group.weights);
+      for (const path of group.paths) buffers.push(await readFile(join(modelDir, path)));
+    }
+    const all = Buffer.concat(buffers);
+    return {
+      modelTopology: json.modelTopology,
+      format: json.format,
+      generatedBy: json.generatedBy,
+      convertedBy: json.convertedBy,
+      signature: json.signature,
+      userDefinedMetadata: json.userDefinedMetadata,
+      modelInitializer: json.modelInitializer,
+      weightSpecs,
+      weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+    };
+  },
+};
+
+async function floats(spec) {
+  const bytes = await readFile(join(casesDir, spec.file));
+  return tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), spec.shape);
+}
+
+if (backend === 'wasm') {
+  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
+}
+await tf.setBackend(backend);
+await tf.ready();
+
+const started = performance.now();
+const model = await tf.loadGraphModel(fromDisk);
+const loadMs = performance.now() - started;
+const cases = JSON.parse(await readFile(join(casesDir, 'cases.json'), 'utf8'));
+const results = [];
+for (const [index, c] of cases.entries()) {
+  const inputs = { content: await floats(c.content), style: await floats(c.style) };
+  const t0 = performance.now();
+  try {
+    const result = await stylize(tf, model, inputs.content, inputs.style, c.iters, c.max_resolution);
+    const data = await result.data();
+    await writeFile(join(casesDir, `result_${index}.bin`), Buffer.from(data.buffer));
+    results.push({ shape: result.shape, ms: performance.now() - t0 });
+    result.dispose();
+  } catch (error) {
+    results.push({ error: String(error && error.message ? error.message : error) });
+  }
+  Object.values(inputs).forEach((t) => t.dispose());
+}
+await writeFile(join(casesDir, 'results.json'), JSON.stringify({ backend: tf.getBackend(), loadMs, results }));

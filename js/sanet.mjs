@@ -1,0 +1,65 @@
+// The SANet stylization model in TensorFlow.js: input checks and the call.
+// TensorFlow.js has no Assert op, so the graph's own checks are stripped at conversion; these
+// are the same rules as src/sanet_tfjs/stylize.py (tests run both on the same bad inputs).
+
+export const MIN_SIDE = 17; // relu5_1 is ceil(side / 16) pixels and needs at least 2
+export const MIN_MAX_RESOLUTION = MIN_SIDE;
+
+export class StylizeInputError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'StylizeInputError';
+  }
+}
+
+// The size an image is scaled to: longer side at most maxResolution, rounded half up.
+export function fittedSize(height, width, maxResolution) {
+  const longer = Math.max(height, width);
+  if (longer <= maxResolution) return [height, width];
+  const half = Math.floor(longer / 2);
+  return [
+    Math.max(1, Math.floor((height * maxResolution + half) / longer)),
+    Math.max(1, Math.floor((width * maxResolution + half) / longer)),
+  ];
+}
+
+export function checkInputs(contentShape, styleShape, iters, maxResolution) {
+  for (const [name, shape] of [['content', contentShape], ['style', styleShape]]) {
+    if (shape.length !== 3 || shape[2] !== 3) {
+      throw new StylizeInputError(`${name} must be [height, width, 3] RGB, got [${shape}]`);
+    }
+    if (shape[0] === 0 || shape[1] === 0) throw new StylizeInputError(`${name} is empty ([${shape}])`);
+  }
+  if (!Number.isInteger(iters) || iters < 1) {
+    throw new StylizeInputError(`iters must be an integer >= 1, got ${iters}`);
+  }
+  if (!Number.isInteger(maxResolution) || maxResolution < MIN_MAX_RESOLUTION) {
+    throw new StylizeInputError(`max_resolution must be an integer >= ${MIN_MAX_RESOLUTION}, got ${maxResolution}`);
+  }
+  for (const [name, shape] of [['content', contentShape], ['style', styleShape]]) {
+    const size = fittedSize(shape[0], shape[1], maxResolution);
+    if (Math.min(...size) < MIN_SIDE) {
+      throw new StylizeInputError(
+        `${name} is too small: ${shape[0]}x${shape[1]} scaled to max_resolution ${maxResolution} ` +
+          `is ${size[0]}x${size[1]}; both sides must be >= ${MIN_SIDE}`,
+      );
+    }
+  }
+}
+
+// content, style: float32 tensors [H, W, 3] in [0, 1]. Returns the result tensor [H, W, 3].
+export async function stylize(tf, model, content, style, iters, maxResolution) {
+  checkInputs(content.shape, style.shape, iters, maxResolution);
+  const inputs = {
+    content,
+    style,
+    iters: tf.scalar(iters, 'int32'),
+    max_resolution: tf.scalar(maxResolution, 'int32'),
+  };
+  try {
+    return await model.executeAsync(inputs, ['result']);
+  } finally {
+    inputs.iters.dispose();
+    inputs.max_resolution.dispose();
+  }
+}

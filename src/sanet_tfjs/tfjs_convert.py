@@ -1,0 +1,178 @@
+"""Stage `tfjs`: the TFStyle SavedModel to a TensorFlow.js graph model, checked in Node.
+
+`tensorflowjs_converter` freezes the serving signature into model.json plus weight shards.
+TensorFlow.js has no Assert op, so the converter strips the signature's input checks
+(`--strip_debug_ops`); web code validates inputs before calling the model (see js/). The stage
+then runs the bundle with TensorFlow.js in Node (wasm backend) on the parity pairs against the
+PyTorch reference, and checks the bundle size: weights that appear twice in the frozen graph
+(one copy per call site) would show as a bundle well over the parameters' float32 size.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PipelineError
+from .files import atomic_output, write_json
+from .parity import ParityError, errors, parity_images
+from .patch import load_patched_model
+from .stylize import reference_stylize
+from .tfstyle import PARITY_SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_RUNNER = ROOT / "js" / "run_model.mjs"
+QUANTIZE_FLAGS = {"none": [], "float16": ["--quantize_float16=*"], "uint8": ["--quantize_uint8=*"]}
+
+
+class ConversionError(PipelineError):
+    """tensorflowjs_converter or the Node check failed."""
+
+
+def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: str) -> None:
+    converter = Path(sys.executable).with_name("tensorflowjs_converter")
+    command = [
+        str(converter),
+        "--input_format=tf_saved_model",
+        "--output_format=tfjs_graph_model",
+        "--signature_name=serving_default",
+        "--saved_model_tags=serve",
+        "--strip_debug_ops=True",
+        f"--weight_shard_size_bytes={shard_bytes}",
+        *QUANTIZE_FLAGS[quantization],
+        str(saved_model),
+        str(out_dir),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise ConversionError(f"tensorflowjs_converter failed on {saved_model}:\n{tail}")
+
+
+def bundle_bytes(model_dir: Path) -> dict[str, int]:
+    manifest = json.loads((Path(model_dir) / "model.json").read_text())["weightsManifest"]
+    shards = [Path(model_dir) / path for group in manifest for path in group["paths"]]
+    return {
+        "shards": len(shards),
+        "weights": sum(path.stat().st_size for path in shards),
+        "model_json": (Path(model_dir) / "model.json").stat().st_size,
+    }
+
+
+def run_in_node(model_dir: Path, cases: list[tuple], backend: str = "wasm") -> dict:
+    """Run (content, style, iters, max_resolution) cases in Node; results and timings."""
+    if shutil.which("node") is None:
+        raise ConversionError("node is not installed; run scripts/setup.sh")
+    with tempfile.TemporaryDirectory(prefix="tfjs-cases-") as folder:
+        folder = Path(folder)
+        specs = []
+        for index, (content, style, iters, max_resolution) in enumerate(cases):
+            entry = {"iters": iters, "max_resolution": max_resolution}
+            for name, image in (("content", content), ("style", style)):
+                np.ascontiguousarray(image, np.float32).tofile(folder / f"{name}_{index}.bin")
+                entry[name] = {"file": f"{name}_{index}.bin", "shape": list(image.shape)}
+            specs.append(entry)
+        (folder / "cases.json").write_text(json.dumps(specs))
+        done = subprocess.run(
+            ["node", str(NODE_RUNNER), str(Path(model_dir).resolve()), str(folder), backend],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if done.returncode != 0:
+            raise ConversionError(f"TensorFlow.js in Node failed:\n{done.stderr[-3000:]}")
+        report = json.loads((folder / "results.json").read_text())
+        for index, entry in enumerate(report["results"]):
+            if "shape" in entry:
+                data = np.fromfile(folder / f"result_{index}.bin", np.float32)
+                entry["result"] = data.reshape(entry["shape"])
+    return report
+
+
+def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dict:
+    """TFJS (Node, wasm) vs the PyTorch reference on the parity pairs and settings."""
+    runs = [
+        (name, content, style, iters, max_resolution)
+        for name, content, style in parity_images()
+        for iters, max_resolution in PARITY_SETTINGS
+    ]
+    report = run_in_node(model_dir, [run[1:] for run in runs])
+    rows = []
+    for (name, content, style, iters, max_resolution), entry in zip(
+        runs, report["results"], strict=True
+    ):
+        if "error" in entry:
+            raise ConversionError(f"TensorFlow.js failed on {name}: {entry['error']}")
+        expected = reference_stylize(model, content, style, iters, max_resolution)
+        rows.append(
+            {
+                "pair": name,
+                "iters": iters,
+                "max_resolution": max_resolution,
+                "ms": entry["ms"],
+                "result": errors(entry["result"], expected),
+            }
+        )
+    worst_error = max(row["result"]["max_abs"] for row in rows)
+    print(
+        f"parity of stage tfjs (Node, {report['backend']}) against PyTorch: worst result "
+        f"max_abs {worst_error:.3g}"
+        + (f" (tolerance {result_max_abs:.3g})" if result_max_abs else " (quantized: reported)")
+    )
+    checked = result_max_abs is not None
+    return {
+        "stage": "tfjs",
+        "backend": report["backend"],
+        "pairs": rows,
+        "worst": {"result max_abs": {"value": worst_error, "tolerance": result_max_abs}},
+        "passed": (worst_error <= result_max_abs) if checked else None,
+    }
+
+
+def run_tfjs_stage(
+    tfstyle_dir: str,
+    patched_dir: str,
+    out_dir: str,
+    report_path: str,
+    width_divisor: int,
+    shard_bytes: int,
+    quantization: str,
+    max_size_ratio: float,
+    result_max_abs: float,
+) -> dict:
+    model = load_patched_model(Path(patched_dir), width_divisor)
+    parameters = sum(p.numel() for p in model.parameters())
+    unquantized = quantization == "none"
+    with atomic_output(Path(out_dir)) as staged:
+        convert(Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization)
+        size = bundle_bytes(staged)
+        size["float32_parameters"] = 4 * parameters
+        size["ratio"] = size["weights"] / size["float32_parameters"]
+        print(
+            f"  bundle: {size['weights'] / 1e6:.2f} MB of weights in {size['shards']} shards "
+            f"({size['ratio']:.3f} x the float32 parameters), model.json "
+            f"{size['model_json'] / 1e3:.0f} kB"
+        )
+        if unquantized and size["ratio"] > max_size_ratio:
+            raise ConversionError(
+                f"the TFJS bundle holds {size['ratio']:.2f} x the model's float32 parameters "
+                f"(limit {max_size_ratio}): a weight is stored more than once (a part called "
+                f"from two places in the TFStyle graph?)"
+            )
+        report = compare_in_node(staged, model, result_max_abs if unquantized else None)
+        report["size"] = size
+        report["quantization"] = quantization
+        if report["passed"] is False:
+            write_json(Path(report_path), report)
+            raise ParityError(
+                f"stage tfjs: TensorFlow.js result differs from PyTorch by "
+                f"{report['worst']['result max_abs']['value']:.3g} > {result_max_abs:.3g}"
+            )
+    write_json(Path(report_path), report)
+    return {"passed": bool(report["passed"])}

@@ -1,0 +1,190 @@
+"""Stage `tfstyle`: one TF module that runs the whole stylization behind a serving signature.
+
+Signature `serving_default` (the seed's; contract in stylize.py):
+    content [H, W, 3] float32, style [h, w, 3] float32, iters int32, max_resolution int32
+    -> result [H, W, 3] float32
+
+Each part is called from exactly one place in the graph, so that freezing for TensorFlow.js
+inlines each weight once (two encoder call sites made a 132 MB bundle, see the notes): one
+`tf.while_loop` runs iters + 1 passes over a single encoder call; pass 0 encodes the style and
+keeps its features, passes 1..iters encode the current image and run transform and decoder
+inside a `tf.cond` branch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PipelineError
+from .files import atomic_output, write_json
+from .parity import ParityError, errors, parity_images
+from .patch import load_patched_model
+from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE, reference_stylize
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PARTS = ("encoder", "transform", "decoder")
+PARITY_SETTINGS = ((1, 512), (2, 512), (1, 80))  # (iters, max_resolution) per parity run
+
+
+def build_module(tf_dir: Path):
+    """The TFStyle tf.Module over the three SavedModels of the `tf` stage."""
+    import tensorflow as tf
+
+    class TFStyle(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="tfstyle")
+            for part in PARTS:
+                setattr(self, part, tf.saved_model.load(str(Path(tf_dir) / part)))
+
+        def _fit(self, image, max_resolution, name: str):
+            """HWC image -> [1, 3, h, w] scaled so its longer side is <= max_resolution."""
+            shape = tf.shape(image)
+            height, width = shape[0], shape[1]
+            tf.debugging.assert_positive(
+                tf.minimum(height, width), message=f"{name} image is empty"
+            )
+            longer = tf.maximum(height, width)
+            scaled = longer > max_resolution
+            half = longer // 2
+            new_h = tf.where(scaled, (height * max_resolution + half) // longer, height)
+            new_w = tf.where(scaled, (width * max_resolution + half) // longer, width)
+            tf.debugging.assert_greater_equal(
+                tf.minimum(new_h, new_w),
+                MIN_SIDE,
+                message=f"{name} image too small: both sides must be >= {MIN_SIDE} pixels "
+                f"after scaling to max_resolution",
+            )
+            resized = tf.image.resize(image[None], tf.stack([new_h, new_w]), method="bilinear")
+            return tf.transpose(resized, [0, 3, 1, 2])
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, 3], tf.float32, name="content"),
+                tf.TensorSpec([None, None, 3], tf.float32, name="style"),
+                tf.TensorSpec([], tf.int32, name="iters"),
+                tf.TensorSpec([], tf.int32, name="max_resolution"),
+            ]
+        )
+        def serve(self, content, style, iters, max_resolution):
+            tf.debugging.assert_greater_equal(iters, 1, message="iters must be >= 1")
+            tf.debugging.assert_greater_equal(
+                max_resolution,
+                MIN_MAX_RESOLUTION,
+                message=f"max_resolution must be >= {MIN_MAX_RESOLUTION}",
+            )
+            content_in = self._fit(content, max_resolution, "content")
+            style_in = self._fit(style, max_resolution, "style")
+            height, width = tf.shape(content_in)[2], tf.shape(content_in)[3]
+            encode = self.encoder.signatures["serving_default"]
+            transform = self.transform.signatures["serving_default"]
+            decode = self.decoder.signatures["serving_default"]
+            channels = encode.structured_outputs["relu4_1"].shape[1]
+            empty = tf.zeros([1, channels, 1, 1])
+
+            def body(step, image, style4_1, style5_1):
+                features = encode(image=image)
+                relu4_1, relu5_1 = features["relu4_1"], features["relu5_1"]
+
+                def keep_style():
+                    return content_in, relu4_1, relu5_1
+
+                def stylize():
+                    merged = transform(
+                        content4_1=relu4_1,
+                        style4_1=style4_1,
+                        content5_1=relu5_1,
+                        style5_1=style5_1,
+                    )["features"]
+                    out = decode(features=merged)["image"][:, :, :height, :width]
+                    return tf.clip_by_value(out, 0.0, 1.0), style4_1, style5_1
+
+                image, style4_1, style5_1 = tf.cond(tf.equal(step, 0), keep_style, stylize)
+                return step + 1, image, style4_1, style5_1
+
+            spatial = tf.TensorShape([None, None, None, None])
+            _, image, _, _ = tf.while_loop(
+                lambda step, *_: step <= iters,
+                body,
+                (tf.constant(0), style_in, empty, empty),
+                shape_invariants=(tf.TensorShape([]), spatial, spatial, spatial),
+            )
+            image = tf.transpose(image, [0, 2, 3, 1])
+            result = tf.image.resize(image, tf.shape(content)[:2], method="bilinear")
+            return {"result": tf.reshape(result[0], tf.shape(content))}
+
+    return TFStyle()
+
+
+def saved_model_stylize(saved_model_dir: Path):
+    """The exported signature as a function of numpy arrays: (content, style, iters, max_res)."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
+
+    def run(content: np.ndarray, style: np.ndarray, iters: int, max_resolution: int):
+        out = signature(
+            content=tf.constant(content, tf.float32),
+            style=tf.constant(style, tf.float32),
+            iters=tf.constant(iters, tf.int32),
+            max_resolution=tf.constant(max_resolution, tf.int32),
+        )
+        return out["result"].numpy()
+
+    return run
+
+
+def compare_stylizations(run, model, stage: str, result_max_abs: float) -> dict:
+    """Whole-stylization errors of `run` against the PyTorch reference; raise beyond tolerance."""
+    rows = []
+    for name, content, style in parity_images():
+        for iters, max_resolution in PARITY_SETTINGS:
+            expected = reference_stylize(model, content, style, iters, max_resolution)
+            actual = run(content, style, iters, max_resolution)
+            rows.append(
+                {
+                    "pair": name,
+                    "iters": iters,
+                    "max_resolution": max_resolution,
+                    "result": errors(actual, expected),
+                }
+            )
+    worst_error = max(row["result"]["max_abs"] for row in rows)
+    report = {
+        "stage": stage,
+        "pairs": rows,
+        "worst": {"result max_abs": {"value": worst_error, "tolerance": result_max_abs}},
+        "passed": worst_error <= result_max_abs,
+    }
+    print(
+        f"parity of stage {stage} against PyTorch: worst result max_abs {worst_error:.3g} "
+        f"(tolerance {result_max_abs:.3g}) over {len(rows)} runs"
+    )
+    if not report["passed"]:
+        raise ParityError(
+            f"stage {stage}: stylization differs from PyTorch by {worst_error:.3g} > "
+            f"{result_max_abs:.3g} (pipeline.yaml parity.result_max_abs)"
+        )
+    return report
+
+
+def run_tfstyle_stage(
+    tf_dir: str, patched_dir: str, out_dir: str, width_divisor: int, result_max_abs: float
+) -> dict:
+    import tensorflow as tf
+
+    module = build_module(Path(tf_dir))
+    with atomic_output(Path(out_dir)) as staged:
+        staged.mkdir()
+        saved = staged / "saved_model"
+        tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
+        model = load_patched_model(Path(patched_dir), width_divisor)
+        report = compare_stylizations(saved_model_stylize(saved), model, "tfstyle", result_max_abs)
+        write_json(staged / "parity.json", report)
+    return {"passed": report["passed"]}
+
+
+__all__ = ["PipelineError", "build_module", "run_tfstyle_stage"]
