@@ -11,8 +11,10 @@ import pytest
 import torch
 import yaml
 
+from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
 from sanet_tfjs.fixtures import fixture_state_dicts
 from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
+from sanet_tfjs.model import PatchedSANet
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
@@ -78,3 +80,19 @@ def executed_tasks(result: subprocess.CompletedProcess) -> list[str]:
 @pytest.fixture
 def scratch_pipeline(tmp_path: Path) -> ScratchPipeline:
     return ScratchPipeline(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def patched_dir(tmp_path_factory, tiny_states):
+    folder = tmp_path_factory.mktemp("patched")
+    model = PatchedSANet(TINY)
+    vgg = tiny_states[VGG_FILE]
+    parts = {
+        "encoder": {key: vgg[key] for key in used_encoder_keys(TINY)},
+        "transform": tiny_states["transformer_iter_500000.pth"],
+        "decoder": tiny_states["decoder_iter_500000.pth"],
+    }
+    for part, state in parts.items():
+        getattr(model, part).load_state_dict(state)
+        torch.save(state, folder / f"{part}.pt")
+    return folder

@@ -8,33 +8,14 @@ import sys
 
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper
 
-from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
-from sanet_tfjs.model import PatchedSANet
 from sanet_tfjs.onnx_export import run_onnx_stage
 from sanet_tfjs.parity import ParityError
 from sanet_tfjs.tf_convert import UnsupportedOnnxOp, convert_onnx_file, run_tf_stage
 from tests.conftest import ROOT, TINY
 
 TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
-
-
-@pytest.fixture(scope="module")
-def patched_dir(tmp_path_factory, tiny_states):
-    folder = tmp_path_factory.mktemp("patched")
-    model = PatchedSANet(TINY)
-    vgg = tiny_states[VGG_FILE]
-    parts = {
-        "encoder": {key: vgg[key] for key in used_encoder_keys(TINY)},
-        "transform": tiny_states["transformer_iter_500000.pth"],
-        "decoder": tiny_states["decoder_iter_500000.pth"],
-    }
-    for part, state in parts.items():
-        getattr(model, part).load_state_dict(state)
-        torch.save(state, folder / f"{part}.pt")
-    return folder
 
 
 @pytest.fixture(scope="module")

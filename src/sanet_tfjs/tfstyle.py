@@ -40,25 +40,55 @@ def build_module(tf_dir: Path):
             for part in PARTS:
                 setattr(self, part, tf.saved_model.load(str(Path(tf_dir) / part)))
 
-        def _fit(self, image, max_resolution, name: str):
-            """HWC image -> [1, 3, h, w] scaled so its longer side is <= max_resolution."""
+        @staticmethod
+        def _fitted_size(image, max_resolution):
+            """Integer (h, w) with the longer side <= max_resolution, rounded half up."""
             shape = tf.shape(image)
             height, width = shape[0], shape[1]
-            tf.debugging.assert_positive(
-                tf.minimum(height, width), message=f"{name} image is empty"
-            )
             longer = tf.maximum(height, width)
             scaled = longer > max_resolution
             half = longer // 2
             new_h = tf.where(scaled, (height * max_resolution + half) // longer, height)
             new_w = tf.where(scaled, (width * max_resolution + half) // longer, width)
-            tf.debugging.assert_greater_equal(
-                tf.minimum(new_h, new_w),
-                MIN_SIDE,
-                message=f"{name} image too small: both sides must be >= {MIN_SIDE} pixels "
-                f"after scaling to max_resolution",
-            )
-            resized = tf.image.resize(image[None], tf.stack([new_h, new_w]), method="bilinear")
+            return new_h, new_w
+
+        def _input_checks(self, content, style, iters, max_resolution) -> list:
+            """Thunks making the contract's asserts, in stylize.check_inputs' order."""
+            checks = []
+            for name, image in (("content", content), ("style", style)):
+                shape = tf.shape(image)
+                checks += [
+                    # The signature's static [None, None, 3] is not enforced on calls.
+                    lambda shape=shape, name=name: tf.debugging.assert_equal(
+                        shape[2], 3, message=f"{name} must be [height, width, 3] RGB"
+                    ),
+                    lambda shape=shape, name=name: tf.debugging.assert_positive(
+                        tf.minimum(shape[0], shape[1]), message=f"{name} is empty"
+                    ),
+                ]
+            checks += [
+                lambda: tf.debugging.assert_greater_equal(iters, 1, message="iters must be >= 1"),
+                lambda: tf.debugging.assert_greater_equal(
+                    max_resolution,
+                    MIN_MAX_RESOLUTION,
+                    message=f"max_resolution must be >= {MIN_MAX_RESOLUTION}",
+                ),
+            ]
+            for name, image in (("content", content), ("style", style)):
+                checks.append(
+                    lambda image=image, name=name: tf.debugging.assert_greater_equal(
+                        tf.minimum(*self._fitted_size(image, max_resolution)),
+                        MIN_SIDE,
+                        message=f"{name} is too small: both sides must be >= {MIN_SIDE} "
+                        f"pixels after scaling to max_resolution",
+                    )
+                )
+            return checks
+
+        def _fit(self, image, max_resolution):
+            """HWC image -> [1, 3, h, w] scaled so its longer side is <= max_resolution."""
+            size = tf.stack(self._fitted_size(image, max_resolution))
+            resized = tf.image.resize(image[None], size, method="bilinear")
             return tf.transpose(resized, [0, 3, 1, 2])
 
         @tf.function(
@@ -70,14 +100,16 @@ def build_module(tf_dir: Path):
             ]
         )
         def serve(self, content, style, iters, max_resolution):
-            tf.debugging.assert_greater_equal(iters, 1, message="iters must be >= 1")
-            tf.debugging.assert_greater_equal(
-                max_resolution,
-                MIN_MAX_RESOLUTION,
-                message=f"max_resolution must be >= {MIN_MAX_RESOLUTION}",
-            )
-            content_in = self._fit(content, max_resolution, "content")
-            style_in = self._fit(style, max_resolution, "style")
+            # Each check runs after the previous one and before any computation, so the first
+            # broken rule is the one reported. (TFJS strips asserts: js/sanet.mjs checks there.)
+            gate = []
+            for make_check in self._input_checks(content, style, iters, max_resolution):
+                with tf.control_dependencies(gate):
+                    gate = [make_check()]
+            with tf.control_dependencies(gate):
+                content, style = tf.identity(content), tf.identity(style)
+            content_in = self._fit(content, max_resolution)
+            style_in = self._fit(style, max_resolution)
             height, width = tf.shape(content_in)[2], tf.shape(content_in)[3]
             encode = self.encoder.signatures["serving_default"]
             transform = self.transform.signatures["serving_default"]
