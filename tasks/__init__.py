@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import cached_property
@@ -81,12 +82,14 @@ def stage_action(target: str, **kwargs: Any) -> tuple:
     def run(**options: Any) -> Any:  # doit passes the task's command-line params here
         # Stages write to the real streams: doit's stand-ins (no capture at verbosity 2) would
         # be bound by TensorFlow's log handler and break logging's shutdown at exit.
+        started = time.monotonic()
         with redirect_stdout(sys.__stdout__), redirect_stderr(sys.__stderr__):
             module = importlib.import_module(f"sanet_tfjs.{module_name}")
             try:
                 result = getattr(module, function_name)(**kwargs, **options)
             except PipelineError as exc:
                 return TaskFailed(str(exc))
+            print(f"   {module_name} done in {time.monotonic() - started:.1f} s", flush=True)
         return result if isinstance(result, dict) else None
 
     run.__name__ = function_name

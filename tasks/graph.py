@@ -8,7 +8,7 @@ from typing import Any
 
 from sanet_tfjs.errors import PipelineError
 
-from . import Pipeline, fetch, fixtures, onnx, patch, tf, tfjs, tfstyle
+from . import Pipeline, fetch, fixtures, onnx, patch, report, tf, tfjs, tfstyle
 
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
@@ -36,6 +36,7 @@ def load_graph() -> dict[str, Any]:
         tf.task_tf,
         tfstyle.task_tfstyle,
         tfjs.task_tfjs,
+        report.task_report,
     ]
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)

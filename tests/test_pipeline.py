@@ -6,13 +6,17 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, executed_tasks
+
+ALL_STAGES = ["fixtures", "fetch", "patch", "onnx", "tf", "tfstyle", "tfjs", "report"]
 
 
 def test_build_then_noop_then_only_what_changed(scratch_pipeline):
     first = scratch_pipeline.doit()
     assert first.returncode == 0, first.stderr
-    assert executed_tasks(first) == ["fixtures", "fetch", "patch", "onnx", "tf"]
+    assert executed_tasks(first) == ALL_STAGES
     patched = scratch_pipeline.artifacts / "patched"
     summary = json.loads((patched / "patch.json").read_text())
     assert summary["width_divisor"] == 8
@@ -39,25 +43,27 @@ def test_build_then_noop_then_only_what_changed(scratch_pipeline):
     scratch_pipeline.save()
     assert executed_tasks(scratch_pipeline.doit()) == []
 
-    # A tolerance is read by the checking stages only.
-    scratch_pipeline.config["parity"]["image_max_abs"] = 2e-4
+    # The tfjs section reruns the tfjs stage and what follows it, nothing before.
+    scratch_pipeline.config["tfjs"]["shard_bytes"] = 65536
     scratch_pipeline.save()
-    assert executed_tasks(scratch_pipeline.doit()) == ["onnx", "tf"]
+    assert executed_tasks(scratch_pipeline.doit()) == ["tfjs", "report"]
+    manifest = json.loads((scratch_pipeline.artifacts / "tfjs" / "model.json").read_text())
+    assert len(manifest["weightsManifest"][0]["paths"]) > 1  # now in 64 KiB shards
 
     # The model width changes everything downstream of it.
     scratch_pipeline.config["model"]["width_divisor"] = 16
     scratch_pipeline.save()
-    assert executed_tasks(scratch_pipeline.doit()) == ["fixtures", "fetch", "patch", "onnx", "tf"]
+    assert executed_tasks(scratch_pipeline.doit()) == ALL_STAGES
 
 
 def test_edited_lock_is_enforced(scratch_pipeline):
-    assert scratch_pipeline.doit().returncode == 0
+    assert scratch_pipeline.doit("fetch").returncode == 0
     lock_path = scratch_pipeline.folder / "checkpoints.lock.json"
     lock = json.loads(lock_path.read_text())
     entry = lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]["decoder_iter_500000.pth"]
     entry["sha256"] = "f" * 64
     lock_path.write_text(json.dumps(lock))
-    result = scratch_pipeline.doit()
+    result = scratch_pipeline.doit("fetch")
     assert result.returncode != 0
     assert "wrong sha256" in result.stderr + result.stdout
     assert "f" * 64 in result.stderr + result.stdout
@@ -81,7 +87,7 @@ def test_doit_list_describes_every_stage(scratch_pipeline):
     result = scratch_pipeline.doit("list")
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
-    assert set(lines) == {"fixtures", "fetch", "patch", "onnx", "tf"}
+    assert set(lines) == set(ALL_STAGES)
     assert all(len(doc) > 20 for doc in lines.values())
 
 
@@ -107,3 +113,18 @@ def test_upstream_profile_fetches_from_a_mirror(scratch_pipeline, tmp_path):
     assert executed_tasks(result) == ["fetch", "patch"]
     lock = json.loads((scratch_pipeline.folder / "checkpoints.lock.json").read_text())
     assert set(lock["checkpoints"]) == {"upstream"}
+
+
+@pytest.mark.full_width
+def test_full_width_build_end_to_end(scratch_pipeline):
+    scratch_pipeline.config["model"]["width_divisor"] = 1
+    scratch_pipeline.save()
+    result = scratch_pipeline.doit()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert executed_tasks(result) == ALL_STAGES
+    report = json.loads((scratch_pipeline.artifacts / "parity.json").read_text())
+    assert report["passed"] and set(report["stages"]) == {"onnx", "tf", "tfstyle", "tfjs"}
+    size = report["stages"]["tfjs"]["size"]
+    assert size["float32_parameters"] == 4 * 20_911_247  # the parameters used, as upstream
+    assert size["weights"] <= 1.02 * size["float32_parameters"]
+    assert executed_tasks(scratch_pipeline.doit()) == []
