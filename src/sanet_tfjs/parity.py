@@ -18,6 +18,8 @@ from .errors import PipelineError
 from .images import load_rgb, sample_photo_path, synthetic_painting
 from .model import PatchedSANet
 
+# (iters, max_resolution) of each whole-stylization check: one and two passes, and scaling.
+STYLIZE_SETTINGS = ((1, 512), (2, 512), (1, 80))
 # (content height, width), (style height, width): square, odd and non-square, mismatched.
 PARITY_PAIRS = (
     ((64, 64), (64, 64)),
@@ -125,3 +127,51 @@ def format_report(report: dict) -> str:
             f"  {name:<18} {entry['value']:.3g}  (tolerance {entry['tolerance']:.3g}) {mark}"
         )
     return "\n".join(lines)
+
+
+def stylization_runs() -> list[tuple[str, Array, Array, int, int]]:
+    """(pair name, content, style, iters, max_resolution) of every whole-stylization check."""
+    return [
+        (name, content, style, iters, max_resolution)
+        for name, content, style in parity_images()
+        for iters, max_resolution in STYLIZE_SETTINGS
+    ]
+
+
+def compare_stylizations(
+    stage: str, runs: list[tuple], results: list[Array], model, result_max_abs: float | None
+) -> dict:
+    """Whole-stylization errors against the PyTorch reference. With a tolerance, raise
+    ParityError beyond it; without one (quantized models) the errors are only reported."""
+    from .stylize import reference_stylize
+
+    rows = []
+    for (name, content, style, iters, max_resolution), actual in zip(runs, results, strict=True):
+        expected = reference_stylize(model, content, style, iters, max_resolution)
+        rows.append(
+            {
+                "pair": name,
+                "iters": iters,
+                "max_resolution": max_resolution,
+                "result": errors(actual, expected),
+            }
+        )
+    worst_error = max(row["result"]["max_abs"] for row in rows)
+    checked = result_max_abs is not None
+    report = {
+        "stage": stage,
+        "pairs": rows,
+        "worst": {"result max_abs": {"value": worst_error, "tolerance": result_max_abs}},
+        "passed": worst_error <= result_max_abs if checked else None,
+    }
+    limit = f"tolerance {result_max_abs:.3g}" if checked else "reported only"
+    print(
+        f"parity of stage {stage} against PyTorch: worst result max_abs {worst_error:.3g} "
+        f"({limit}) over {len(rows)} runs"
+    )
+    if report["passed"] is False:
+        raise ParityError(
+            f"stage {stage}: stylization differs from PyTorch by {worst_error:.3g} > "
+            f"{result_max_abs:.3g} (pipeline.yaml parity.result_max_abs)"
+        )
+    return report

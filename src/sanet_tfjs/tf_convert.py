@@ -8,7 +8,6 @@ PyTorch (parity.py) before the folder is moved into place.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from .patch import load_patched_model
 
 PARTS = ("encoder", "transform", "decoder")
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 
 class UnsupportedOnnxOp(PipelineError):

@@ -13,21 +13,17 @@ inside a `tf.cond` branch.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError
 from .files import atomic_output, write_json
-from .parity import ParityError, errors, parity_images
+from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
-from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE, reference_stylize
+from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PARTS = ("encoder", "transform", "decoder")
-PARITY_SETTINGS = ((1, 512), (2, 512), (1, 80))  # (iters, max_resolution) per parity run
 
 
 def build_module(tf_dir: Path):
@@ -169,40 +165,6 @@ def saved_model_stylize(saved_model_dir: Path):
     return run
 
 
-def compare_stylizations(run, model, stage: str, result_max_abs: float) -> dict:
-    """Whole-stylization errors of `run` against the PyTorch reference; raise beyond tolerance."""
-    rows = []
-    for name, content, style in parity_images():
-        for iters, max_resolution in PARITY_SETTINGS:
-            expected = reference_stylize(model, content, style, iters, max_resolution)
-            actual = run(content, style, iters, max_resolution)
-            rows.append(
-                {
-                    "pair": name,
-                    "iters": iters,
-                    "max_resolution": max_resolution,
-                    "result": errors(actual, expected),
-                }
-            )
-    worst_error = max(row["result"]["max_abs"] for row in rows)
-    report = {
-        "stage": stage,
-        "pairs": rows,
-        "worst": {"result max_abs": {"value": worst_error, "tolerance": result_max_abs}},
-        "passed": worst_error <= result_max_abs,
-    }
-    print(
-        f"parity of stage {stage} against PyTorch: worst result max_abs {worst_error:.3g} "
-        f"(tolerance {result_max_abs:.3g}) over {len(rows)} runs"
-    )
-    if not report["passed"]:
-        raise ParityError(
-            f"stage {stage}: stylization differs from PyTorch by {worst_error:.3g} > "
-            f"{result_max_abs:.3g} (pipeline.yaml parity.result_max_abs)"
-        )
-    return report
-
-
 def run_tfstyle_stage(
     tf_dir: str, patched_dir: str, out_dir: str, width_divisor: int, result_max_abs: float
 ) -> dict:
@@ -214,9 +176,9 @@ def run_tfstyle_stage(
         saved = staged / "saved_model"
         tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
         model = load_patched_model(Path(patched_dir), width_divisor)
-        report = compare_stylizations(saved_model_stylize(saved), model, "tfstyle", result_max_abs)
+        run = saved_model_stylize(saved)
+        runs = stylization_runs()
+        results = [run(*case[1:]) for case in runs]
+        report = compare_stylizations("tfstyle", runs, results, model, result_max_abs)
         write_json(staged / "parity.json", report)
     return {"passed": report["passed"]}
-
-
-__all__ = ["PipelineError", "build_module", "run_tfstyle_stage"]
