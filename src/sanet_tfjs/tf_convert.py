@@ -21,7 +21,6 @@ from .patch import load_patched_model
 PARTS = ("encoder", "transform", "decoder")
 
 
-
 class UnsupportedOnnxOp(PipelineError):
     """The ONNX graph uses an op (at that opset) that onnx-tf has no handler for."""
 

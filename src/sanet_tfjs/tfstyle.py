@@ -22,7 +22,6 @@ from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
 from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE
 
-
 PARTS = ("encoder", "transform", "decoder")
 
 
