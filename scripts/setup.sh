@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian's Chromium for the browser stage and tests (a tool's own browser download fails here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Debian's chromium" >&2
+  sudo_cmd=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
+
 # JavaScript packages (TensorFlow.js for the Node parity check), exactly as package-lock.json says.
 npm_stamp=node_modules/.installed-lock-sha256
 npm_sum=$(sha256sum package-lock.json | cut -d' ' -f1)

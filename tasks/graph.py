@@ -8,7 +8,7 @@ from typing import Any
 
 from sanet_tfjs.errors import PipelineError
 
-from . import Pipeline, fetch, fixtures, onnx, patch, report, tf, tfjs, tfstyle
+from . import Pipeline, fetch, fixtures, onnx, page, patch, report, smoke, tf, tfjs, tfstyle
 
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
@@ -37,6 +37,8 @@ def load_graph() -> dict[str, Any]:
         tfstyle.task_tfstyle,
         tfjs.task_tfjs,
         report.task_report,
+        page.task_page,
+        smoke.task_smoke,
     ]
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)

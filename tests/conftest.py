@@ -15,9 +15,15 @@ from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
 from sanet_tfjs.fixtures import fixture_state_dicts
 from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
 from sanet_tfjs.model import PatchedSANet
+from sanet_tfjs.onnx_export import run_onnx_stage
+from sanet_tfjs.tf_convert import run_tf_stage
+from sanet_tfjs.tfjs_convert import run_tfjs_stage
+from sanet_tfjs.tfstyle import run_tfstyle_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
+ONE_LEVEL = 1 / 255
+TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
 DOIT_TIMEOUT_S = 900
 
 
@@ -96,3 +102,17 @@ def patched_dir(tmp_path_factory, tiny_states):
         getattr(model, part).load_state_dict(state)
         torch.save(state, folder / f"{part}.pt")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory, patched_dir):
+    """The chain onnx -> tf -> tfstyle -> tfjs at tiny width, built once per test session."""
+    root = tmp_path_factory.mktemp("serving")
+    run_onnx_stage(str(patched_dir), str(root / "onnx"), TINY, 10, False, **TOLERANCES)
+    run_tf_stage(str(root / "onnx"), str(patched_dir), str(root / "tf"), TINY, **TOLERANCES)
+    run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
+    run_tfjs_stage(
+        str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
+        TINY, 4 * 1024 * 1024, "none", 1.02, ONE_LEVEL,
+    )  # fmt: skip
+    return root

@@ -13,9 +13,7 @@ from onnx import TensorProto, helper
 from sanet_tfjs.onnx_export import run_onnx_stage
 from sanet_tfjs.parity import ParityError
 from sanet_tfjs.tf_convert import UnsupportedOnnxOp, convert_onnx_file, run_tf_stage
-from tests.conftest import ROOT, TINY
-
-TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
+from tests.conftest import ROOT, TINY, TOLERANCES
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import ROOT, executed_tasks
 
-ALL_STAGES = ["fixtures", "fetch", "patch", "onnx", "tf", "tfstyle", "tfjs", "report"]
+ALL_STAGES = [
+    "fixtures", "fetch", "patch", "onnx", "tf", "tfstyle", "tfjs", "report", "page", "smoke",
+]  # fmt: skip
 
 
 def test_build_then_noop_then_only_what_changed(scratch_pipeline):
@@ -46,7 +48,7 @@ def test_build_then_noop_then_only_what_changed(scratch_pipeline):
     # The tfjs section reruns the tfjs stage and what follows it, nothing before.
     scratch_pipeline.config["tfjs"]["shard_bytes"] = 65536
     scratch_pipeline.save()
-    assert executed_tasks(scratch_pipeline.doit()) == ["tfjs", "report"]
+    assert executed_tasks(scratch_pipeline.doit()) == ["tfjs", "report", "page", "smoke"]
     manifest = json.loads((scratch_pipeline.artifacts / "tfjs" / "model.json").read_text())
     assert len(manifest["weightsManifest"][0]["paths"]) > 1  # now in 64 KiB shards
 
@@ -118,6 +120,7 @@ def test_upstream_profile_fetches_from_a_mirror(scratch_pipeline, tmp_path):
 @pytest.mark.full_width
 def test_full_width_build_end_to_end(scratch_pipeline):
     scratch_pipeline.config["model"]["width_divisor"] = 1
+    scratch_pipeline.config["smoke"]["backends"] = {"wasm": [256]}  # software WebGL is slow
     scratch_pipeline.save()
     result = scratch_pipeline.doit()
     assert result.returncode == 0, result.stderr[-3000:]

@@ -8,30 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sanet_tfjs.onnx_export import run_onnx_stage
 from sanet_tfjs.patch import load_patched_model
 from sanet_tfjs.stylize import StylizeInputError, check_inputs, reference_stylize
-from sanet_tfjs.tf_convert import run_tf_stage
-from sanet_tfjs.tfjs_convert import run_in_node, run_tfjs_stage
-from sanet_tfjs.tfstyle import run_tfstyle_stage, saved_model_stylize
-from tests.conftest import TINY
-from tests.test_conversion import TOLERANCES
-
-ONE_LEVEL = 1 / 255
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory, patched_dir):
-    """The chain onnx -> tf -> tfstyle -> tfjs at tiny width, built once for this module."""
-    root = tmp_path_factory.mktemp("serving")
-    run_onnx_stage(str(patched_dir), str(root / "onnx"), TINY, 10, False, **TOLERANCES)
-    run_tf_stage(str(root / "onnx"), str(patched_dir), str(root / "tf"), TINY, **TOLERANCES)
-    run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
-    run_tfjs_stage(
-        str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        TINY, 4 * 1024 * 1024, "none", 1.02, ONE_LEVEL,
-    )  # fmt: skip
-    return root
+from sanet_tfjs.tfjs_convert import run_in_node
+from sanet_tfjs.tfstyle import saved_model_stylize
+from tests.conftest import ONE_LEVEL, TINY
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +44,8 @@ BAD = [
 ]
 
 
-def test_signature_contract(build):
-    signature = tf.saved_model.load(str(build / "tfstyle" / "saved_model")).signatures[
+def test_signature_contract(tiny_build):
+    signature = tf.saved_model.load(str(tiny_build / "tfstyle" / "saved_model")).signatures[
         "serving_default"
     ]
     inputs = signature.structured_input_signature[1]
@@ -75,13 +56,13 @@ def test_signature_contract(build):
         "max_resolution": (tf.int32, []),
     }
     assert list(signature.structured_outputs) == ["result"]
-    topology = json.loads((build / "tfjs" / "model.json").read_text())["signature"]
+    topology = json.loads((tiny_build / "tfjs" / "model.json").read_text())["signature"]
     assert {name.split(":")[0] for name in topology["inputs"]} == set(inputs)
     assert list(topology["outputs"]) == ["result"]
 
 
-def test_saved_model_matches_pytorch_on_any_sizes(build, model):
-    run = saved_model_stylize(build / "tfstyle" / "saved_model")
+def test_saved_model_matches_pytorch_on_any_sizes(tiny_build, model):
+    run = saved_model_stylize(tiny_build / "tfstyle" / "saved_model")
     for index, (content_hw, style_hw, iters, max_resolution) in enumerate(CASES):
         content, style = image(index, *content_hw), image(50 + index, *style_hw)
         result = run(content, style, iters, max_resolution)
@@ -90,12 +71,12 @@ def test_saved_model_matches_pytorch_on_any_sizes(build, model):
         assert np.abs(result - expected).max() <= ONE_LEVEL, (content_hw, iters, max_resolution)
 
 
-def test_tfjs_matches_pytorch_on_any_sizes(build, model):
+def test_tfjs_matches_pytorch_on_any_sizes(tiny_build, model):
     cases = [
         (image(i, *c_hw), image(50 + i, *s_hw), iters, res)
         for i, (c_hw, s_hw, iters, res) in enumerate(CASES)
     ]
-    report = run_in_node(build / "tfjs", cases)
+    report = run_in_node(tiny_build / "tfjs", cases)
     assert report["backend"] == "wasm"
     for (content, style, iters, res), entry in zip(cases, report["results"], strict=True):
         assert entry["shape"] == list(content.shape)
@@ -103,17 +84,17 @@ def test_tfjs_matches_pytorch_on_any_sizes(build, model):
         assert np.abs(entry["result"] - expected).max() <= ONE_LEVEL
 
 
-def test_bundle_stores_each_weight_once(build):
-    report = json.loads((build / "tfjs.json").read_text())
+def test_bundle_stores_each_weight_once(tiny_build):
+    report = json.loads((tiny_build / "tfjs.json").read_text())
     assert report["passed"] is True
     assert report["size"]["ratio"] <= 1.02
-    manifest = json.loads((build / "tfjs" / "model.json").read_text())["weightsManifest"]
+    manifest = json.loads((tiny_build / "tfjs" / "model.json").read_text())["weightsManifest"]
     names = [weight["name"] for group in manifest for weight in group["weights"]]
     assert len(names) == len(set(names))
 
 
-def test_saved_model_rejects_bad_input_clearly(build):
-    run = saved_model_stylize(build / "tfstyle" / "saved_model")
+def test_saved_model_rejects_bad_input_clearly(tiny_build):
+    run = saved_model_stylize(tiny_build / "tfstyle" / "saved_model")
     for content_shape, style_shape, iters, max_resolution, fragment in BAD:
         with pytest.raises(tf.errors.InvalidArgumentError) as error:
             run(np.zeros(content_shape, np.float32), np.zeros(style_shape, np.float32), iters,
@@ -121,9 +102,9 @@ def test_saved_model_rejects_bad_input_clearly(build):
         assert fragment in str(error.value)
 
 
-def test_tfjs_and_python_reject_the_same_inputs(build):
+def test_tfjs_and_python_reject_the_same_inputs(tiny_build):
     report = run_in_node(
-        build / "tfjs",
+        tiny_build / "tfjs",
         [(np.zeros(c, np.float32), np.zeros(s, np.float32), it, res) for c, s, it, res, _ in BAD],
     )
     for (content_shape, style_shape, iters, max_resolution, fragment), entry in zip(

@@ -108,6 +108,21 @@ class TfjsSection(Section):
     max_size_ratio: Annotated[float, Field(ge=1.0)] = 1.02
 
 
+Backend = Literal["webgl", "wasm", "cpu"]
+
+
+Resolution = Annotated[int, Field(ge=17, le=2048)]
+
+
+class SmokeSection(Section):
+    # backend -> the maximum resolutions it stylizes (and is timed) at; a backend the browser
+    # does not offer is noted, not failed.
+    backends: dict[Backend, list[Resolution]] = {"wasm": [256, 512], "webgl": [256]}
+    checked_backends: list[Backend] = ["wasm"]  # whose pixels must match PyTorch
+    iters: Annotated[int, Field(ge=1, le=5)] = 1
+    max_abs: PositiveFloat = 2 / 255
+
+
 class PipelineConfig(Section):
     artifacts_dir: str = "artifacts"
     model: ModelSection = ModelSection()
@@ -116,6 +131,7 @@ class PipelineConfig(Section):
     onnx: OnnxSection = OnnxSection()
     parity: ParitySection = ParitySection()
     tfjs: TfjsSection = TfjsSection()
+    smoke: SmokeSection = SmokeSection()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON data: what a stage reads and what doit watches."""

@@ -1,13 +1,15 @@
 """A static file server on 127.0.0.1 that honours single HTTP Range requests.
 
 The fixture profile serves its generated checkpoints with it so that the real fetch code runs
-against a real HTTP server; tests subclass `RangeFileHandler` to inject faults. It binds to
+against a real HTTP server, the smoke stage serves the web page with it, and tests subclass
+`RangeFileHandler` to inject faults. It binds to
 the loopback address only and stops when the `with` block ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mimetypes
 import re
 import threading
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+# Types a browser insists on (module scripts, streaming wasm compilation), then mimetypes.
+CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
 
 
 class RangeFileHandler(BaseHTTPRequestHandler):
@@ -34,7 +38,7 @@ class RangeFileHandler(BaseHTTPRequestHandler):
         self.serve_file(body=True)
 
     def resolve(self) -> Path | None:
-        name = self.path.split("?", 1)[0].lstrip("/")
+        name = self.path.split("?", 1)[0].lstrip("/") or "index.html"
         root = self.server.directory.resolve()
         candidate = (root / name).resolve()
         if root not in candidate.parents or not candidate.is_file():
@@ -60,7 +64,7 @@ class RangeFileHandler(BaseHTTPRequestHandler):
                 return
             status = HTTPStatus.PARTIAL_CONTENT
         self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Type", content_type(path))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(end - start))
         if status == HTTPStatus.PARTIAL_CONTENT:
@@ -71,6 +75,11 @@ class RangeFileHandler(BaseHTTPRequestHandler):
 
     def write_body(self, payload: bytes) -> None:
         self.wfile.write(payload)
+
+
+def content_type(path: Path) -> str:
+    guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return CONTENT_TYPES.get(path.suffix, guessed)
 
 
 class LoopbackServer(ThreadingHTTPServer):

@@ -1,0 +1,157 @@
+"""Driving the web page in Debian's headless Chromium with Playwright, as a person would.
+
+Used by the `smoke` stage and the page tests: open the page, give it images through its file
+inputs, set the options, press Stylize, wait for what the page says, read back its pixels.
+Every console error and failed request is recorded, so a caller can fail on any.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PipelineError
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+PAGE_TIMEOUT_MS = 300_000
+
+
+class BrowserError(PipelineError):
+    """The browser or the page did not do what was asked."""
+
+
+@dataclass
+class PageProblems:
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """A headless Debian Chromium (never a browser downloaded by a tool) with a fresh profile."""
+    if not Path(CHROMIUM).exists():
+        raise BrowserError(
+            f"{CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1100, "height": 1200},
+            )
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class StylePage:
+    """The page at `url`, opened in a new tab of `context`."""
+
+    def __init__(self, context, url: str) -> None:
+        self.page = context.new_page()
+        self.page.set_default_timeout(PAGE_TIMEOUT_MS)
+        self.problems = PageProblems()
+        self.page.on(
+            "console",
+            lambda message: (
+                message.type == "error" and self.problems.console_errors.append(message.text)
+            ),
+        )
+        self.page.on("pageerror", lambda error: self.problems.console_errors.append(str(error)))
+        self.page.on(
+            "requestfailed",
+            lambda request: self.problems.failed_requests.append(
+                f"{request.url}: {request.failure}"
+            ),
+        )
+        self.page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and self.problems.failed_requests.append(f"{response.url}: HTTP {response.status}")
+            ),
+        )
+        self.page.goto(url)
+
+    def wait_for_phase(self, *phases: str) -> str:
+        """Wait until the page reaches one of `phases` (or 'error'); return the phase."""
+        wanted = [*phases, "error"]
+        self.page.wait_for_function(f"{wanted!r}.includes(window.sanet && window.sanet.phase)")
+        return self.page.evaluate("window.sanet.phase")
+
+    def status(self) -> str:
+        return self.page.inner_text("#status")
+
+    def status_kind(self) -> str:
+        return self.page.get_attribute("#status", "data-kind") or ""
+
+    def choose(self, role: str, path: Path) -> None:
+        """Give the page an image through its file picker, as a user would."""
+        previous = self.status()
+        self.page.set_input_files(f"#{role}-file", str(path))
+        self.page.wait_for_function(
+            "previous => document.querySelector('#status').textContent !== previous", arg=previous
+        )
+
+    def stylize(self, iters: int, max_resolution: int) -> str:
+        """Set the options, press Stylize, wait for the outcome; return the phase."""
+        self.page.select_option("#iters", str(iters))
+        self.page.fill("#max-resolution", str(max_resolution))
+        self.page.evaluate("window.sanet.phase = 'submitted'")
+        self.page.click("#stylize")
+        return self.wait_for_phase("done")
+
+    def result_pixels(self) -> np.ndarray:
+        """The result canvas as uint8 RGB [H, W, 3]."""
+        width, height, data = self.page.evaluate(
+            """() => {
+                const c = document.querySelector('#result');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let s = '';
+                for (let i = 0; i < d.length; i += 0x8000) {
+                    s += String.fromCharCode(...d.subarray(i, i + 0x8000));
+                }
+                return [c.width, c.height, btoa(s)];
+            }"""
+        )
+        rgba = np.frombuffer(base64.b64decode(data), np.uint8).reshape(height, width, 4)
+        return rgba[..., :3]
+
+    def last_inputs(self) -> dict:
+        """The model inputs of the last run (the page must be opened with ?expose=1)."""
+        raw = self.page.evaluate("window.sanet.lastInputs")
+        if raw is None:
+            raise BrowserError("the page exposed no inputs: open it with ?expose=1")
+        for name in ("content", "style"):
+            shape = raw[f"{name}Shape"]
+            raw[name] = np.frombuffer(base64.b64decode(raw[name]), np.uint8).reshape(shape)
+        return raw
+
+    def stats(self) -> dict:
+        return self.page.evaluate("window.sanet.stats")

@@ -1,0 +1,135 @@
+"""Stage `smoke`: the built page, in real headless Chromium, against PyTorch.
+
+For each backend the browser offers: open the page, load the example content photo and style
+painting through the file pickers, press Stylize at each maximum resolution (twice, for the
+first and second run times), read the result pixels back and compare them with the PyTorch
+stylization of exactly the images the page fed the model. Records model load, warm-up and
+run times, saves a screenshot, and fails on any console error, failed request or mismatch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .browser import BrowserError, StylePage, chromium
+from .files import atomic_output, write_json
+from .parity import ParityError
+from .patch import load_patched_model
+from .server import serve_directory
+from .stylize import reference_stylize
+
+CONTENT_EXAMPLE = "grace_hopper.jpg"
+STYLE_EXAMPLE = "swirls.png"
+
+
+def _check_backend(
+    page: StylePage, site: Path, model, resolutions: list[int], iters: int
+) -> list[dict]:
+    page.choose("content", site / "examples" / CONTENT_EXAMPLE)
+    page.choose("style", site / "examples" / STYLE_EXAMPLE)
+    runs = []
+    for max_resolution in resolutions:
+        timings = []
+        for _ in range(2):  # the first run at a size pays for kernel set-up; the second not
+            if page.stylize(iters, max_resolution) != "done":
+                raise BrowserError(f"the page failed to stylize: {page.status()}")
+            timings.append(page.stats()["runs"][-1]["ms"])
+        inputs = page.last_inputs()
+        expected = reference_stylize(
+            model,
+            inputs["content"].astype(np.float32) / 255,
+            inputs["style"].astype(np.float32) / 255,
+            iters,
+            max_resolution,
+        )
+        actual = page.result_pixels().astype(np.float32) / 255
+        if actual.shape != expected.shape:
+            raise ParityError(f"page result is {actual.shape}, PyTorch's {expected.shape}")
+        runs.append(
+            {
+                "max_resolution": max_resolution,
+                "iters": iters,
+                "content_shape": inputs["contentShape"],
+                "style_shape": inputs["styleShape"],
+                "first_ms": timings[0],
+                "second_ms": timings[1],
+                "max_abs": float(np.abs(actual - expected).max()),
+            }
+        )
+    return runs
+
+
+def run_smoke_stage(
+    site_dir: str,
+    patched_dir: str,
+    out_dir: str,
+    width_divisor: int,
+    backends: dict[str, list[int]],
+    checked_backends: list[str],
+    iters: int,
+    max_abs: float,
+) -> dict:
+    site = Path(site_dir)
+    model = load_patched_model(Path(patched_dir), width_divisor)
+    report: dict = {"backends": {}, "tolerance_max_abs": max_abs, "checked": checked_backends}
+    failures = []
+    with (
+        atomic_output(Path(out_dir)) as staged,
+        serve_directory(site) as server,
+        chromium() as browser,
+    ):
+        staged.mkdir()
+        for backend, resolutions in backends.items():
+            page = StylePage(browser, f"{server.url}/?backend={backend}&expose=1")
+            if page.wait_for_phase("ready") == "error":
+                if "not available" in page.status():
+                    report["backends"][backend] = {"offered": False, "status": page.status()}
+                    print(f"  {backend}: not offered by this browser")
+                    page.page.close()
+                    continue
+                raise BrowserError(f"the page did not start on {backend}: {page.status()}")
+            stats = page.stats()
+            runs = _check_backend(page, site, model, resolutions, iters)
+            page.page.screenshot(path=str(staged / f"screenshot-{backend}.png"), full_page=True)
+            entry = {
+                "offered": True,
+                "model_load_ms": stats["modelLoadMs"],
+                "warmup_ms": stats["warmupMs"],
+                "runs": runs,
+                "console_errors": page.problems.console_errors,
+                "failed_requests": page.problems.failed_requests,
+            }
+            report["backends"][backend] = entry
+            for run in runs:
+                print(
+                    f"  {backend} @ {run['max_resolution']}: first {run['first_ms'] / 1e3:.2f} s, "
+                    f"second {run['second_ms'] / 1e3:.2f} s, max abs vs PyTorch "
+                    f"{run['max_abs'] * 255:.2f}/255"
+                )
+            print(
+                f"  {backend}: model load {entry['model_load_ms'] / 1e3:.2f} s, "
+                f"warm-up {entry['warmup_ms'] / 1e3:.2f} s"
+            )
+            failures += [f"{backend}: console error: {e}" for e in page.problems.console_errors]
+            failures += [f"{backend}: failed request: {r}" for r in page.problems.failed_requests]
+            if backend in checked_backends:
+                failures += [
+                    f"{backend} @ {run['max_resolution']}: result differs from PyTorch by "
+                    f"{run['max_abs'] * 255:.2f}/255 > {max_abs * 255:.2f}/255"
+                    for run in runs
+                    if run["max_abs"] > max_abs
+                ]
+            page.page.close()
+        if not any(entry["offered"] for entry in report["backends"].values()):
+            failures.append(f"none of the backends {list(backends)} is offered by this browser")
+        report["passed"] = not failures
+        report["failures"] = failures
+        write_json(staged / "smoke.json", report)
+        if failures:
+            # Keep the evidence (report, screenshots) beside the outputs, never as the outputs.
+            evidence = Path(out_dir).with_name(Path(out_dir).name + "-failed")
+            write_json(evidence / "smoke.json", report)
+            raise BrowserError("smoke test failed:\n" + "\n".join(f"  - {f}" for f in failures))
+    return {"passed": True}

@@ -1,0 +1,34 @@
+"""Stage `smoke`: the page in headless Chromium (Playwright), its pixels against PyTorch.
+
+Reads: pipeline.yaml `smoke`, `model`. Writes: artifacts/smoke/smoke.json (timings per backend
+and resolution, errors against PyTorch) and a screenshot per backend.
+"""
+
+from __future__ import annotations
+
+from . import Pipeline, code, stage_action
+
+
+def task_smoke(pipeline: Pipeline) -> dict:
+    config = pipeline.config
+    return {
+        "doc": "stylize in real headless Chromium; compare with PyTorch; time each backend",
+        "actions": [
+            stage_action(
+                "smoke:run_smoke_stage",
+                site_dir=pipeline.path("site"),
+                patched_dir=pipeline.path("patched"),
+                out_dir=pipeline.path("smoke"),
+                width_divisor=config.model.width_divisor,
+                backends=config.smoke.backends,
+                checked_backends=config.smoke.checked_backends,
+                iters=config.smoke.iters,
+                max_abs=config.smoke.max_abs,
+            )
+        ],
+        "file_dep": [pipeline.path("site", "index.html"), pipeline.path("site", "build.json")]
+        + code("smoke", "browser", "server", "stylize"),
+        "targets": [pipeline.path("smoke", "smoke.json")],
+        "uptodate": [pipeline.watches("smoke", "model")],
+        "clean": True,
+    }

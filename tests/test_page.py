@@ -1,0 +1,161 @@
+"""The web page in real headless Chromium (tiny-width model): what a user sees, case by case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sanet_tfjs.browser import StylePage, chromium
+from sanet_tfjs.patch import load_patched_model
+from sanet_tfjs.server import serve_directory
+from sanet_tfjs.site import run_page_stage
+from sanet_tfjs.stylize import reference_stylize
+from tests.conftest import TINY
+
+TWO_LEVELS = 2 / 255
+
+
+@pytest.fixture(scope="module")
+def site(tiny_build, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("site") / "site"
+    run_page_stage("web", str(tiny_build / "tfjs"), str(folder), "fixture")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    with serve_directory(site) as server, chromium() as context:
+        yield context, server.url
+
+
+@pytest.fixture
+def page(browser):
+    context, url = browser
+    opened = StylePage(context, f"{url}/?backend=wasm&expose=1")
+    assert opened.wait_for_phase("ready") == "ready", opened.status()
+    yield opened
+    assert opened.problems.console_errors == [] or "failed" in opened.status().lower()
+    assert opened.problems.failed_requests == []
+    opened.page.close()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, site):
+    """Test files as a user would have them."""
+    folder = tmp_path_factory.mktemp("images")
+    photo = Image.open(site / "examples" / "grace_hopper.jpg").convert("RGB")
+    rgba = photo.resize((200, 240)).convert("RGBA")
+    alpha = np.full((240, 200), 255, np.uint8)
+    alpha[:, :100] = 0  # the left half fully transparent
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(folder / "alpha.png")
+    photo.convert("L").resize((180, 150)).save(folder / "gray.jpg", quality=92)
+    photo.resize((4000, 3000)).save(folder / "huge.jpg", quality=85)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    photo.resize((240, 160)).save(folder / "rotated.jpg", exif=exif)
+    Image.new("RGB", (10, 10), "red").save(folder / "tiny.png")
+    Image.new("RGB", (2000, 2000), "blue").save(folder / "big-square.png")
+    (folder / "notes.png").write_text("this is not an image\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(patched_dir):
+    return load_patched_model(patched_dir, TINY)
+
+
+def matches_pytorch(page: StylePage, model) -> float:
+    inputs = page.last_inputs()
+    expected = reference_stylize(
+        model,
+        inputs["content"].astype(np.float32) / 255,
+        inputs["style"].astype(np.float32) / 255,
+        inputs["iters"],
+        inputs["maxResolution"],
+    )
+    return float(np.abs(page.result_pixels() / 255 - expected).max())
+
+
+def visible(page: StylePage, selector: str) -> bool:
+    return page.page.is_visible(selector)
+
+
+def test_happy_path(page, site, model):
+    page.choose("content", site / "examples" / "grace_hopper.jpg")
+    page.choose("style", site / "examples" / "swirls.png")
+    assert page.stylize(1, 128) == "done"
+    assert page.status().startswith("Done in") and page.status_kind() == "done"
+    assert visible(page, "#result") and visible(page, "#download")
+    assert page.page.get_attribute("#download", "href").startswith("blob:")
+    assert "Elapsed" in page.page.inner_text("#elapsed")
+    assert page.result_pixels().shape == (128, 109, 3)  # a 512x600 photo, longer side 128
+    assert matches_pytorch(page, model) <= TWO_LEVELS
+    assert "stand-in weights" in page.page.inner_text("#banner")
+
+
+def test_two_iterations(page, site, model):
+    page.choose("content", site / "examples" / "grace_hopper.jpg")
+    page.choose("style", site / "examples" / "waves.png")
+    assert page.stylize(2, 96) == "done", page.status()
+    assert page.last_inputs()["iters"] == 2
+    assert matches_pytorch(page, model) <= TWO_LEVELS
+
+
+def test_png_with_alpha_is_composited_over_white(page, site, images):
+    page.choose("content", images / "alpha.png")
+    page.choose("style", site / "examples" / "swirls.png")
+    assert page.stylize(1, 240) == "done", page.status()
+    content = page.last_inputs()["content"]
+    assert content.shape == (240, 200, 3)
+    assert (content[:, :100] == 255).all()  # transparent pixels became white
+
+
+def test_grayscale_jpeg(page, site, images):
+    page.choose("content", images / "gray.jpg")
+    page.choose("style", site / "examples" / "swirls.png")
+    assert page.stylize(1, 200) == "done", page.status()
+    content = page.last_inputs()["content"].astype(int)
+    assert content.shape == (150, 180, 3)
+    assert np.abs(content[..., 0] - content[..., 1]).max() <= 1
+
+
+def test_exif_rotated_photo_is_upright(page, site, images):
+    page.choose("content", images / "rotated.jpg")  # stored 240x160, displayed 160x240
+    page.choose("style", site / "examples" / "swirls.png")
+    assert page.stylize(1, 512) == "done", page.status()
+    assert page.last_inputs()["contentShape"] == [240, 160, 3]
+
+
+def test_huge_photo_is_scaled_down_before_the_model(page, site, images):
+    page.choose("content", images / "huge.jpg")
+    assert "4000x3000" in page.status()
+    page.choose("style", site / "examples" / "waves.png")
+    assert page.stylize(1, 256) == "done", page.status()
+    assert page.last_inputs()["contentShape"] == [192, 256, 3]
+    assert page.result_pixels().shape == (192, 256, 3)
+
+
+def test_non_image_file_gets_a_clear_message(page, images):
+    page.choose("content", images / "notes.png")
+    assert page.status_kind() == "error"
+    assert '"notes.png" is not an image this browser can read' in page.status()
+    assert page.page.is_disabled("#stylize")
+
+
+def test_too_small_image_gets_a_clear_message(page, images):
+    page.choose("style", images / "tiny.png")
+    assert page.status_kind() == "error"
+    assert "10x10: too small" in page.status() and "17" in page.status()
+    assert page.page.is_disabled("#stylize")
+
+
+def test_resolution_over_the_memory_guard_is_refused(page, images):
+    page.choose("content", images / "big-square.png")
+    page.choose("style", images / "big-square.png")
+    assert page.stylize(1, 2048) == "error"
+    status = page.status()
+    assert "needs about" in status and "choose" in status and "or less" in status
+    assert not visible(page, "#result")
+    assert page.page.is_enabled("#stylize")  # the user can pick a smaller resolution

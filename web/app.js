@@ -1,0 +1,266 @@
+// The stylization page: everything runs here, in the browser; no image leaves the page.
+// tf (TensorFlow.js) and its wasm backend come from the page's own vendor/ copy (no CDN).
+import { MIN_SIDE, StylizeInputError, checkInputs, fittedSize, stylize } from './sanet.mjs';
+
+const tf = window.tf;
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+// The relu4_1 attention matrix holds (h/8 * w/8)_content x (h/8 * w/8)_style floats (relu5_1
+// adds 1/16 of that); past this budget a tab runs out of memory, so such runs are refused.
+const ATTENTION_BUDGET_BYTES = 512 * 1024 * 1024;
+const WARMUP_SIDE = 32;
+
+const images = { content: null, style: null }; // {name, bitmap}
+let model = null;
+let busy = false;
+const stats = { backend: null, modelLoadMs: null, warmupMs: null, runs: [] };
+// For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
+window.sanet = { stats, phase: 'loading', status: '', lastInputs: null };
+
+function setStatus(text, kind = 'info') {
+  $('status').textContent = text;
+  $('status').dataset.kind = kind;
+  window.sanet.status = text;
+  if (kind === 'error') window.sanet.phase = 'error';
+}
+
+class UserError extends Error {}
+
+function attentionBytes(contentShape, styleShape) {
+  const cells = ([h, w], f) => Math.ceil(h / f) * Math.ceil(w / f);
+  return 4 * (cells(contentShape, 8) * cells(styleShape, 8) + cells(contentShape, 16) * cells(styleShape, 16));
+}
+
+function largestAffordableResolution(content, style) {
+  for (let res = 4096; res >= MIN_SIDE; res -= 16) {
+    const c = fittedSize(content.height, content.width, res);
+    const s = fittedSize(style.height, style.width, res);
+    if (attentionBytes(c, s) <= ATTENTION_BUDGET_BYTES) return res;
+  }
+  return MIN_SIDE;
+}
+
+// An image at most maxResolution on its longer side, alpha composited over white, as a
+// uint8 RGB canvas. Large photos are scaled here, with the browser's high-quality filter.
+function fittedCanvas(bitmap, maxResolution) {
+  const [height, width] = fittedSize(bitmap.height, bitmap.width, maxResolution);
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  context.fillStyle = '#ffffff';
+  context.fillRect(0, 0, width, height);
+  context.imageSmoothingEnabled = true;
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(bitmap, 0, 0, width, height);
+  return canvas;
+}
+
+function rgbBase64(canvas) {
+  const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  const rgb = new Uint8Array((data.length / 4) * 3);
+  for (let i = 0, j = 0; i < data.length; i += 4, j += 3) {
+    rgb[j] = data[i];
+    rgb[j + 1] = data[i + 1];
+    rgb[j + 2] = data[i + 2];
+  }
+  let text = '';
+  for (let i = 0; i < rgb.length; i += 0x8000) text += String.fromCharCode(...rgb.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+async function decode(file) {
+  try {
+    // Applies EXIF orientation, so phone photos come out upright.
+    return await createImageBitmap(file, { imageOrientation: 'from-image' });
+  } catch {
+    throw new UserError(`"${file.name}" is not an image this browser can read: choose a PNG, JPEG, WebP or GIF file.`);
+  }
+}
+
+async function useImage(role, file) {
+  try {
+    const bitmap = await decode(file);
+    images[role] = { name: file.name, bitmap };
+    const preview = $(`${role}-preview`);
+    const small = fittedCanvas(bitmap, 440);
+    preview.width = small.width;
+    preview.height = small.height;
+    preview.getContext('2d').drawImage(small, 0, 0);
+    preview.hidden = false;
+    if (Math.min(bitmap.width, bitmap.height) < MIN_SIDE) {
+      throw new UserError(`"${file.name}" is ${bitmap.width}x${bitmap.height}: too small, both sides must be at least ${MIN_SIDE} pixels.`);
+    }
+    setStatus(`${role === 'content' ? 'Content' : 'Style'}: ${file.name} (${bitmap.width}x${bitmap.height}).`);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    images[role] = null;
+    setStatus(error.message, 'error');
+  }
+  updateButton();
+}
+
+function updateButton() {
+  $('stylize').disabled = busy || !model || !images.content || !images.style;
+}
+
+async function run() {
+  const iters = Number($('iters').value);
+  const maxResolution = Number($('max-resolution').value);
+  busy = true;
+  updateButton();
+  window.sanet.phase = 'running';
+  $('result').hidden = true;
+  $('download').hidden = true;
+  let content, style, result;
+  try {
+    if (!Number.isInteger(maxResolution) || maxResolution < MIN_SIDE) {
+      throw new UserError(`Maximum resolution must be a whole number of at least ${MIN_SIDE}.`);
+    }
+    const contentCanvas = fittedCanvas(images.content.bitmap, maxResolution);
+    const styleCanvas = fittedCanvas(images.style.bitmap, maxResolution);
+    const contentShape = [contentCanvas.height, contentCanvas.width, 3];
+    const styleShape = [styleCanvas.height, styleCanvas.width, 3];
+    checkInputs(contentShape, styleShape, iters, maxResolution);
+    const needed = attentionBytes(contentShape, styleShape);
+    if (needed > ATTENTION_BUDGET_BYTES) {
+      const fits = largestAffordableResolution(images.content.bitmap, images.style.bitmap);
+      throw new UserError(
+        `Maximum resolution ${maxResolution} needs about ${Math.round(needed / 2 ** 20)} MB for the attention maps ` +
+          `of these images (limit ${ATTENTION_BUDGET_BYTES / 2 ** 20} MB): choose ${fits} or less.`,
+      );
+    }
+    if (params.has('expose')) {
+      window.sanet.lastInputs = {
+        content: rgbBase64(contentCanvas), contentShape,
+        style: rgbBase64(styleCanvas), styleShape, iters, maxResolution,
+      };
+    }
+    content = tf.tidy(() => tf.browser.fromPixels(contentCanvas).toFloat().div(255));
+    style = tf.tidy(() => tf.browser.fromPixels(styleCanvas).toFloat().div(255));
+    setStatus(`Stylizing ${contentShape[1]}x${contentShape[0]} with ${iters} iteration(s) on ${stats.backend}…`);
+    await tf.nextFrame();
+    const started = performance.now();
+    result = await stylize(tf, model, content, style, iters, maxResolution);
+    const canvas = $('result');
+    canvas.width = result.shape[1];
+    canvas.height = result.shape[0];
+    await tf.browser.toPixels(result, canvas);
+    const ms = performance.now() - started;
+    stats.runs.push({ ms, iters, maxResolution, contentShape, styleShape, backend: stats.backend });
+    canvas.hidden = false;
+    const download = $('download');
+    if (download.href) URL.revokeObjectURL(download.href);
+    download.href = URL.createObjectURL(await new Promise((done) => canvas.toBlob(done, 'image/png')));
+    download.hidden = false;
+    $('elapsed').textContent = `Elapsed: ${(ms / 1000).toFixed(2)} s (${stats.backend})`;
+    setStatus(`Done in ${(ms / 1000).toFixed(2)} s.`, 'done');
+    window.sanet.phase = 'done';
+  } catch (error) {
+    if (!(error instanceof UserError || error instanceof StylizeInputError)) {
+      console.error(error);
+      setStatus(`Stylization failed: ${error.message}`, 'error');
+    } else {
+      setStatus(error.message, 'error');
+    }
+  } finally {
+    [content, style, result].forEach((t) => t && t.dispose());
+    busy = false;
+    updateButton();
+  }
+}
+
+async function chooseBackend(requested) {
+  tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+  const order = requested === 'auto' ? ['webgl', 'wasm', 'cpu'] : [requested];
+  for (const name of order) {
+    try {
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        return name;
+      }
+    } catch {
+      // not offered by this browser: try the next one
+    }
+  }
+  throw new UserError(`The ${requested} backend is not available in this browser: choose another backend.`);
+}
+
+async function loadExamples() {
+  const listing = await (await fetch('examples/examples.json')).json();
+  for (const role of ['content', 'style']) {
+    for (const example of listing[role]) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = example.title;
+      button.addEventListener('click', async () => {
+        const blob = await (await fetch(`examples/${example.file}`)).blob();
+        await useImage(role, new File([blob], example.file, { type: blob.type }));
+      });
+      $(`${role}-examples`).append(button);
+    }
+  }
+}
+
+function wireInputs() {
+  for (const role of ['content', 'style']) {
+    $(`${role}-file`).addEventListener('change', (event) => {
+      if (event.target.files.length) useImage(role, event.target.files[0]);
+    });
+    const zone = $(`${role}-drop`);
+    zone.addEventListener('dragover', (event) => {
+      event.preventDefault();
+      zone.classList.add('dragover');
+    });
+    zone.addEventListener('dragleave', () => zone.classList.remove('dragover'));
+    zone.addEventListener('drop', (event) => {
+      event.preventDefault();
+      zone.classList.remove('dragover');
+      if (event.dataTransfer.files.length) useImage(role, event.dataTransfer.files[0]);
+    });
+  }
+  $('stylize').addEventListener('click', run);
+  $('backend').addEventListener('change', (event) => {
+    params.set('backend', event.target.value);
+    location.search = params.toString();
+  });
+}
+
+async function main() {
+  wireInputs();
+  const requested = params.get('backend') || 'auto';
+  $('backend').value = requested;
+  const build = await (await fetch('build.json')).json();
+  if (build.weights !== 'upstream') {
+    $('banner').textContent =
+      'This build uses stand-in weights generated for testing, not the trained SANet weights: ' +
+      'the pipeline works end to end, but the results are not stylizations.';
+    $('banner').hidden = false;
+  }
+  await loadExamples();
+  stats.backend = await chooseBackend(requested);
+  setStatus(`Downloading the model (${(build.model_bytes / 1e6).toFixed(1)} MB) for the ${stats.backend} backend…`);
+  const loadStarted = performance.now();
+  model = await tf.loadGraphModel('model/model.json', {
+    onProgress: (fraction) => {
+      $('progress').value = fraction;
+      setStatus(`Downloading the model… ${Math.round(fraction * 100)}%`);
+    },
+  });
+  stats.modelLoadMs = performance.now() - loadStarted;
+  setStatus('Warming up…');
+  const warmStarted = performance.now();
+  const blank = tf.zeros([WARMUP_SIDE, WARMUP_SIDE, 3]);
+  (await stylize(tf, model, blank, blank, 1, WARMUP_SIDE)).dispose();
+  blank.dispose();
+  stats.warmupMs = performance.now() - warmStarted;
+  window.sanet.phase = 'ready';
+  setStatus(`Ready (${stats.backend}). Choose a content photo and a style painting, then Stylize.`);
+  updateButton();
+}
+
+main().catch((error) => {
+  console.error(error);
+  setStatus(error instanceof UserError ? error.message : `The page could not start: ${error.message}`, 'error');
+});
