@@ -79,7 +79,8 @@ class ScratchPipeline:
 
 
 def executed_tasks(result: subprocess.CompletedProcess) -> list[str]:
-    """Names of the tasks a doit run executed (doit prints '.  name'; '-- name' when skipped)."""
+    """Names of the tasks a doit run executed (doit prints '.  name'; '-- name' when skipped).
+    Compare them as sets: doit may order independent stages either way."""
     return [line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")]
 
 

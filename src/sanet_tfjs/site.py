@@ -2,7 +2,8 @@
 
 artifacts/site/ holds the page (web/), js/sanet.mjs, the page's own copy of TensorFlow.js and
 its wasm binaries from node_modules (nothing is loaded from a CDN), the TFJS model under
-model/, example images with their licences, and build.json (which weights, model size).
+model/, example images with their licences, and build.json (which weights, model size, and
+the sha256 of every other file).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .files import atomic_output
+from .files import atomic_output, sha256_file
 from .images import sample_photo_path, synthetic_painting
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,18 @@ def run_page_stage(web_dir: str, model_dir: str, out_dir: str, weights: str) -> 
         write_examples(staged / "examples")
         tfjs_version = json.loads((node_modules / "@tensorflow/tfjs/package.json").read_text())
         model_bytes = sum(p.stat().st_size for p in (staged / "model").iterdir())
-        build = {"weights": weights, "model_bytes": model_bytes, "tfjs": tfjs_version["version"]}
+        build = {
+            "weights": weights,
+            "model_bytes": model_bytes,
+            "tfjs": tfjs_version["version"],
+            # Every file's sum: what was deployed can be checked, and build.json changes
+            # whenever any file of the site does (the smoke stage depends on it alone).
+            "files": {
+                str(path.relative_to(staged)): sha256_file(path)
+                for path in sorted(staged.rglob("*"))
+                if path.is_file()
+            },
+        }
         (staged / "build.json").write_text(json.dumps(build, indent=2) + "\n")
     print(f"  site: {out_dir} (model {model_bytes / 1e6:.1f} MB, TensorFlow.js {build['tfjs']})")
-    return build
+    return {key: build[key] for key in ("weights", "model_bytes", "tfjs")}
