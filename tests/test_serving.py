@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from sanet_tfjs.patch import load_patched_model
 from sanet_tfjs.stylize import StylizeInputError, check_inputs, reference_stylize
-from sanet_tfjs.tfjs_convert import run_in_node
+from sanet_tfjs.tfjs_convert import run_in_node, run_tfjs_stage
 from sanet_tfjs.tfstyle import saved_model_stylize
 from tests.conftest import ONE_LEVEL, TINY
 
@@ -113,3 +113,16 @@ def test_tfjs_and_python_reject_the_same_inputs(tiny_build):
         assert fragment in entry.get("error", ""), entry
         with pytest.raises(StylizeInputError, match=fragment.replace("[", r"\[")):
             check_inputs(content_shape, style_shape, iters, max_resolution)
+
+
+def test_float16_bundle_is_half_the_size(tiny_build, patched_dir, tmp_path):
+    report_path = tmp_path / "tfjs16.json"
+    run_tfjs_stage(
+        str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs16"), str(report_path),
+        TINY, 4 * 1024 * 1024, "float16", 1.02, ONE_LEVEL,
+    )  # fmt: skip
+    report = json.loads(report_path.read_text())
+    assert report["quantization"] == "float16"
+    assert report["passed"] is None  # quantized: errors are reported, not enforced
+    assert 0.49 <= report["size"]["ratio"] <= 0.52
+    assert report["worst"]["result max_abs"]["value"] < 0.1  # still the same picture
