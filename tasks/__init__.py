@@ -8,7 +8,9 @@ is imported inside the action, so `doit list` stays instant.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import os
 import sys
 import time
@@ -61,9 +63,33 @@ class Pipeline:
     def beside_config(self, name: str) -> str:
         return _relative(self.config_path.parent / name)
 
-    def watches(self, *sections: str) -> Any:
-        """doit `uptodate` check on the named pipeline.yaml sections."""
-        return config_changed({name: self.config.section(name) for name in sections})
+    def watches(self, *sections: str, tools: tuple[str, ...] = ()) -> Any:
+        """doit `uptodate` check on the named pipeline.yaml sections and tool versions."""
+        watched = {name: self.config.section(name) for name in sections}
+        watched["toolchain"] = toolchain(*tools)
+        return config_changed(watched)
+
+
+@functools.cache
+def _locked_versions() -> dict[str, str]:
+    """Package -> pinned version, from requirements.lock and package-lock.json."""
+    versions = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            versions[name.strip().lower().replace("_", "-")] = version.strip()
+    packages = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    for path, entry in packages.items():
+        if path.startswith("node_modules/"):
+            versions[path.removeprefix("node_modules/")] = entry.get("version", "")
+    return versions
+
+
+def toolchain(*packages: str) -> dict[str, str]:
+    """The pinned versions of the packages a stage's output depends on: a lock-file change
+    to any of them reruns the stage (and only such a change does)."""
+    versions = _locked_versions()
+    return {name: versions[name] for name in packages}
 
 
 def code(*modules: str) -> list[str]:

@@ -24,6 +24,8 @@ def task_fixtures(pipeline: Pipeline) -> dict:
         ],
         "file_dep": code("fixtures", "architecture", "model", "images", "files"),
         "targets": [pipeline.path("fixtures", name) for name in CHECKPOINT_FILES],
-        "uptodate": [pipeline.watches("fixture", "model")],
+        "uptodate": [
+            pipeline.watches("fixture", "model", tools=("torch", "numpy", "pillow", "matplotlib"))
+        ],
         "clean": True,
     }

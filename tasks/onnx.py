@@ -31,6 +31,8 @@ def task_onnx(pipeline: Pipeline) -> dict:
         "file_dep": [pipeline.path("patched", name) for name in PATCHED_FILES]
         + code("onnx_export", "parity", "model", "images", "files"),
         "targets": [pipeline.path("onnx", name) for name in ONNX_TARGETS],
-        "uptodate": [pipeline.watches("onnx", "parity", "model")],
+        "uptodate": [
+            pipeline.watches("onnx", "parity", "model", tools=("torch", "onnx", "onnxruntime"))
+        ],
         "clean": True,
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from doit.tools import config_changed
 
-from . import ROOT, Pipeline, code, stage_action
+from . import ROOT, Pipeline, code, stage_action, toolchain
 
 WEB_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "web").iterdir() if p.is_file())
 
@@ -30,12 +30,15 @@ def task_page(pipeline: Pipeline) -> dict:
         "file_dep": [
             *WEB_SOURCES,
             "js/sanet.mjs",
-            "package-lock.json",
             pipeline.path("tfjs", "model.json"),
             pipeline.path("tfjs_parity.json"),
         ]
         + code("site", "images", "files"),
         "targets": [pipeline.path("site", "index.html"), pipeline.path("site", "build.json")],
-        "uptodate": [config_changed({"weights": weights})],
+        "uptodate": [
+            config_changed(
+                {"weights": weights, "toolchain": toolchain("@tensorflow/tfjs", "matplotlib")}
+            )
+        ],
         "clean": True,
     }

@@ -25,6 +25,6 @@ def task_patch(pipeline: Pipeline) -> dict:
         "file_dep": [pipeline.path("checkpoints", name) for name in CHECKPOINT_FILES]
         + code("patch", "model", "checkpoints", "architecture", "files"),
         "targets": [pipeline.path("patched", name) for name in PATCHED_FILES],
-        "uptodate": [pipeline.watches("model")],
+        "uptodate": [pipeline.watches("model", tools=("torch",))],
         "clean": True,
     }

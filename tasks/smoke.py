@@ -30,6 +30,6 @@ def task_smoke(pipeline: Pipeline) -> dict:
         "file_dep": [pipeline.path("site", "build.json")]
         + code("smoke", "browser", "server", "stylize"),
         "targets": [pipeline.path("smoke", "smoke.json")],
-        "uptodate": [pipeline.watches("smoke", "model")],
+        "uptodate": [pipeline.watches("smoke", "model", tools=("playwright", "torch"))],
         "clean": True,
     }

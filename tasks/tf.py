@@ -35,6 +35,6 @@ def task_tf(pipeline: Pipeline) -> dict:
         "file_dep": [pipeline.path("onnx", name) for name in ONNX_TARGETS]
         + code("tf_convert", "onnx_tf_compat", "parity", "files"),
         "targets": [*saved_model_files(pipeline), pipeline.path("tf", "parity.json")],
-        "uptodate": [pipeline.watches("parity", "model")],
+        "uptodate": [pipeline.watches("parity", "model", tools=("onnx", "onnx-tf", "tensorflow"))],
         "clean": True,
     }

@@ -31,10 +31,13 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             pipeline.path("tfstyle", "saved_model", "saved_model.pb"),
             str((ROOT / "js" / "run_model.mjs").relative_to(ROOT)),
             str((ROOT / "js" / "sanet.mjs").relative_to(ROOT)),
-            "package-lock.json",
         ]
         + code("tfjs_convert", "stylize", "parity", "files"),
         "targets": [pipeline.path("tfjs", "model.json"), pipeline.path("tfjs_parity.json")],
-        "uptodate": [pipeline.watches("tfjs", "parity", "model")],
+        "uptodate": [
+            pipeline.watches(
+                "tfjs", "parity", "model", tools=("tensorflow", "tensorflowjs", "@tensorflow/tfjs")
+            )
+        ],
         "clean": True,
     }

@@ -29,6 +29,6 @@ def task_tfstyle(pipeline: Pipeline) -> dict:
             pipeline.path("tfstyle", "saved_model", "saved_model.pb"),
             pipeline.path("tfstyle", "parity.json"),
         ],
-        "uptodate": [pipeline.watches("parity", "model")],
+        "uptodate": [pipeline.watches("parity", "model", tools=("tensorflow",))],
         "clean": True,
     }

@@ -137,11 +137,11 @@ def test_full_width_build_end_to_end(scratch_pipeline):
     assert set(executed_tasks(scratch_pipeline.doit())) == set()
 
 
-def test_page_sources_rerun_only_page_and_smoke(tmp_path):
+def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
     # A copy of the repository, so that its web/ can be edited like a developer would.
     copy = tmp_path / "repo"
     copy.mkdir()
-    for name in ("dodo.py", "pipeline.yaml", "package-lock.json"):
+    for name in ("dodo.py", "pipeline.yaml", "package-lock.json", "requirements.lock"):
         shutil.copy(ROOT / name, copy / name)
     for name in ("tasks", "src", "web", "js"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -167,3 +167,8 @@ def test_page_sources_rerun_only_page_and_smoke(tmp_path):
     style.write_text(style.read_text() + "\nbody { background: #fafafa; }\n")
     assert set(doit()) == {"page", "smoke"}
     assert "#fafafa" in (pipeline.artifacts / "site" / "style.css").read_text()
+
+    # A toolchain change in the lock file reruns the stages that tool built.
+    lock = copy / "requirements.lock"
+    lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
+    assert set(doit()) == {"tfjs", "report", "page", "smoke"}
