@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -137,38 +138,78 @@ def test_full_width_build_end_to_end(scratch_pipeline):
     assert set(executed_tasks(scratch_pipeline.doit())) == set()
 
 
-def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
-    # A copy of the repository, so that its web/ can be edited like a developer would.
-    copy = tmp_path / "repo"
-    copy.mkdir()
+def repo_copy(dest: Path) -> Path:
+    """A copy of the repository's tracked inputs (node_modules linked), as a clone would be."""
+    dest.mkdir(parents=True)
     for name in ("dodo.py", "pipeline.yaml", "package-lock.json", "requirements.lock"):
-        shutil.copy(ROOT / name, copy / name)
+        shutil.copy(ROOT / name, dest / name)
     for name in ("tasks", "src", "web", "js"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "node_modules").symlink_to(ROOT / "node_modules")
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
+    return dest
+
+
+def run_doit(copy: Path, config_path: Path) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "doit"],
+        cwd=copy,
+        env={**os.environ, "SANET_PIPELINE": str(config_path)},
+        capture_output=True,
+        text=True,
+        timeout=DOIT_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return executed_tasks(result)
+
+
+def cache_key_of(copy: Path, config_path: Path) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "sanet_tfjs.cachekey", str(config_path)],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
+    copy = repo_copy(tmp_path / "repo")
     pipeline = ScratchPipeline(copy)
     pipeline.config["smoke"]["backends"] = {"wasm": [64]}
     pipeline.save()
+    assert set(run_doit(copy, pipeline.config_path)) == set(ALL_STAGES)
 
-    def doit() -> list[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "doit"],
-            cwd=copy,
-            env={**os.environ, "SANET_PIPELINE": str(pipeline.config_path)},
-            capture_output=True,
-            text=True,
-            timeout=DOIT_TIMEOUT_S,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return executed_tasks(result)
-
-    assert set(doit()) == set(ALL_STAGES)
     style = copy / "web" / "style.css"
     style.write_text(style.read_text() + "\nbody { background: #fafafa; }\n")
-    assert set(doit()) == {"page", "smoke"}
+    assert set(run_doit(copy, pipeline.config_path)) == {"page", "smoke"}
     assert "#fafafa" in (pipeline.artifacts / "site" / "style.css").read_text()
 
     # A toolchain change in the lock file reruns the stages that tool built.
     lock = copy / "requirements.lock"
     lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
-    assert set(doit()) == {"tfjs", "report", "page", "smoke"}
+    assert set(run_doit(copy, pipeline.config_path)) == {"tfjs", "report", "page", "smoke"}
+
+
+def test_restored_cache_in_another_clone_executes_nothing(tmp_path):
+    first = repo_copy(tmp_path / "first")
+    pipeline = ScratchPipeline(first)
+    pipeline.config["smoke"]["backends"] = {"wasm": [64]}
+    pipeline.save()
+    assert set(run_doit(first, pipeline.config_path)) == set(ALL_STAGES)
+
+    # Another clone at another path; the cache restores artifacts/ (with doit's database)
+    # and the committed lock file with new modification times, as a CI cache does.
+    second = repo_copy(tmp_path / "elsewhere" / "second")
+    for name in ("pipeline.yaml", "checkpoints.lock.json"):
+        shutil.copy(first / name, second / name)
+    shutil.copytree(pipeline.artifacts, second / "artifacts", copy_function=shutil.copyfile)
+    assert cache_key_of(first, first / "pipeline.yaml") == cache_key_of(
+        second, second / "pipeline.yaml"
+    )
+    assert run_doit(second, second / "pipeline.yaml") == []
+
+    # The key moves with any input that changes the artifacts.
+    config = second / "pipeline.yaml"
+    config.write_text(config.read_text().replace("seed: 2019", "seed: 2020"))
+    assert cache_key_of(second, config) != cache_key_of(first, first / "pipeline.yaml")
