@@ -8,7 +8,20 @@ from typing import Any
 
 from sanet_tfjs.errors import PipelineError
 
-from . import Pipeline, fetch, fixtures, onnx, page, patch, report, smoke, tf, tfjs, tfstyle
+from . import (
+    Pipeline,
+    fetch,
+    fixtures,
+    onnx,
+    page,
+    patch,
+    release,
+    report,
+    smoke,
+    tf,
+    tfjs,
+    tfstyle,
+)
 
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
@@ -39,12 +52,17 @@ def load_graph() -> dict[str, Any]:
         report.task_report,
         page.task_page,
         smoke.task_smoke,
+        release.task_release,
     ]
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 
+    # `doit` builds every stage but the release, which is asked for by name: `doit release`.
+    default = [creator.__name__.removeprefix("task_") for creator in creators]
+    default.remove("release")
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
+            "default_tasks": default,
             "dep_file": str(pipeline.artifacts / ".doit.json"),
             "backend": "json",
             "verbosity": 2,  # stages print progress and summaries as they go

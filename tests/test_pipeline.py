@@ -213,3 +213,31 @@ def test_restored_cache_in_another_clone_executes_nothing(tmp_path):
     config = second / "pipeline.yaml"
     config.write_text(config.read_text().replace("seed: 2019", "seed: 2020"))
     assert cache_key_of(second, config) != cache_key_of(first, first / "pipeline.yaml")
+
+
+def test_two_clean_builds_give_the_same_release(tmp_path):
+    archives, sites = [], []
+    for name in ("a", "deeper/b"):
+        copy = repo_copy(tmp_path / name)
+        pipeline = ScratchPipeline(copy)
+        pipeline.config["smoke"]["backends"] = {"wasm": [64]}
+        pipeline.save()
+        environment = {**os.environ, "SANET_PIPELINE": str(pipeline.config_path)}
+        environment["SOURCE_DATE_EPOCH"] = "1700000000"
+        result = subprocess.run(
+            [sys.executable, "-m", "doit", "release"],
+            cwd=copy,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=DOIT_TIMEOUT_S,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        release = pipeline.artifacts / "release"
+        archives.append(json.loads((release / "manifest.json").read_text())["archive"])
+        sites.append(json.loads((pipeline.artifacts / "site" / "build.json").read_text()))
+        sums = (release / "SHA256SUMS").read_text()
+        assert archives[-1]["sha256"] in sums
+    differing = [f for f in sites[0]["files"] if sites[0]["files"][f] != sites[1]["files"].get(f)]
+    assert differing == []
+    assert archives[0] == archives[1]

@@ -56,7 +56,9 @@ def test_signature_contract(tiny_build):
         "max_resolution": (tf.int32, []),
     }
     assert list(signature.structured_outputs) == ["result"]
-    topology = json.loads((tiny_build / "tfjs" / "model.json").read_text())["signature"]
+    text = (tiny_build / "tfjs" / "model.json").read_text()
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    topology = json.loads(text)["signature"]
     assert {name.split(":")[0] for name in topology["inputs"]} == set(inputs)
     assert list(topology["outputs"]) == ["result"]
 

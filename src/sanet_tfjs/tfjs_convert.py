@@ -1,6 +1,7 @@
 """Stage `tfjs`: the TFStyle SavedModel to a TensorFlow.js graph model, checked in Node.
 
-`tensorflowjs_converter` freezes the serving signature into model.json plus weight shards.
+`tensorflowjs_converter` freezes the serving signature into model.json plus weight shards;
+model.json is rewritten with sorted keys so that the same graph always gives the same bytes.
 TensorFlow.js has no Assert op, so the converter strips the signature's input checks
 (`--strip_debug_ops`); web code validates inputs before calling the model (see js/). The stage
 then runs the bundle with TensorFlow.js in Node (wasm backend) on the parity pairs against the
@@ -51,6 +52,15 @@ def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: st
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise ConversionError(f"tensorflowjs_converter failed on {saved_model}:\n{tail}")
+    normalize_model_json(out_dir / "model.json")
+
+
+def normalize_model_json(path: Path) -> None:
+    """Rewrite model.json with sorted keys: the converter writes protobuf maps (node attrs) in
+    varying order, so the same graph gave different bytes from run to run. Lists (nodes,
+    weights) keep their order; TensorFlow.js reads keys in any order."""
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
 
 
 def bundle_bytes(model_dir: Path) -> dict[str, int]:
