@@ -8,9 +8,7 @@ is imported inside the action, so `doit list` stays instant.
 
 from __future__ import annotations
 
-import functools
 import importlib
-import json
 import os
 import sys
 import time
@@ -32,6 +30,7 @@ if str(ROOT / "src") not in sys.path:
 
 from sanet_tfjs.config import PipelineConfig, load_config  # noqa: E402 - needs the path above
 from sanet_tfjs.errors import PipelineError  # noqa: E402
+from sanet_tfjs.repo import pinned  # noqa: E402
 
 
 def _relative(path: Path) -> str:
@@ -70,26 +69,10 @@ class Pipeline:
         return config_changed(watched)
 
 
-@functools.cache
-def _locked_versions() -> dict[str, str]:
-    """Package -> pinned version, from requirements.lock and package-lock.json."""
-    versions = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split("==", 1)
-            versions[name.strip().lower().replace("_", "-")] = version.strip()
-    packages = json.loads((ROOT / "package-lock.json").read_text())["packages"]
-    for path, entry in packages.items():
-        if path.startswith("node_modules/"):
-            versions[path.removeprefix("node_modules/")] = entry.get("version", "")
-    return versions
-
-
 def toolchain(*packages: str) -> dict[str, str]:
     """The pinned versions of the packages a stage's output depends on: a lock-file change
     to any of them reruns the stage (and only such a change does)."""
-    versions = _locked_versions()
-    return {name: versions[name] for name in packages}
+    return pinned(*packages)
 
 
 def code(*modules: str) -> list[str]:

@@ -13,7 +13,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from sanet_tfjs.repo import ROOT
+
 INPUT_FILES = ("dodo.py", "requirements.lock", "package-lock.json")
 INPUT_TREES = ("tasks", "src", "web", "js")
 

@@ -20,8 +20,8 @@ import tarfile
 from pathlib import Path
 
 from .files import atomic_output, sha256_file
+from .repo import ROOT, pinned
 
-ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "sanet-tfjs.tar.gz"
 TOP = "sanet-tfjs"
 TOOLS = ("torch", "onnx", "onnx-tf", "onnxruntime", "tensorflow", "tensorflowjs")
@@ -64,15 +64,7 @@ def write_archive(site: Path, dest: Path, epoch: int) -> None:
 
 
 def _versions() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if "==" in line:
-            name, version = line.split("==", 1)
-            pins[name.strip().lower().replace("_", "-")] = version.strip()
-    npm = json.loads((ROOT / "package-lock.json").read_text())["packages"]
-    versions = {name: pins[name] for name in TOOLS}
-    versions.update({name: npm[f"node_modules/{name}"]["version"] for name in NPM_TOOLS})
-    return versions
+    return pinned(*TOOLS, *NPM_TOOLS)
 
 
 def _rounded(value: float | None) -> str | None:

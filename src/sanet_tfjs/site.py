@@ -16,8 +16,8 @@ from PIL import Image
 
 from .files import atomic_output, sha256_file
 from .images import sample_photo_path, synthetic_painting
+from .repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 VENDOR_FILES = {
     "@tensorflow/tfjs/dist/tf.min.js": "tf.min.js",
     "@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js": "tf-backend-wasm.min.js",

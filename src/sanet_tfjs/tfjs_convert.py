@@ -24,8 +24,8 @@ from .errors import PipelineError
 from .files import atomic_output, write_json
 from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
+from .repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE_RUNNER = ROOT / "js" / "run_model.mjs"
 QUANTIZE_FLAGS = {"none": [], "float16": ["--quantize_float16=*"], "uint8": ["--quantize_uint8=*"]}
 
