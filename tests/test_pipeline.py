@@ -185,10 +185,11 @@ def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
     assert set(run_doit(copy, pipeline.config_path)) == {"page", "smoke"}
     assert "#fafafa" in (pipeline.artifacts / "site" / "style.css").read_text()
 
-    # A toolchain change in the lock file reruns the stages that tool built.
+    # A toolchain change in the lock file reruns the stages that tool built. (The same tool
+    # in fact gives the same bytes, so the site is unchanged and the smoke test stays valid.)
     lock = copy / "requirements.lock"
     lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
-    assert set(run_doit(copy, pipeline.config_path)) == {"tfjs", "report", "page", "smoke"}
+    assert set(run_doit(copy, pipeline.config_path)) == {"tfjs", "report", "page"}
 
 
 def test_restored_cache_in_another_clone_executes_nothing(tmp_path):
