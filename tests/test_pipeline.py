@@ -149,6 +149,15 @@ def repo_copy(dest: Path) -> Path:
     return dest
 
 
+def tiny_repo(dest: Path) -> tuple[Path, ScratchPipeline]:
+    """A repository copy set up for a quick tiny-width build (smoke: wasm at 64 px only)."""
+    copy = repo_copy(dest)
+    pipeline = ScratchPipeline(copy)
+    pipeline.config["smoke"]["backends"] = {"wasm": [64]}
+    pipeline.save()
+    return copy, pipeline
+
+
 def run_doit(copy: Path, config_path: Path) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-m", "doit"],
@@ -174,10 +183,7 @@ def cache_key_of(copy: Path, config_path: Path) -> str:
 
 
 def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
-    copy = repo_copy(tmp_path / "repo")
-    pipeline = ScratchPipeline(copy)
-    pipeline.config["smoke"]["backends"] = {"wasm": [64]}
-    pipeline.save()
+    copy, pipeline = tiny_repo(tmp_path / "repo")
     assert set(run_doit(copy, pipeline.config_path)) == set(ALL_STAGES)
 
     style = copy / "web" / "style.css"
@@ -193,10 +199,7 @@ def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
 
 
 def test_restored_cache_in_another_clone_executes_nothing(tmp_path):
-    first = repo_copy(tmp_path / "first")
-    pipeline = ScratchPipeline(first)
-    pipeline.config["smoke"]["backends"] = {"wasm": [64]}
-    pipeline.save()
+    first, pipeline = tiny_repo(tmp_path / "first")
     assert set(run_doit(first, pipeline.config_path)) == set(ALL_STAGES)
 
     # Another clone at another path; the cache restores artifacts/ (with doit's database)
@@ -219,10 +222,7 @@ def test_restored_cache_in_another_clone_executes_nothing(tmp_path):
 def test_two_clean_builds_give_the_same_release(tmp_path):
     archives, sites = [], []
     for name in ("a", "deeper/b"):
-        copy = repo_copy(tmp_path / name)
-        pipeline = ScratchPipeline(copy)
-        pipeline.config["smoke"]["backends"] = {"wasm": [64]}
-        pipeline.save()
+        copy, pipeline = tiny_repo(tmp_path / name)
         environment = {**os.environ, "SANET_PIPELINE": str(pipeline.config_path)}
         environment["SOURCE_DATE_EPOCH"] = "1700000000"
         result = subprocess.run(
