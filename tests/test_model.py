@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sanet_tfjs.architecture import RELU5_1_END, VGG_FILE, used_encoder_keys
+from sanet_tfjs.architecture import RELU5_1_END, used_encoder_keys
 from sanet_tfjs.model import PatchedSANet
+from sanet_tfjs.patch import model_from_states
 from tests.conftest import TINY, painting, photo
 from tests.upstream_reference import UpstreamSANet
-
-
-def patched(states: dict, width_divisor: int) -> PatchedSANet:
-    model = PatchedSANet(width_divisor).eval()
-    vgg = states[VGG_FILE]
-    model.encoder.load_state_dict({key: vgg[key] for key in used_encoder_keys(width_divisor)})
-    model.transform.load_state_dict(states["transformer_iter_500000.pth"])
-    model.decoder.load_state_dict(states["decoder_iter_500000.pth"])
-    return model
 
 
 @pytest.mark.parametrize(
@@ -28,7 +20,7 @@ def test_tiny_model_matches_upstream(tiny_states, content_hw, style_hw):
     content, style = photo(*content_hw), painting(3, *style_hw)
     expected = UpstreamSANet(tiny_states, TINY)(content, style)
     with torch.no_grad():
-        actual = patched(tiny_states, TINY)(content, style)
+        actual = model_from_states(tiny_states, TINY)(content, style)
     assert actual.shape == expected.shape == (1, 3, *content_hw)
     assert float(expected.std()) > 0.05  # not a comparison of flat images
     assert float((actual - expected).abs().max()) <= 1e-5
@@ -39,7 +31,7 @@ def test_full_width_model_matches_upstream(full_states):
     content, style = photo(64, 96), painting(4, 80, 64)
     expected = UpstreamSANet(full_states, 1)(content, style)
     with torch.no_grad():
-        actual = patched(full_states, 1)(content, style)
+        actual = model_from_states(full_states, 1)(content, style)
     assert actual.shape == expected.shape
     assert float((actual - expected).abs().max()) <= 1e-5
 
@@ -49,7 +41,7 @@ def test_odd_sizes_run_where_upstream_fails(tiny_states):
     content, style = photo(257, 181), painting(5, 99, 131)
     with pytest.raises(RuntimeError):
         UpstreamSANet(tiny_states, TINY)(content, style)
-    model = patched(tiny_states, TINY)
+    model = model_from_states(tiny_states, TINY)
     with torch.no_grad():
         raw = model(content, style)
     assert raw.shape == (1, 3, 264, 184)  # the decoder gives 8x the relu4_1 size
@@ -59,7 +51,7 @@ def test_odd_sizes_run_where_upstream_fails(tiny_states):
 
 
 def test_odd_relu5_1_branch_is_nearest_resized_to_relu4_1_size(tiny_states):
-    transform = patched(tiny_states, TINY).transform
+    transform = model_from_states(tiny_states, TINY).transform
     channels = 512 // TINY
     c4, s4 = torch.randn(1, channels, 33, 23), torch.randn(1, channels, 20, 15)
     c5, s5 = torch.randn(1, channels, 17, 12), torch.randn(1, channels, 10, 8)
@@ -81,7 +73,7 @@ def test_encoder_keeps_nothing_after_relu5_1():
 
 
 def test_stylize_encodes_style_once(tiny_states, monkeypatch):
-    model = patched(tiny_states, TINY)
+    model = model_from_states(tiny_states, TINY)
     calls = []
     original = model.encoder.forward
     monkeypatch.setattr(model.encoder, "forward", lambda x: calls.append(x.shape) or original(x))
@@ -91,4 +83,4 @@ def test_stylize_encodes_style_once(tiny_states, monkeypatch):
 
 def test_stylize_rejects_zero_iterations(tiny_states):
     with pytest.raises(ValueError, match="iters"):
-        patched(tiny_states, TINY).stylize(photo(32, 32), painting(1, 32, 32), iters=0)
+        model_from_states(tiny_states, TINY).stylize(photo(32, 32), painting(1, 32, 32), iters=0)

@@ -22,7 +22,6 @@ from .architecture import (
     TRANSFORM_FILE,
     VGG_FILE,
     checkpoint_tensors,
-    used_encoder_keys,
 )
 from .files import atomic_output
 from .images import synthetic_painting, to_nchw
@@ -102,12 +101,9 @@ def _calibrate_decoder(states: dict[str, dict[str, torch.Tensor]], width_divisor
     to mean 0.5 and std 0.25. Without it the decoder input (VGG features of a 0-255 image,
     in the hundreds) would leave a large offset for the last layer to cancel, and float32
     round-off would dominate the image."""
-    from .model import PatchedSANet
+    from .patch import model_from_states
 
-    model = PatchedSANet(width_divisor).eval()
-    vgg = states[VGG_FILE]
-    model.encoder.load_state_dict({key: vgg[key] for key in used_encoder_keys(width_divisor)})
-    model.transform.load_state_dict(states[TRANSFORM_FILE])
+    model = model_from_states(states, width_divisor)
     content = to_nchw(synthetic_painting(1, 64, 64))
     style = to_nchw(synthetic_painting(2, 64, 64))
     decoder = states[DECODER_FILE]

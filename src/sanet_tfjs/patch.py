@@ -24,17 +24,22 @@ from .files import atomic_output, sha256_file, write_json
 from .model import PatchedSANet
 
 
+def model_from_states(states: dict[str, dict], width_divisor: int = 1) -> PatchedSANet:
+    """The patched model from upstream-format state dicts keyed by upstream file name; the
+    VGG tensors after relu5_1 are dropped."""
+    model = PatchedSANet(width_divisor).eval()
+    vgg = states[VGG_FILE]
+    model.encoder.load_state_dict({key: vgg[key] for key in used_encoder_keys(width_divisor)})
+    model.transform.load_state_dict(states[TRANSFORM_FILE])
+    model.decoder.load_state_dict(states[DECODER_FILE])
+    return model
+
+
 def model_from_checkpoints(checkpoints_dir: Path, width_divisor: int = 1) -> PatchedSANet:
     """The patched model with upstream-format checkpoints loaded (validated) from a folder."""
-    checkpoints_dir = Path(checkpoints_dir)
-    vgg = load_checkpoint(checkpoints_dir / VGG_FILE, width_divisor)
-    model = PatchedSANet(width_divisor).eval()
-    model.encoder.load_state_dict({key: vgg[key] for key in used_encoder_keys(width_divisor)})
-    model.transform.load_state_dict(
-        load_checkpoint(checkpoints_dir / TRANSFORM_FILE, width_divisor)
-    )
-    model.decoder.load_state_dict(load_checkpoint(checkpoints_dir / DECODER_FILE, width_divisor))
-    return model
+    names = (VGG_FILE, TRANSFORM_FILE, DECODER_FILE)
+    states = {name: load_checkpoint(Path(checkpoints_dir) / name, width_divisor) for name in names}
+    return model_from_states(states, width_divisor)
 
 
 def load_patched_model(patched_dir: Path, width_divisor: int = 1) -> PatchedSANet:
