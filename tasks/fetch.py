@@ -15,7 +15,7 @@ from doit.tools import config_changed
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES
 
-from . import Pipeline, code, stage_action
+from . import Pipeline, code, stage
 
 MIRROR_PARAM = {
     "name": "mirror",
@@ -58,22 +58,21 @@ def task_fetch(pipeline: Pipeline) -> dict:
     watched = {k: v for k, v in config.section("fetch").items() if k != "mirror"}
     watched["lock_key"] = key
 
-    return {
-        "doc": "download the SANet checkpoints (fixture profile: from a loopback server)",
-        "actions": [
-            stage_action(
-                "fetch:run_fetch_stage",
-                fetch=config.section("fetch"),
-                key=key,
-                dest_dir=pipeline.path("checkpoints"),
-                lock_path=lock_path,
-                fixture_dir=pipeline.path("fixtures") if fixture else None,
-            )
-        ],
-        "params": [MIRROR_PARAM],
-        "file_dep": code("fetch", "server", "files")
+    return stage(
+        pipeline,
+        doc="download the SANet checkpoints (fixture profile: from a loopback server)",
+        run="fetch:run_fetch_stage",
+        args={
+            "fetch": config.section("fetch"),
+            "key": key,
+            "dest_dir": pipeline.path("checkpoints"),
+            "lock_path": lock_path,
+            "fixture_dir": pipeline.path("fixtures") if fixture else None,
+        },
+        outputs=[pipeline.path("checkpoints")],
+        params=[MIRROR_PARAM],
+        file_dep=code("fetch", "server", "files")
         + ([pipeline.path("fixtures", name) for name in CHECKPOINT_FILES] if fixture else []),
-        "targets": [pipeline.path("checkpoints", name) for name in CHECKPOINT_FILES],
-        "uptodate": [config_changed(watched), _installed_match_lock(lock_path, key)],
-        "clean": True,
-    }
+        targets=[pipeline.path("checkpoints", name) for name in CHECKPOINT_FILES],
+        uptodate=[config_changed(watched), _installed_match_lock(lock_path, key)],
+    )

@@ -7,25 +7,24 @@ from __future__ import annotations
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES
 
-from . import Pipeline, code, stage_action
+from . import Pipeline, code, stage
 
 
 def task_fixtures(pipeline: Pipeline) -> dict:
     config = pipeline.config
-    return {
-        "doc": "generate seeded stand-in checkpoints (NOT trained weights) in the upstream format",
-        "actions": [
-            stage_action(
-                "fixtures:write_fixture_checkpoints",
-                out_dir=pipeline.path("fixtures"),
-                seed=config.fixture.seed,
-                width_divisor=config.model.width_divisor,
-            )
-        ],
-        "file_dep": code("fixtures", "architecture", "model", "images", "files"),
-        "targets": [pipeline.path("fixtures", name) for name in CHECKPOINT_FILES],
-        "uptodate": [
+    return stage(
+        pipeline,
+        doc="generate seeded stand-in checkpoints (NOT trained weights) in the upstream format",
+        run="fixtures:write_fixture_checkpoints",
+        args={
+            "out_dir": pipeline.path("fixtures"),
+            "seed": config.fixture.seed,
+            "width_divisor": config.model.width_divisor,
+        },
+        outputs=[pipeline.path("fixtures")],
+        file_dep=code("fixtures", "architecture", "model", "images", "files"),
+        targets=[pipeline.path("fixtures", name) for name in CHECKPOINT_FILES],
+        uptodate=[
             pipeline.watches("fixture", "model", tools=("torch", "numpy", "pillow", "matplotlib"))
         ],
-        "clean": True,
-    }
+    )

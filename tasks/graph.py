@@ -12,6 +12,7 @@ from . import (
     Pipeline,
     fetch,
     fixtures,
+    hash_cache_checker,
     onnx,
     page,
     patch,
@@ -66,6 +67,7 @@ def load_graph() -> dict[str, Any]:
             "dep_file": str(pipeline.artifacts / ".doit.json"),
             "backend": "json",
             "verbosity": 2,  # stages print progress and summaries as they go
+            "check_file_uptodate": hash_cache_checker(pipeline.hash_cache),
         }
     }
     namespace.update({creator.__name__: _bind(creator, pipeline) for creator in creators})

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES, PATCHED_FILES
 
-from . import Pipeline, code, stage_action
+from . import Pipeline, code, stage
 
 
 def task_patch(pipeline: Pipeline) -> dict:
-    return {
-        "doc": "load and validate the checkpoints into the ONNX-friendly patched SANet",
-        "actions": [
-            stage_action(
-                "patch:run_patch_stage",
-                checkpoints_dir=pipeline.path("checkpoints"),
-                out_dir=pipeline.path("patched"),
-                width_divisor=pipeline.config.model.width_divisor,
-            )
-        ],
-        "file_dep": [pipeline.path("checkpoints", name) for name in CHECKPOINT_FILES]
+    return stage(
+        pipeline,
+        doc="load and validate the checkpoints into the ONNX-friendly patched SANet",
+        run="patch:run_patch_stage",
+        args={
+            "checkpoints_dir": pipeline.path("checkpoints"),
+            "out_dir": pipeline.path("patched"),
+            "width_divisor": pipeline.config.model.width_divisor,
+        },
+        outputs=[pipeline.path("patched")],
+        file_dep=[pipeline.path("checkpoints", name) for name in CHECKPOINT_FILES]
         + code("patch", "model", "checkpoints", "architecture", "files"),
-        "targets": [pipeline.path("patched", name) for name in PATCHED_FILES],
-        "uptodate": [pipeline.watches("model", tools=("torch",))],
-        "clean": True,
-    }
+        targets=[pipeline.path("patched", name) for name in PATCHED_FILES],
+        uptodate=[pipeline.watches("model", tools=("torch",))],
+    )

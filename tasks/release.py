@@ -10,7 +10,7 @@ import os
 
 from doit.tools import config_changed
 
-from . import Pipeline, code, stage_action, toolchain
+from . import Pipeline, code, stage, toolchain
 from .fetch import lock_key
 
 RECORDED_TOOLS = (
@@ -21,21 +21,21 @@ RECORDED_TOOLS = (
 
 def task_release(pipeline: Pipeline) -> dict:
     lock_path = pipeline.beside_config(pipeline.config.fetch.lock_file)
-    return {
-        "doc": "archive the site reproducibly with a provenance manifest and SHA256SUMS",
-        "actions": [
-            stage_action(
-                "release:run_release_stage",
-                site_dir=pipeline.path("site"),
-                parity_path=pipeline.path("parity.json"),
-                smoke_path=pipeline.path("smoke", "smoke.json"),
-                lock_path=lock_path,
-                lock_key=lock_key(pipeline),
-                config_path=str(pipeline.config_path),
-                out_dir=pipeline.path("release"),
-            )
-        ],
-        "file_dep": [
+    return stage(
+        pipeline,
+        doc="archive the site reproducibly with a provenance manifest and SHA256SUMS",
+        run="release:run_release_stage",
+        args={
+            "site_dir": pipeline.path("site"),
+            "parity_path": pipeline.path("parity.json"),
+            "smoke_path": pipeline.path("smoke", "smoke.json"),
+            "lock_path": lock_path,
+            "lock_key": lock_key(pipeline),
+            "config_path": str(pipeline.config_path),
+            "out_dir": pipeline.path("release"),
+        },
+        outputs=[pipeline.path("release")],
+        file_dep=[
             pipeline.path("site", "build.json"),
             pipeline.path("parity.json"),
             pipeline.path("smoke", "smoke.json"),
@@ -43,8 +43,8 @@ def task_release(pipeline: Pipeline) -> dict:
             pipeline.beside_config(pipeline.config_path.name),
         ]
         + code("release", "files"),
-        "targets": [pipeline.path("release", name) for name in ("manifest.json", "SHA256SUMS")],
-        "uptodate": [
+        targets=[pipeline.path("release", name) for name in ("manifest.json", "SHA256SUMS")],
+        uptodate=[
             config_changed(
                 {
                     "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
@@ -52,5 +52,4 @@ def task_release(pipeline: Pipeline) -> dict:
                 }
             )
         ],
-        "clean": True,
-    }
+    )

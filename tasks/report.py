@@ -5,7 +5,7 @@ Reads: no pipeline.yaml section (the tolerances were applied by each stage).
 
 from __future__ import annotations
 
-from . import Pipeline, code, stage_action
+from . import Pipeline, code, stage
 
 
 def stage_parity_files(pipeline: Pipeline) -> dict[str, str]:
@@ -19,17 +19,16 @@ def stage_parity_files(pipeline: Pipeline) -> dict[str, str]:
 
 def task_report(pipeline: Pipeline) -> dict:
     files = stage_parity_files(pipeline)
-    return {
-        "doc": "merge every stage's parity against PyTorch into parity.json and a table",
-        "actions": [
-            stage_action(
-                "report:run_report_stage",
-                stage_reports=files,
-                out_json=pipeline.path("parity.json"),
-                out_table=pipeline.path("parity.md"),
-            )
-        ],
-        "file_dep": list(files.values()) + code("report", "files"),
-        "targets": [pipeline.path("parity.json"), pipeline.path("parity.md")],
-        "clean": True,
-    }
+    return stage(
+        pipeline,
+        doc="merge every stage's parity against PyTorch into parity.json and a table",
+        run="report:run_report_stage",
+        args={
+            "stage_reports": files,
+            "out_json": pipeline.path("parity.json"),
+            "out_table": pipeline.path("parity.md"),
+        },
+        outputs=[pipeline.path("parity.json"), pipeline.path("parity.md")],
+        file_dep=list(files.values()) + code("report", "files"),
+        targets=[pipeline.path("parity.json"), pipeline.path("parity.md")],
+    )

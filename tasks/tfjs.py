@@ -6,38 +6,37 @@ shards: the deployable model) and artifacts/tfjs_parity.json (errors, timings, b
 
 from __future__ import annotations
 
-from . import ROOT, Pipeline, code, stage_action
+from . import ROOT, Pipeline, code, stage
 
 
 def task_tfjs(pipeline: Pipeline) -> dict:
     config = pipeline.config
-    return {
-        "doc": "convert TFStyle to a TensorFlow.js graph model; check it in Node (wasm)",
-        "actions": [
-            stage_action(
-                "tfjs_convert:run_tfjs_stage",
-                tfstyle_dir=pipeline.path("tfstyle"),
-                patched_dir=pipeline.path("patched"),
-                out_dir=pipeline.path("tfjs"),
-                report_path=pipeline.path("tfjs_parity.json"),
-                width_divisor=config.model.width_divisor,
-                shard_bytes=config.tfjs.shard_bytes,
-                quantization=config.tfjs.quantization,
-                max_size_ratio=config.tfjs.max_size_ratio,
-                result_max_abs=config.parity.result_max_abs,
-            )
-        ],
-        "file_dep": [
+    return stage(
+        pipeline,
+        doc="convert TFStyle to a TensorFlow.js graph model; check it in Node (wasm)",
+        run="tfjs_convert:run_tfjs_stage",
+        args={
+            "tfstyle_dir": pipeline.path("tfstyle"),
+            "patched_dir": pipeline.path("patched"),
+            "out_dir": pipeline.path("tfjs"),
+            "report_path": pipeline.path("tfjs_parity.json"),
+            "width_divisor": config.model.width_divisor,
+            "shard_bytes": config.tfjs.shard_bytes,
+            "quantization": config.tfjs.quantization,
+            "max_size_ratio": config.tfjs.max_size_ratio,
+            "result_max_abs": config.parity.result_max_abs,
+        },
+        outputs=[pipeline.path("tfjs"), pipeline.path("tfjs_parity.json")],
+        file_dep=[
             pipeline.path("tfstyle", "saved_model", "saved_model.pb"),
             str((ROOT / "js" / "run_model.mjs").relative_to(ROOT)),
             str((ROOT / "js" / "sanet.mjs").relative_to(ROOT)),
         ]
         + code("tfjs_convert", "stylize", "parity", "files"),
-        "targets": [pipeline.path("tfjs", "model.json"), pipeline.path("tfjs_parity.json")],
-        "uptodate": [
+        targets=[pipeline.path("tfjs", "model.json"), pipeline.path("tfjs_parity.json")],
+        uptodate=[
             pipeline.watches(
                 "tfjs", "parity", "model", tools=("tensorflow", "tensorflowjs", "@tensorflow/tfjs")
             )
         ],
-        "clean": True,
-    }
+    )

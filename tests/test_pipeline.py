@@ -11,54 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOIT_TIMEOUT_S, ROOT, ScratchPipeline, executed_tasks
+from sanet_tfjs.architecture import CHECKPOINT_FILES
+from sanet_tfjs.files import sha256_file
+from tests.conftest import DOIT_TIMEOUT_S, ROOT, TINY, ScratchPipeline, executed_tasks
 
 ALL_STAGES = [
     "fixtures", "fetch", "patch", "onnx", "tf", "tfstyle", "tfjs", "report", "page", "smoke",
 ]  # fmt: skip
-
-
-def test_build_then_noop_then_only_what_changed(scratch_pipeline):
-    first = scratch_pipeline.doit()
-    assert first.returncode == 0, first.stderr
-    assert set(executed_tasks(first)) == set(ALL_STAGES)
-    patched = scratch_pipeline.artifacts / "patched"
-    summary = json.loads((patched / "patch.json").read_text())
-    assert summary["width_divisor"] == 8
-    assert summary["dropped_vgg_tensors"][0] == "45.weight"
-    lock = json.loads((scratch_pipeline.folder / "checkpoints.lock.json").read_text())
-    assert set(lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]) == {
-        "vgg_normalised.pth",
-        "decoder_iter_500000.pth",
-        "transformer_iter_500000.pth",
-    }
-
-    second = scratch_pipeline.doit()
-    assert second.returncode == 0, second.stderr
-    assert set(executed_tasks(second)) == set()
-
-    # A fetch setting reruns fetch alone: the checkpoints it finds match the lock, so the
-    # files do not change and patch stays up to date.
-    scratch_pipeline.config["fetch"]["read_timeout_s"] = 30
-    scratch_pipeline.save()
-    assert set(executed_tasks(scratch_pipeline.doit())) == {"fetch"}
-
-    # The mirror only says where bytes come from: no rebuild.
-    scratch_pipeline.config["fetch"]["mirror"] = str(scratch_pipeline.folder)
-    scratch_pipeline.save()
-    assert set(executed_tasks(scratch_pipeline.doit())) == set()
-
-    # The tfjs section reruns the tfjs stage and what follows it, nothing before.
-    scratch_pipeline.config["tfjs"]["shard_bytes"] = 65536
-    scratch_pipeline.save()
-    assert set(executed_tasks(scratch_pipeline.doit())) == {"tfjs", "report", "page", "smoke"}
-    manifest = json.loads((scratch_pipeline.artifacts / "tfjs" / "model.json").read_text())
-    assert len(manifest["weightsManifest"][0]["paths"]) > 1  # now in 64 KiB shards
-
-    # The model width changes everything downstream of it.
-    scratch_pipeline.config["model"]["width_divisor"] = 16
-    scratch_pipeline.save()
-    assert set(executed_tasks(scratch_pipeline.doit())) == set(ALL_STAGES)
 
 
 def test_edited_lock_is_enforced(scratch_pipeline):
@@ -120,24 +79,6 @@ def test_upstream_profile_fetches_from_a_mirror(scratch_pipeline, tmp_path):
     assert set(lock["checkpoints"]) == {"upstream"}
 
 
-@pytest.mark.full_width
-def test_full_width_build_end_to_end(scratch_pipeline):
-    scratch_pipeline.config["model"]["width_divisor"] = 1
-    scratch_pipeline.config["smoke"]["backends"] = {"wasm": [256]}  # software WebGL is slow
-    scratch_pipeline.save()
-    result = scratch_pipeline.doit()
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert set(executed_tasks(result)) == set(ALL_STAGES)
-    report = json.loads((scratch_pipeline.artifacts / "parity.json").read_text())
-    assert report["passed"] and set(report["stages"]) == {"onnx", "tf", "tfstyle", "tfjs"}
-    smoke = json.loads((scratch_pipeline.artifacts / "smoke" / "smoke.json").read_text())
-    assert smoke["passed"] and smoke["backends"]["wasm"]["runs"][0]["max_abs"] <= 2 / 255
-    size = report["stages"]["tfjs"]["size"]
-    assert size["float32_parameters"] == 4 * 20_911_247  # the parameters used, as upstream
-    assert size["weights"] <= 1.02 * size["float32_parameters"]
-    assert set(executed_tasks(scratch_pipeline.doit())) == set()
-
-
 def repo_copy(dest: Path) -> Path:
     """A copy of the repository's tracked inputs (node_modules linked), as a clone would be."""
     dest.mkdir(parents=True)
@@ -149,20 +90,22 @@ def repo_copy(dest: Path) -> Path:
     return dest
 
 
-def tiny_repo(dest: Path) -> tuple[Path, ScratchPipeline]:
-    """A repository copy set up for a quick tiny-width build (smoke: wasm at 64 px only)."""
+def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipeline]:
+    """A repository copy set up for a quick build (smoke: wasm at one small size only)."""
     copy = repo_copy(dest)
     pipeline = ScratchPipeline(copy)
-    pipeline.config["smoke"]["backends"] = {"wasm": [64]}
+    pipeline.config["model"]["width_divisor"] = width_divisor
+    pipeline.config["smoke"]["backends"] = {"wasm": [64 if width_divisor > 1 else 256]}
     pipeline.save()
     return copy, pipeline
 
 
-def run_doit(copy: Path, config_path: Path) -> list[str]:
+def run_doit(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> list[str]:
+    """Run doit in a repository copy; fail on an error; return the tasks it executed."""
     result = subprocess.run(
-        [sys.executable, "-m", "doit"],
+        [sys.executable, "-m", "doit", *args],
         cwd=copy,
-        env={**os.environ, "SANET_PIPELINE": str(config_path)},
+        env={**os.environ, "SANET_PIPELINE": str(config_path), **(env or {})},
         capture_output=True,
         text=True,
         timeout=DOIT_TIMEOUT_S,
@@ -182,63 +125,188 @@ def cache_key_of(copy: Path, config_path: Path) -> str:
     ).stdout.strip()
 
 
-def test_page_sources_and_tool_versions_rerun_what_they_built(tmp_path):
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def artifact_sums(artifacts: Path) -> dict[str, str]:
+    """sha256 of every file under artifacts/ (doit's own bookkeeping files aside)."""
+    return {
+        str(path.relative_to(artifacts)): sha256_file(path)
+        for path in artifacts.rglob("*")
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def append_line(path: Path, line: str) -> None:
+    path.write_text(path.read_text() + line + "\n")
+
+
+RELEASE_EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+CONVERSION = {"onnx", "tf", "tfstyle", "tfjs", "report", "page"}
+
+
+def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
+    """(what is edited, the edit, the exact set of stages that must rerun), applied in order.
+
+    A stage reruns when its settings, code, tool versions or input bytes change, or when its
+    own outputs were changed on disk; what follows it reruns only if its output bytes changed
+    (the stages are deterministic). The page also reruns after any tfjs build: its file_dep
+    tfjs_parity.json stands for the shards, and carries timings.
+    """
+    artifacts = pipeline.artifacts
+
+    def setting(section: str, key: str, value: object):
+        def edit() -> None:
+            pipeline.config[section][key] = value
+            pipeline.save()
+
+        return edit
+
+    def lock_bump() -> None:
+        lock = copy / "requirements.lock"
+        lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
+
+    return [
+        ("nothing", lambda: None, set()),
+        ("fetch setting", setting("fetch", "read_timeout_s", 30), {"fetch"}),
+        ("fetch mirror (where bytes come from)", setting("fetch", "mirror", str(copy)), set()),
+        ("onnx setting", setting("onnx", "constant_folding", True), CONVERSION | {"smoke"}),
+        ("parity tolerance", setting("parity", "image_max_abs", 2e-4), CONVERSION),
+        (
+            "tfjs setting",
+            setting("tfjs", "shard_bytes", 65536),
+            {"tfjs", "report", "page", "smoke"},
+        ),
+        ("smoke setting", setting("smoke", "max_abs", 3 / 255), {"smoke"}),
+        ("patch code", lambda: append_line(copy / "src/sanet_tfjs/patch.py", "# x"), {"patch"}),
+        (
+            "TFStyle code",
+            lambda: append_line(copy / "src/sanet_tfjs/tfstyle.py", "# x"),
+            {"tfstyle"},
+        ),
+        (
+            "model code",
+            lambda: append_line(copy / "src/sanet_tfjs/model.py", "# x"),
+            {"fixtures", "patch", "onnx"},
+        ),
+        ("page source", lambda: append_line(copy / "web/style.css", "p {}"), {"page", "smoke"}),
+        ("tool version in the lock", lock_bump, {"tfjs", "report", "page"}),
+        (
+            "checkpoint edited on disk",
+            lambda: flip_a_byte(artifacts / "checkpoints" / "decoder_iter_500000.pth"),
+            {"fetch"},
+        ),
+        (
+            "ONNX file edited on disk",
+            lambda: flip_a_byte(artifacts / "onnx/encoder.onnx"),
+            {"onnx"},
+        ),
+        (
+            "SavedModel edited on disk",
+            lambda: flip_a_byte(artifacts / "tf/encoder/saved_model.pb"),
+            {"tf"},
+        ),
+        (
+            "TFStyle variables edited on disk",
+            lambda: flip_a_byte(artifacts / "tfstyle/saved_model/variables/variables.index"),
+            {"tfstyle"},
+        ),
+        (
+            "weight shard edited on disk",
+            lambda: flip_a_byte(sorted((artifacts / "tfjs").glob("*.bin"))[0]),
+            {"tfjs", "report", "page"},
+        ),
+        ("site file removed", lambda: (artifacts / "site" / "style.css").unlink(), {"page"}),
+        (
+            "file added to the site",
+            lambda: (artifacts / "site" / "stray.js").write_text("alert(1)"),
+            {"page"},
+        ),
+        ("fixture seed (new checkpoint bytes)", setting("fixture", "seed", 2020), set(ALL_STAGES)),
+        ("model width", setting("model", "width_divisor", 16), set(ALL_STAGES)),
+    ]
+
+
+def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path):
     copy, pipeline = tiny_repo(tmp_path / "repo")
     assert set(run_doit(copy, pipeline.config_path)) == set(ALL_STAGES)
+    summary = json.loads((pipeline.artifacts / "patched" / "patch.json").read_text())
+    assert summary["width_divisor"] == 8
+    assert summary["dropped_vgg_tensors"][0] == "45.weight"
+    lock = json.loads((copy / "checkpoints.lock.json").read_text())
+    assert set(lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]) == set(CHECKPOINT_FILES)
 
-    style = copy / "web" / "style.css"
-    style.write_text(style.read_text() + "\nbody { background: #fafafa; }\n")
-    assert set(run_doit(copy, pipeline.config_path)) == {"page", "smoke"}
-    assert "#fafafa" in (pipeline.artifacts / "site" / "style.css").read_text()
+    wrong = []
+    for label, edit, expected in invalidation_matrix(copy, pipeline):
+        edit()
+        before = artifact_sums(pipeline.artifacts)
+        executed = set(run_doit(copy, pipeline.config_path))
+        if executed != expected:
+            after = artifact_sums(pipeline.artifacts)
+            changed = sorted(
+                f for f in before.keys() | after.keys() if before.get(f) != after.get(f)
+            )
+            wrong.append(
+                f"{label}: reran {sorted(executed)}, expected {sorted(expected)}; "
+                f"files that changed: {changed[:12]}"
+            )
+    assert wrong == []
+    assert not (pipeline.artifacts / "site" / "stray.js").exists()
+    shards = json.loads((pipeline.artifacts / "tfjs" / "model.json").read_text())
+    assert len(shards["weightsManifest"][0]["paths"]) > 1  # the 64 KiB shard setting held
 
-    # A toolchain change in the lock file reruns the stages that tool built. (The same tool
-    # in fact gives the same bytes, so the site is unchanged and the smoke test stays valid.)
-    lock = copy / "requirements.lock"
-    lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
-    assert set(run_doit(copy, pipeline.config_path)) == {"tfjs", "report", "page"}
 
+@pytest.mark.parametrize(
+    ("width_divisor", "parameters"),
+    [(TINY, 330_939), pytest.param(1, 20_911_247, marks=pytest.mark.full_width)],
+)
+def test_clean_builds_are_identical_and_a_restored_cache_is_trusted(
+    tmp_path, width_divisor, parameters
+):
+    builds = []
+    for name in ("a", "deeper/b"):  # two clones at different paths, each built from nothing
+        copy, pipeline = tiny_repo(tmp_path / name, width_divisor)
+        executed = run_doit(copy, pipeline.config_path, "release", env=RELEASE_EPOCH)
+        assert set(executed) == {*ALL_STAGES, "release"}
+        builds.append((copy, pipeline))
+    (first, pipeline), (_, other) = builds
 
-def test_restored_cache_in_another_clone_executes_nothing(tmp_path):
-    first, pipeline = tiny_repo(tmp_path / "first")
-    assert set(run_doit(first, pipeline.config_path)) == set(ALL_STAGES)
+    report = json.loads((pipeline.artifacts / "parity.json").read_text())
+    assert report["passed"] and set(report["stages"]) == {"onnx", "tf", "tfstyle", "tfjs"}
+    smoke = json.loads((pipeline.artifacts / "smoke" / "smoke.json").read_text())
+    assert smoke["passed"] and smoke["backends"]["wasm"]["runs"][0]["max_abs"] <= 2 / 255
+    size = report["stages"]["tfjs"]["size"]
+    assert size["float32_parameters"] == 4 * parameters  # the parameters used, as upstream
+    assert size["weights"] <= 1.02 * size["float32_parameters"]
 
-    # Another clone at another path; the cache restores artifacts/ (with doit's database)
-    # and the committed lock file with new modification times, as a CI cache does.
-    second = repo_copy(tmp_path / "elsewhere" / "second")
+    # The same inputs give the same bytes: every file of the site, and the release archive.
+    sites = [
+        json.loads((p.artifacts / "site" / "build.json").read_text()) for p in (pipeline, other)
+    ]
+    assert sites[0]["files"] == sites[1]["files"]
+    archives = [
+        json.loads((p.artifacts / "release" / "manifest.json").read_text())["archive"]
+        for p in (pipeline, other)
+    ]
+    assert archives[0] == archives[1]
+    assert archives[0]["sha256"] in (pipeline.artifacts / "release" / "SHA256SUMS").read_text()
+    print(f"width 1/{width_divisor}: both release archives have sha256 {archives[0]['sha256']}")
+    assert run_doit(first, pipeline.config_path) == []
+
+    # A third clone elsewhere, with artifacts/ (doit's database inside) and the committed lock
+    # restored with new modification times, as a CI cache does: nothing to do.
+    third = repo_copy(tmp_path / "elsewhere" / "c")
     for name in ("pipeline.yaml", "checkpoints.lock.json"):
-        shutil.copy(first / name, second / name)
-    shutil.copytree(pipeline.artifacts, second / "artifacts", copy_function=shutil.copyfile)
-    assert cache_key_of(first, first / "pipeline.yaml") == cache_key_of(
-        second, second / "pipeline.yaml"
-    )
-    assert run_doit(second, second / "pipeline.yaml") == []
+        shutil.copy(first / name, third / name)
+    shutil.copytree(pipeline.artifacts, third / "artifacts", copy_function=shutil.copyfile)
+    assert cache_key_of(third, third / "pipeline.yaml") == cache_key_of(first, pipeline.config_path)
+    assert run_doit(third, third / "pipeline.yaml") == []
+    assert run_doit(third, third / "pipeline.yaml", "release", env=RELEASE_EPOCH) == []
 
     # The key moves with any input that changes the artifacts.
-    config = second / "pipeline.yaml"
+    config = third / "pipeline.yaml"
     config.write_text(config.read_text().replace("seed: 2019", "seed: 2020"))
-    assert cache_key_of(second, config) != cache_key_of(first, first / "pipeline.yaml")
-
-
-def test_two_clean_builds_give_the_same_release(tmp_path):
-    archives, sites = [], []
-    for name in ("a", "deeper/b"):
-        copy, pipeline = tiny_repo(tmp_path / name)
-        environment = {**os.environ, "SANET_PIPELINE": str(pipeline.config_path)}
-        environment["SOURCE_DATE_EPOCH"] = "1700000000"
-        result = subprocess.run(
-            [sys.executable, "-m", "doit", "release"],
-            cwd=copy,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=DOIT_TIMEOUT_S,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        release = pipeline.artifacts / "release"
-        archives.append(json.loads((release / "manifest.json").read_text())["archive"])
-        sites.append(json.loads((pipeline.artifacts / "site" / "build.json").read_text()))
-        sums = (release / "SHA256SUMS").read_text()
-        assert archives[-1]["sha256"] in sums
-    differing = [f for f in sites[0]["files"] if sites[0]["files"][f] != sites[1]["files"].get(f)]
-    assert differing == []
-    assert archives[0] == archives[1]
+    assert cache_key_of(third, config) != cache_key_of(first, pipeline.config_path)

@@ -70,6 +70,18 @@ def convert_onnx_file(onnx_path: Path, dest: Path) -> None:
             f"onnx.opset; 10 is known to work) or avoid that op in the model."
         )
     onnx_tf.backend.prepare(model).export_graph(str(dest))
+    fix_fingerprint_uuid(dest)
+
+
+def fix_fingerprint_uuid(saved_model_dir: Path) -> None:
+    """Replace the random uuid TensorFlow writes into fingerprint.pb with the model's own
+    checksum, so that the same model gives the same bytes."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    path = Path(saved_model_dir) / "fingerprint.pb"
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
+    fingerprint.uuid = str(fingerprint.saved_model_checksum)
+    path.write_bytes(fingerprint.SerializeToString(deterministic=True))
 
 
 def saved_model_backend(tf_dir: Path) -> PartsBackend:

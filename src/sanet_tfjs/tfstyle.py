@@ -9,18 +9,29 @@ inlines each weight once (two encoder call sites made a 132 MB bundle, see the n
 `tf.while_loop` runs iters + 1 passes over a single encoder call; pass 0 encodes the style and
 keeps its features, passes 1..iters encode the current image and run transform and decoder
 inside a `tf.cond` branch.
+
+The SavedModel is written by a child Python with PYTHONHASHSEED=0: TensorFlow orders the
+function library it saves by iterating a hash-ordered set, so the same module saved by two
+processes with random hash seeds gave two different saved_model.pb files (and a needless
+rebuild of everything after this stage). fingerprint.pb also carries a random uuid; it is
+set from the model's own checksum (as in the `tf` stage).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from .errors import PipelineError
 from .files import atomic_output, write_json
 from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
 from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE
+from .tf_convert import fix_fingerprint_uuid
 
 PARTS = ("encoder", "transform", "decoder")
 
@@ -164,16 +175,36 @@ def saved_model_stylize(saved_model_dir: Path):
     return run
 
 
+def save_saved_model(tf_dir: Path, dest: Path) -> None:
+    import tensorflow as tf
+
+    module = build_module(tf_dir)
+    tf.saved_model.save(module, str(dest), signatures={"serving_default": module.serve})
+    fix_fingerprint_uuid(dest)
+
+
+def save_in_child_process(tf_dir: Path, dest: Path) -> None:
+    """`save_saved_model` in a child Python with a fixed hash seed: the same bytes every time."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sanet_tfjs.tfstyle", str(tf_dir), str(dest)],
+        env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise PipelineError(
+            f"tfstyle: saving the TFStyle SavedModel to {dest} failed "
+            f"(exit {done.returncode}):\n{done.stderr[-3000:]}"
+        )
+
+
 def run_tfstyle_stage(
     tf_dir: str, patched_dir: str, out_dir: str, width_divisor: int, result_max_abs: float
 ) -> dict:
-    import tensorflow as tf
-
-    module = build_module(Path(tf_dir))
     with atomic_output(Path(out_dir)) as staged:
         staged.mkdir()
         saved = staged / "saved_model"
-        tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
+        save_in_child_process(Path(tf_dir), saved)
         model = load_patched_model(Path(patched_dir), width_divisor)
         run = saved_model_stylize(saved)
         runs = stylization_runs()
@@ -181,3 +212,7 @@ def run_tfstyle_stage(
         report = compare_stylizations("tfstyle", runs, results, model, result_max_abs)
         write_json(staged / "parity.json", report)
     return {"passed": report["passed"]}
+
+
+if __name__ == "__main__":  # the child process of save_in_child_process
+    save_saved_model(Path(sys.argv[1]), Path(sys.argv[2]))
