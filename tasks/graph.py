@@ -64,8 +64,10 @@ def load_graph() -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,
-            "dep_file": str(pipeline.artifacts / ".doit.json"),
-            "backend": "json",
+            # sqlite3 commits the database in one transaction: a build killed while doit
+            # saves it leaves the previous state, where the json backend left a torn file.
+            "dep_file": str(pipeline.artifacts / ".doit.sqlite3"),
+            "backend": "sqlite3",
             "verbosity": 2,  # stages print progress and summaries as they go
             "check_file_uptodate": hash_cache_checker(pipeline.hash_cache),
         }

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from sanet_tfjs.patch import load_patched_model
 from sanet_tfjs.stylize import StylizeInputError, check_inputs, reference_stylize
-from sanet_tfjs.tfjs_convert import run_in_node, run_tfjs_stage
+from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR, run_in_node, run_tfjs_stage
 from sanet_tfjs.tfstyle import saved_model_stylize
 from tests.conftest import ONE_LEVEL, TINY
 
@@ -58,6 +58,8 @@ def test_signature_contract(tiny_build):
     assert list(signature.structured_outputs) == ["result"]
     text = (tiny_build / "tfjs" / "model.json").read_text()
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    nodes = json.loads(text)["modelTopology"]["node"]
+    assert not [n["name"] for n in nodes if UNSTABLE_NODE_ATTR in n.get("attr", {})]
     topology = json.loads(text)["signature"]
     assert {name.split(":")[0] for name in topology["inputs"]} == set(inputs)
     assert list(topology["outputs"]) == ["result"]

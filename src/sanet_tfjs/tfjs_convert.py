@@ -34,6 +34,9 @@ class ConversionError(PipelineError):
     """tensorflowjs_converter or the Node check failed."""
 
 
+UNSTABLE_NODE_ATTR = "_has_manual_control_dependencies"
+
+
 def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: str) -> None:
     converter = Path(sys.executable).with_name("tensorflowjs_converter")
     command = [
@@ -56,10 +59,19 @@ def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: st
 
 
 def normalize_model_json(path: Path) -> None:
-    """Rewrite model.json with sorted keys: the converter writes protobuf maps (node attrs) in
-    varying order, so the same graph gave different bytes from run to run. Lists (nodes,
-    weights) keep their order; TensorFlow.js reads keys in any order."""
+    """Rewrite model.json so that the same graph always gives the same bytes.
+
+    - Keys are sorted: the converter writes protobuf maps (node attrs) in varying order.
+    - `_has_manual_control_dependencies`, a private marker of tf.function's automatic control
+      dependencies, is dropped: the converter's graph optimisation sometimes leaves it on the
+      while loop's Merge node and sometimes not (seen under CPU load). TensorFlow.js does not
+      read it.
+
+    Lists (nodes, weights) keep their order; TensorFlow.js reads keys in any order.
+    """
     data = json.loads(path.read_text())
+    for node in data["modelTopology"].get("node", []):
+        node.get("attr", {}).pop(UNSTABLE_NODE_ATTR, None)
     path.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
 
 
