@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import pickle
-
 import pytest
 import torch
 
 from sanet_tfjs.architecture import DECODER_FILE, TRANSFORM_FILE
 from sanet_tfjs.checkpoints import CheckpointError, load_checkpoint
 from tests.conftest import TINY
-
-
-class ShellPayload:
-    """Unpickling this runs a shell command that creates the marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-class ExecPayload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
-
-
-def _malicious_files(folder, marker):
-    """Several ways a booby-trapped checkpoint can be laid out."""
-    zip_format = folder / "zip" / DECODER_FILE
-    zip_format.parent.mkdir()
-    torch.save({"1.weight": ShellPayload(marker)}, zip_format)
-    legacy = folder / "legacy" / DECODER_FILE
-    legacy.parent.mkdir()
-    torch.save(ExecPayload(marker), legacy, _use_new_zipfile_serialization=False)
-    raw = folder / "raw" / DECODER_FILE
-    raw.parent.mkdir()
-    raw.write_bytes(pickle.dumps(ShellPayload(marker), protocol=2))
-    return [zip_format, legacy, raw]
+from tests.hardening import malicious_pickles
 
 
 def test_malicious_pickles_are_refused_without_running(tmp_path):
     marker = tmp_path / "payload-ran"
-    for path in _malicious_files(tmp_path, marker):
+    for path in malicious_pickles(tmp_path, marker):
         with pytest.raises(CheckpointError) as error:
             load_checkpoint(path, TINY)
         assert str(path) in str(error.value)

@@ -1,0 +1,554 @@
+"""Hardening scenarios: every network fault and bad input tried, counted, and its outcome checked.
+
+    PYTHONPATH=src .venv/bin/python -m tests.hardening            # runs them all, prints the table
+    PYTHONPATH=src .venv/bin/python -m tests.hardening --write    # and writes docs/hardening.md
+
+Each scenario runs its fault or input a number of times and checks, every time, the designed
+outcome: recovered and verified, or stopped with a message that names the problem, and in
+either case nothing partial or unverified at a final path. tests/test_hardening.py runs the same
+scenarios and fails if any outcome differs or docs/hardening.md is not what they produce.
+The interrupted and tampered builds are in tests/test_resilience.py (they need doit builds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from sanet_tfjs.architecture import DECODER_FILE, TRANSFORM_FILE, VGG_FILE
+from sanet_tfjs.checkpoints import CheckpointError, load_checkpoint
+from sanet_tfjs.config import ConfigError, parse_config
+from sanet_tfjs.fetch import NETWORK_CHUNK, CheckpointFetcher, FetchError, FetchSettings, Source
+from sanet_tfjs.files import sha256_file
+from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
+from tests.loopback import FaultPlan, faulty_server
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE_PATH = ROOT / "docs" / "hardening.md"
+WIDTH = 8
+FILE_PATH = f"/files/{DECODER_FILE}"
+READ_TIMEOUT_S = 0.5
+RETRIES = 3  # 4 attempts per source
+
+
+@dataclass(frozen=True)
+class Scenario:
+    area: str
+    fault: str
+    designed: str  # the outcome every run must have
+    run: Callable[[Path], int]  # runs the scenario in a scratch folder; returns the run count
+
+
+class Wrong(AssertionError):
+    """A run whose outcome was not the designed one."""
+
+
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise Wrong(what)
+
+
+# --- network faults, against the fetch code ---------------------------------------------------
+
+
+class Served:
+    """Tiny upstream-format checkpoints under files/ of a folder, and their sums."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        write_fixture_checkpoints(folder / "files", seed=5, width_divisor=WIDTH)
+        self.path = folder / "files" / DECODER_FILE
+        self.size = self.path.stat().st_size
+        self.sha256 = sha256_file(self.path)
+        self.other = (folder / "files" / TRANSFORM_FILE).read_bytes()  # a valid, wrong file
+
+
+def fetch_once(served: Served, plan: FaultPlan, scratch: Path, pinned: bool) -> str | None:
+    """Fetch the decoder through the faulty server into a fresh folder; return None when it
+    was installed and verified, else the error message. Checks the final path either way."""
+    dest_dir = Path(tempfile.mkdtemp(dir=scratch))
+    dest = dest_dir / DECODER_FILE
+    fetcher = CheckpointFetcher(
+        FetchSettings(
+            connect_timeout_s=2,
+            read_timeout_s=READ_TIMEOUT_S,
+            retries=RETRIES,
+            backoff_s=0.01,
+            yandex_api="http://127.0.0.1:9/unused",
+            progress=False,
+        )
+    )
+    with faulty_server(served.folder, plan) as server:
+        sources = [Source("github", server.url + FILE_PATH)]
+        try:
+            fetcher.fetch(DECODER_FILE, dest, sources, served.sha256 if pinned else None)
+            error = None
+        except FetchError as exc:
+            error = str(exc)
+    if error is None:
+        expect(sha256_file(dest) == served.sha256, "installed bytes differ from the served file")
+        expect(not list(dest_dir.glob(".*.part")), "a partial file was left after success")
+    else:
+        expect(not dest.exists(), f"a file was left at the final path after: {error}")
+        expect(DECODER_FILE in error, f"the message does not name the file: {error}")
+    return error
+
+
+def recovers(plans: list[Callable[[Served], FaultPlan]], pinned: bool = True):
+    def run(scratch: Path) -> int:
+        served = Served(scratch / "served")
+        for make_plan in plans:
+            error = fetch_once(served, make_plan(served), scratch, pinned)
+            expect(error is None, f"expected recovery, got: {error}")
+        return len(plans)
+
+    return run
+
+
+def stops(plans: list[Callable[[Served], FaultPlan]], words: str, pinned: bool = True):
+    def run(scratch: Path) -> int:
+        served = Served(scratch / "served")
+        for make_plan in plans:
+            error = fetch_once(served, make_plan(served), scratch, pinned)
+            expect(error is not None, "expected a stop, but the file was installed")
+            expect(words in error, f"expected {words!r} in the message: {error}")
+        return len(plans)
+
+    return run
+
+
+def network_scenarios() -> list[Scenario]:
+    drop_points = [1, NETWORK_CHUNK + 100]
+    area = "network (fetch)"
+    return [
+        Scenario(
+            area,
+            "connection dropped after N bytes (N = 1, 64 KiB + 100, size - 1)",
+            "resumed with Range, verified, installed",
+            recovers(
+                [lambda _, n=n: FaultPlan(drops={FILE_PATH: [n]}) for n in drop_points]
+                + [lambda s: FaultPlan(drops={FILE_PATH: [s.size - 1]})]
+            ),
+        ),
+        Scenario(
+            area,
+            "HTTP 500 / 503 for K requests (K = 1, 2, 3), then the file",
+            "retried with backoff, verified, installed",
+            recovers(
+                [
+                    lambda _, k=k: FaultPlan(statuses={FILE_PATH: [500, 503, 503][:k]})
+                    for k in (1, 2, 3)
+                ]
+            ),
+        ),
+        Scenario(
+            area,
+            "HTTP 503 on every request",
+            "stopped: 'HTTP 503 (gave up after 4 attempts)', nothing installed",
+            stops(
+                [lambda _: FaultPlan(statuses={FILE_PATH: [503] * 10})],
+                "HTTP 503 (gave up after 4 attempts)",
+            ),
+        ),
+        Scenario(
+            area,
+            f"stall longer than the read timeout ({READ_TIMEOUT_S} s): before the headers, "
+            "or after 64 KiB of the body",
+            "timed out, retried (resumed), verified, installed",
+            recovers(
+                [
+                    lambda _: FaultPlan(stalls={FILE_PATH: [(-1, 1.5)]}),
+                    lambda _: FaultPlan(stalls={FILE_PATH: [(NETWORK_CHUNK, 1.5)]}),
+                ]
+            ),
+        ),
+        Scenario(
+            area,
+            "stall longer than the read timeout on every request",
+            "stopped: 'gave up after 4 attempts', nothing installed",
+            stops(
+                [lambda _: FaultPlan(stalls={FILE_PATH: [(-1, 1.0)] * 4})],
+                "gave up after 4 attempts",
+            ),
+        ),
+        Scenario(
+            area,
+            "short body, clean close, Content-Length promising the whole file "
+            "(1 KiB, half the file)",
+            "counted as dropped, resumed, verified, installed",
+            recovers(
+                [
+                    lambda _: FaultPlan(short={FILE_PATH: [1024]}),
+                    lambda s: FaultPlan(short={FILE_PATH: [s.size // 2]}),
+                ]
+            ),
+        ),
+        Scenario(
+            area,
+            "redirect loop (302 to itself)",
+            "stopped: 'too many redirects', nothing installed",
+            stops([lambda _: FaultPlan(redirect_loop={FILE_PATH})], "too many redirects"),
+        ),
+        Scenario(
+            area,
+            "HTML page instead of the file (a host's interstitial)",
+            "stopped: 'HTML page instead of the file', nothing installed",
+            stops([lambda _: FaultPlan(html={FILE_PATH})], "HTML page instead of the file"),
+        ),
+        Scenario(
+            area,
+            "Range ignored after a dropped connection (200 with the whole file)",
+            "restarted from byte 0 (no splice), verified, installed",
+            recovers(
+                [
+                    lambda _: FaultPlan(
+                        drops={FILE_PATH: [NETWORK_CHUNK + 100]}, ignore_range={FILE_PATH}
+                    )
+                ]
+            ),
+        ),
+        Scenario(
+            area,
+            "wrong bytes: another valid checkpoint, sum pinned in the lock",
+            "stopped: 'wrong sha256' with both sums, nothing installed",
+            stops([lambda s: FaultPlan(substitute={FILE_PATH: s.other})], "has the wrong sha256"),
+        ),
+        Scenario(
+            area,
+            "wrong bytes: not a checkpoint at all, nothing pinned yet",
+            "stopped: 'not a PyTorch checkpoint', nothing installed",
+            stops(
+                [lambda _: FaultPlan(substitute={FILE_PATH: b"\x00" * 5000})],
+                "not a PyTorch checkpoint",
+                pinned=False,
+            ),
+        ),
+    ]
+
+
+# --- untrusted checkpoints --------------------------------------------------------------------
+
+
+class _ShellPayload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _ExecPayload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def malicious_pickles(folder: Path, marker: Path) -> list[Path]:
+    """Booby-trapped checkpoints: in the zip format, the legacy format, and as a raw pickle,
+    with shell and exec payloads."""
+    layouts = {
+        "zip-shell": lambda p: torch.save({"1.weight": _ShellPayload(marker)}, p),
+        "zip-exec": lambda p: torch.save({"1.weight": _ExecPayload(marker)}, p),
+        "legacy-exec": lambda p: torch.save(
+            _ExecPayload(marker), p, _use_new_zipfile_serialization=False
+        ),
+        "raw-shell": lambda p: p.write_bytes(pickle.dumps(_ShellPayload(marker), protocol=2)),
+    }
+    paths = []
+    for name, write in layouts.items():
+        path = folder / name / DECODER_FILE
+        path.parent.mkdir(parents=True)
+        write(path)
+        paths.append(path)
+    return paths
+
+
+def rejects(mutations: dict[str, Callable[[dict], dict]], words: str):
+    """Each mutation of the tiny transform checkpoint is rejected with `words` in the error."""
+
+    def run(scratch: Path) -> int:
+        base = fixture_state_dicts(seed=3, width_divisor=WIDTH)[TRANSFORM_FILE]
+        for name, mutate in mutations.items():
+            path = scratch / name / TRANSFORM_FILE
+            path.parent.mkdir(parents=True)
+            torch.save(mutate(dict(base)), path)
+            try:
+                load_checkpoint(path, WIDTH)
+            except CheckpointError as exc:
+                expect(words in str(exc) and str(path) in str(exc), f"{name}: {exc}")
+                continue
+            raise Wrong(f"{name}: the checkpoint was accepted")
+        return len(mutations)
+
+    return run
+
+
+def _with(key: str, value: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[dict], dict]:
+    def mutate(state: dict) -> dict:
+        state[key] = value(state[key])
+        return state
+
+    return mutate
+
+
+def _poisoned(number: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    def poison(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        tensor.view(-1)[tensor.numel() // 2] = number
+        return tensor
+
+    return poison
+
+
+def _pickles_never_run(scratch: Path) -> int:
+    marker = scratch / "payload-ran"
+    paths = malicious_pickles(scratch, marker)
+    for path in paths:
+        try:
+            load_checkpoint(path, WIDTH)
+        except CheckpointError as exc:
+            expect(str(path) in str(exc), f"the error does not name {path}: {exc}")
+        else:
+            raise Wrong(f"{path} was accepted")
+        expect(not marker.exists(), f"the payload in {path} ran")
+    return len(paths)
+
+
+def _truncations_rejected(scratch: Path) -> int:
+    states = fixture_state_dicts(seed=3, width_divisor=WIDTH)
+    runs = 0
+    for name in (VGG_FILE, DECODER_FILE, TRANSFORM_FILE):
+        whole = scratch / name
+        torch.save(states[name], whole)
+        data = whole.read_bytes()
+        for length in (0, 10, len(data) // 2, len(data) - 1):
+            cut = scratch / f"cut-{length}" / name
+            cut.parent.mkdir(exist_ok=True)
+            cut.write_bytes(data[:length])
+            try:
+                load_checkpoint(cut, WIDTH)
+            except CheckpointError as exc:
+                expect(str(cut) in str(exc), f"the error does not name {cut}: {exc}")
+            else:
+                raise Wrong(f"{name} cut to {length} bytes was accepted")
+            runs += 1
+    return runs
+
+
+def checkpoint_scenarios() -> list[Scenario]:
+    area = "untrusted checkpoints"
+    key = "sanet4_1.f.weight"
+    return [
+        Scenario(
+            area,
+            "malicious pickles: zip/legacy/raw layouts, os.system and exec payloads",
+            "refused by weights_only loading; the payload never runs",
+            _pickles_never_run,
+        ),
+        Scenario(
+            area,
+            "missing tensor",
+            f"rejected: \"missing tensor '{key}'\"",
+            rejects({"missing": lambda s: {k: v for k, v in s.items() if k != key}}, "missing"),
+        ),
+        Scenario(
+            area,
+            "extra tensor",
+            "rejected: 'unexpected tensor', named",
+            rejects(
+                {"extra": lambda s: {**s, "sanet4_1.extra.weight": torch.zeros(1)}},
+                "unexpected tensor 'sanet4_1.extra.weight'",
+            ),
+        ),
+        Scenario(
+            area,
+            "mis-shaped tensor (one output channel short, flattened, an extra axis)",
+            "rejected: 'has shape ..., expected ...', named",
+            rejects(
+                {
+                    "short": _with(key, lambda t: t[:-1].clone()),
+                    "flat": _with(key, lambda t: t.flatten()),
+                    "extra-axis": _with(key, lambda t: t.unsqueeze(0)),
+                },
+                f"'{key}' has shape",
+            ),
+        ),
+        Scenario(
+            area,
+            "NaN, +Inf, -Inf in a weight",
+            "rejected: 'contains NaN or Inf', named",
+            rejects(
+                {
+                    str(number): _with(key, _poisoned(number))
+                    for number in (math.nan, math.inf, -math.inf)
+                },
+                f"'{key}' contains NaN or Inf",
+            ),
+        ),
+        Scenario(
+            area,
+            "wrong dtype (float64, float16, int64)",
+            "rejected: 'has dtype ...', named",
+            rejects(
+                {
+                    str(dtype): _with(key, lambda t, d=dtype: t.to(d))
+                    for dtype in (torch.float64, torch.float16, torch.int64)
+                },
+                f"'{key}' has dtype",
+            ),
+        ),
+        Scenario(
+            area,
+            "truncated file (0, 10 bytes, half, all but 1 byte) of each checkpoint",
+            "rejected: named as truncated or corrupt",
+            _truncations_rejected,
+        ),
+    ]
+
+
+# --- pipeline.yaml ----------------------------------------------------------------------------
+
+FUZZ_EXAMPLES = 400
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_documents = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+
+
+def _config_survives(document: object) -> bool:
+    """True when it loads; False on the clean validation error; anything else propagates."""
+    try:
+        parse_config(document)
+    except ConfigError as exc:
+        expect("pipeline.yaml" in str(exc), f"the error does not name the file: {exc}")
+        return False
+    return True
+
+
+def _fuzz_config(scratch: Path) -> int:  # noqa: ARG001 - nothing to write
+    valid = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
+    count = 0
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES // 2,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],  # the same examples, and count, wherever it runs
+    )
+    @given(_documents)
+    def random_documents(document: object) -> None:
+        nonlocal count
+        _config_survives(document)
+        count += 1
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES // 2,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],  # the same examples, and count, wherever it runs
+    )
+    @given(st.sampled_from(sorted(valid)), st.data())
+    def one_bad_value(section: str, data: st.DataObject) -> None:
+        nonlocal count
+        document = yaml.safe_load(yaml.safe_dump(valid))
+        if isinstance(document[section], dict) and document[section]:
+            key = data.draw(st.sampled_from(sorted(document[section])))
+            document[section][key] = data.draw(_documents)
+        else:
+            document[section] = data.draw(_documents)
+        _config_survives(document)
+        count += 1
+
+    random_documents()
+    one_bad_value()
+    return count
+
+
+def config_scenarios() -> list[Scenario]:
+    return [
+        Scenario(
+            "pipeline.yaml",
+            "fuzzed documents (hypothesis): random YAML values, and the valid file with one "
+            "value replaced by a random one",
+            "loads, or stops with the validation error naming the file and key; no crash",
+            _fuzz_config,
+        )
+    ]
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def all_scenarios() -> list[Scenario]:
+    return network_scenarios() + checkpoint_scenarios() + config_scenarios()
+
+
+def run_scenario(scenario: Scenario, scratch: Path) -> tuple[int, str]:
+    """(runs, result): result is "as designed" or what went wrong."""
+    try:
+        return scenario.run(scratch), "as designed"
+    except Wrong as exc:
+        return 0, f"WRONG: {exc}"
+
+
+def render_table(rows: list[tuple[Scenario, int, str]]) -> str:
+    lines = [
+        "# Hardening: faults and bad inputs tried",
+        "",
+        "Written by `PYTHONPATH=src .venv/bin/python -m tests.hardening --write` "
+        "(tests/hardening.py); `tests/test_hardening.py` checks that this file is what the "
+        "scenarios produce. Each run also checks that no partial or unverified file is left at "
+        "a final path.",
+        "",
+        "| area | fault or input | runs | designed outcome | result |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario, runs, result in rows:
+        cells = [scenario.area, scenario.fault, str(runs), scenario.designed, result]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    total = sum(runs for _, runs, _ in rows)
+    lines += ["", f"{len(rows)} scenarios, {total} runs.", ""]
+    return "\n".join(lines)
+
+
+def run_all() -> list[tuple[Scenario, int, str]]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sanet-hardening-") as scratch:
+        for index, scenario in enumerate(all_scenarios()):
+            folder = Path(scratch) / f"s{index}"
+            folder.mkdir()
+            rows.append((scenario, *run_scenario(scenario, folder)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run the hardening scenarios")
+    parser.add_argument("--write", action="store_true", help=f"write {TABLE_PATH}")
+    table = render_table(run_all())
+    if parser.parse_args().write:
+        TABLE_PATH.parent.mkdir(exist_ok=True)
+        TABLE_PATH.write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
