@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 import yaml
 
 from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
+from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts
 from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
 from sanet_tfjs.model import PatchedSANet
@@ -25,6 +27,18 @@ TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
 ONE_LEVEL = 1 / 255
 TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
 DOIT_TIMEOUT_S = 900
+ALL_STAGES = [
+    "fixtures",
+    "fetch",
+    "patch",
+    "onnx",
+    "tf",
+    "tfstyle",
+    "tfjs",
+    "report",
+    "page",
+    "smoke",
+]  # fmt: skip  (build order; `release` runs only when asked for)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +96,56 @@ def executed_tasks(result: subprocess.CompletedProcess) -> list[str]:
     """Names of the tasks a doit run executed (doit prints '.  name'; '-- name' when skipped).
     Compare them as sets: doit may order independent stages either way."""
     return [line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")]
+
+
+def repo_copy(dest: Path) -> Path:
+    """A copy of the repository's tracked inputs (node_modules linked), as a clone would be."""
+    dest.mkdir(parents=True)
+    for name in ("dodo.py", "pipeline.yaml", "package-lock.json", "requirements.lock"):
+        shutil.copy(ROOT / name, dest / name)
+    for name in ("tasks", "src", "web", "js"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
+    return dest
+
+
+def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipeline]:
+    """A repository copy set up for a quick build (smoke: wasm at one small size only)."""
+    copy = repo_copy(dest)
+    pipeline = ScratchPipeline(copy)
+    pipeline.config["model"]["width_divisor"] = width_divisor
+    pipeline.config["smoke"]["backends"] = {"wasm": [64 if width_divisor > 1 else 256]}
+    pipeline.save()
+    return copy, pipeline
+
+
+def run_doit(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> list[str]:
+    """Run doit in a repository copy; fail on an error; return the tasks it executed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "doit", *args],
+        cwd=copy,
+        env={**os.environ, "SANET_PIPELINE": str(config_path), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=DOIT_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return executed_tasks(result)
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def artifact_sums(artifacts: Path) -> dict[str, str]:
+    """sha256 of every file under artifacts/ (doit's own bookkeeping files aside)."""
+    return {
+        str(path.relative_to(artifacts)): sha256_file(path)
+        for path in artifacts.rglob("*")
+        if path.is_file() and not path.name.startswith(".")
+    }
 
 
 @pytest.fixture

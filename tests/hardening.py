@@ -7,16 +7,23 @@ Each scenario runs its fault or input a number of times and checks, every time, 
 outcome: recovered and verified, or stopped with a message that names the problem, and in
 either case nothing partial or unverified at a final path. tests/test_hardening.py runs the same
 scenarios and fails if any outcome differs or docs/hardening.md is not what they produce.
-The interrupted and tampered builds are in tests/test_resilience.py (they need doit builds).
+The interrupted and tampered builds run doit at width 1/8 (a few minutes in all).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
 import os
 import pickle
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +39,15 @@ from sanet_tfjs.config import ConfigError, parse_config
 from sanet_tfjs.fetch import NETWORK_CHUNK, CheckpointFetcher, FetchError, FetchSettings, Source
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
+from tests.conftest import (
+    ALL_STAGES,
+    DOIT_TIMEOUT_S,
+    ScratchPipeline,
+    artifact_sums,
+    flip_a_byte,
+    run_doit,
+    tiny_repo,
+)
 from tests.loopback import FaultPlan, faulty_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,12 +301,7 @@ def rejects(mutations: dict[str, Callable[[dict], dict]], words: str):
             path = scratch / name / TRANSFORM_FILE
             path.parent.mkdir(parents=True)
             torch.save(mutate(dict(base)), path)
-            try:
-                load_checkpoint(path, WIDTH)
-            except CheckpointError as exc:
-                expect(words in str(exc) and str(path) in str(exc), f"{name}: {exc}")
-                continue
-            raise Wrong(f"{name}: the checkpoint was accepted")
+            refused(path, words)
         return len(mutations)
 
     return run
@@ -313,16 +324,21 @@ def _poisoned(number: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return poison
 
 
+def refused(path: Path, words: str = "") -> None:
+    """`path` is rejected by the checkpoint loader, with a message naming it (and `words`)."""
+    try:
+        load_checkpoint(path, WIDTH)
+    except CheckpointError as exc:
+        expect(str(path) in str(exc) and words in str(exc), f"unclear error for {path}: {exc}")
+        return
+    raise Wrong(f"{path} was accepted")
+
+
 def _pickles_never_run(scratch: Path) -> int:
     marker = scratch / "payload-ran"
     paths = malicious_pickles(scratch, marker)
     for path in paths:
-        try:
-            load_checkpoint(path, WIDTH)
-        except CheckpointError as exc:
-            expect(str(path) in str(exc), f"the error does not name {path}: {exc}")
-        else:
-            raise Wrong(f"{path} was accepted")
+        refused(path)
         expect(not marker.exists(), f"the payload in {path} ran")
     return len(paths)
 
@@ -338,12 +354,7 @@ def _truncations_rejected(scratch: Path) -> int:
             cut = scratch / f"cut-{length}" / name
             cut.parent.mkdir(exist_ok=True)
             cut.write_bytes(data[:length])
-            try:
-                load_checkpoint(cut, WIDTH)
-            except CheckpointError as exc:
-                expect(str(cut) in str(exc), f"the error does not name {cut}: {exc}")
-            else:
-                raise Wrong(f"{name} cut to {length} bytes was accepted")
+            refused(cut)
             runs += 1
     return runs
 
@@ -430,6 +441,17 @@ _documents = st.recursive(
 )
 
 
+# Derandomized, generation only: the same examples, and count, wherever it runs.
+FUZZ_SETTINGS = settings(
+    max_examples=FUZZ_EXAMPLES // 2,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.generate],
+)
+
+
 def _config_survives(document: object) -> bool:
     """True when it loads; False on the clean validation error; anything else propagates."""
     try:
@@ -444,28 +466,14 @@ def _fuzz_config(scratch: Path) -> int:  # noqa: ARG001 - nothing to write
     valid = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
     count = 0
 
-    @settings(
-        max_examples=FUZZ_EXAMPLES // 2,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate],  # the same examples, and count, wherever it runs
-    )
+    @FUZZ_SETTINGS
     @given(_documents)
     def random_documents(document: object) -> None:
         nonlocal count
         _config_survives(document)
         count += 1
 
-    @settings(
-        max_examples=FUZZ_EXAMPLES // 2,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate],  # the same examples, and count, wherever it runs
-    )
+    @FUZZ_SETTINGS
     @given(st.sampled_from(sorted(valid)), st.data())
     def one_bad_value(section: str, data: st.DataObject) -> None:
         nonlocal count
@@ -495,18 +503,155 @@ def config_scenarios() -> list[Scenario]:
     ]
 
 
+# --- interrupted and tampered builds (doit at width 1/8) ----------------------------------------
+
+# Reports with timings: the only files two builds of the same inputs write differently.
+TIMED_REPORTS = ("tfjs_parity.json", "parity.json", "parity.md", "smoke/")
+
+
+def differences(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
+    """Files whose bytes differ between two builds, timing reports aside."""
+    return sorted(
+        name for name in {*expected, *actual}
+        if expected.get(name) != actual.get(name) and not name.startswith(TIMED_REPORTS)
+    )  # fmt: skip
+
+
+def leftovers(artifacts: Path) -> list[str]:
+    """Temporary and partial files under artifacts/ (doit's and our own caches aside)."""
+    return sorted(
+        str(path.relative_to(artifacts)) for path in artifacts.rglob("*")
+        if path.name.endswith((".tmp", ".part"))
+    )  # fmt: skip
+
+
+@functools.cache
+def reference_build(root: Path) -> tuple[Path, ScratchPipeline, dict[str, str], dict[str, float]]:
+    """One uninterrupted build: (repository, pipeline, artifact sums, seconds per stage)."""
+    copy, pipeline = tiny_repo(root / "reference")
+    done = subprocess.run(
+        [sys.executable, "-m", "doit"],
+        cwd=copy,
+        env={**os.environ, "SANET_PIPELINE": str(pipeline.config_path)},
+        capture_output=True,
+        text=True,
+        timeout=DOIT_TIMEOUT_S,
+    )
+    expect(done.returncode == 0, f"the reference build failed: {done.stderr[-2000:]}")
+    seconds, stage = {}, None
+    for line in done.stdout.splitlines():
+        if line.startswith(".  "):
+            stage = line[3:].strip()
+        elif stage and " done in " in line:
+            seconds[stage] = float(line.rsplit(" done in ", 1)[1].split()[0])
+    return copy, pipeline, artifact_sums(pipeline.artifacts), seconds
+
+
+def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> bool:
+    """Start `doit`; SIGKILL its whole process group `delay_s` after it starts `stage`.
+    Returns whether the build reached the stage."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doit"],
+        cwd=copy,
+        env={**os.environ, "SANET_PIPELINE": str(config)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    watchdog = threading.Timer(DOIT_TIMEOUT_S, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    reached = False
+    try:
+        for line in process.stdout:
+            if line.startswith(".  ") and line[3:].strip() == stage:
+                reached = True
+                time.sleep(delay_s)
+                break
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        process.stdout.close()
+    return reached
+
+
+def _killed_inside_every_stage(scratch: Path) -> int:
+    _, _, expected, seconds = reference_build(scratch.parent)
+    copy, pipeline = tiny_repo(scratch / "killed")
+    for stage in ALL_STAGES:  # a kill halfway through each stage, one build after another
+        reached = kill_inside(copy, pipeline.config_path, stage, seconds.get(stage, 0.2) / 2)
+        expect(reached, f"the build never reached stage {stage}")
+    executed = run_doit(copy, pipeline.config_path)
+    expect(bool(executed), "the build after the kills had nothing to do")
+    wrong = differences(expected, artifact_sums(pipeline.artifacts))
+    expect(not wrong, f"differ from an uninterrupted build: {wrong}")
+    expect(not leftovers(pipeline.artifacts), f"left over: {leftovers(pipeline.artifacts)}")
+    expect(run_doit(copy, pipeline.config_path) == [], "not up to date after finishing")
+    return len(ALL_STAGES)
+
+
+def _tampered_outputs_are_rebuilt(scratch: Path) -> int:
+    copy, pipeline, expected, _ = reference_build(scratch.parent)
+    artifacts = pipeline.artifacts
+    tampering = {
+        "checkpoint byte flipped": lambda: flip_a_byte(artifacts / "checkpoints" / DECODER_FILE),
+        "ONNX byte flipped": lambda: flip_a_byte(artifacts / "onnx" / "encoder.onnx"),
+        "SavedModel byte flipped": lambda: flip_a_byte(artifacts / "tf/decoder/saved_model.pb"),
+        "TFStyle variables truncated": lambda: truncate(
+            artifacts / "tfstyle/saved_model/variables/variables.data-00000-of-00001"
+        ),
+        "weight shard byte flipped": lambda: flip_a_byte(next((artifacts / "tfjs").glob("*.bin"))),
+        "site file deleted": lambda: (artifacts / "site" / "index.html").unlink(),
+        "file added to the site": lambda: (artifacts / "site" / "extra.js").write_text("x"),
+    }
+    for name, tamper in tampering.items():
+        tamper()
+        executed = run_doit(copy, pipeline.config_path)
+        expect(bool(executed), f"{name}: not noticed, nothing rebuilt")
+        wrong = differences(expected, artifact_sums(artifacts))
+        expect(not wrong, f"{name}: differ from the untampered build after the rebuild: {wrong}")
+    return len(tampering)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def build_scenarios() -> list[Scenario]:
+    return [
+        Scenario(
+            "interrupted builds",
+            "`doit` killed with SIGKILL halfway through each stage in turn "
+            f"({', '.join(ALL_STAGES)}), then run to the end",
+            "the next `doit` finishes; every artifact is byte-identical to an uninterrupted "
+            "build's (timing reports aside); no temporary file is left",
+            _killed_inside_every_stage,
+        ),
+        Scenario(
+            "tampered artifacts",
+            "after a build: a byte flipped in a checkpoint, an ONNX file, a SavedModel, a weight "
+            "shard; TFStyle variables truncated; a site file deleted; a file added to the site",
+            "the stage that wrote it notices (recorded sha256) and rebuilds it; every artifact "
+            "is byte-identical to the untampered build's again",
+            _tampered_outputs_are_rebuilt,
+        ),
+    ]
+
+
 # --- the table --------------------------------------------------------------------------------
 
 
 def all_scenarios() -> list[Scenario]:
-    return network_scenarios() + checkpoint_scenarios() + config_scenarios()
+    return network_scenarios() + checkpoint_scenarios() + config_scenarios() + build_scenarios()
 
 
 def run_scenario(scenario: Scenario, scratch: Path) -> tuple[int, str]:
     """(runs, result): result is "as designed" or what went wrong."""
     try:
         return scenario.run(scratch), "as designed"
-    except Wrong as exc:
+    except AssertionError as exc:  # Wrong, or a failed build in a helper
         return 0, f"WRONG: {exc}"
 
 

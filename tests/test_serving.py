@@ -7,9 +7,17 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sanet_tfjs.patch import load_patched_model
-from sanet_tfjs.stylize import StylizeInputError, check_inputs, reference_stylize
+from sanet_tfjs.stylize import (
+    MIN_MAX_RESOLUTION,
+    MIN_SIDE,
+    StylizeInputError,
+    check_inputs,
+    reference_stylize,
+)
 from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR, run_in_node, run_tfjs_stage
 from sanet_tfjs.tfstyle import saved_model_stylize
 from tests.conftest import ONE_LEVEL, TINY
@@ -130,3 +138,46 @@ def test_float16_bundle_is_half_the_size(tiny_build, patched_dir, tmp_path):
     assert report["passed"] is None  # quantized: errors are reported, not enforced
     assert 0.49 <= report["size"]["ratio"] <= 0.52
     assert report["worst"]["result max_abs"]["value"] < 0.1  # still the same picture
+
+
+# Sides from 1 (strips) to 130, dense around the minimum side (16, 17, 18) and its
+# scaled-down twin: a side that max_resolution shrinks to just under or over 17.
+_sides = st.one_of(st.integers(1, 130), st.sampled_from([MIN_SIDE - 1, MIN_SIDE, MIN_SIDE + 1]))
+
+
+@settings(
+    max_examples=25,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    content_hw=st.tuples(_sides, _sides),
+    style_hw=st.tuples(_sides, _sides),
+    iters=st.integers(1, 3),
+    max_resolution=st.one_of(st.integers(MIN_MAX_RESOLUTION, 140), st.just(512)),
+    seed=st.integers(0, 2**16),
+)
+def test_signature_property_matches_the_pytorch_contract(
+    saved_model_run, model, content_hw, style_hw, iters, max_resolution, seed
+):
+    """Any sizes, iters and max_resolution: the SavedModel either matches PyTorch within one
+    level, or both refuse the input with the same message."""
+    content, style = image(seed, *content_hw), image(seed + 1, *style_hw)
+    try:
+        check_inputs(content.shape, style.shape, iters, max_resolution)
+    except StylizeInputError as refusal:
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            saved_model_run(content, style, iters, max_resolution)
+        assert str(refusal).split(":")[0] in str(error.value)
+        return
+    result = saved_model_run(content, style, iters, max_resolution)
+    expected = reference_stylize(model, content, style, iters, max_resolution)
+    assert result.shape == content.shape
+    assert np.abs(result - expected).max() <= ONE_LEVEL
+
+
+@pytest.fixture(scope="module")
+def saved_model_run(tiny_build):
+    return saved_model_stylize(tiny_build / "tfstyle" / "saved_model")

@@ -7,6 +7,7 @@ final path that a later run would trust.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -36,10 +37,13 @@ def fsync_file(path: Path) -> None:
 def atomic_output(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside `dest`; move it onto `dest` only if the block succeeds.
 
-    Works for a file or a directory written at the yielded path.
+    Works for a file or a directory written at the yielded path. Temporaries left beside
+    `dest` by a killed earlier run are removed first: they were never trusted, only in the way.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     staged = tmp / dest.name
     try:

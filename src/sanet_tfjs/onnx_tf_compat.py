@@ -34,6 +34,7 @@ class _Unavailable:
         self._module, self._purpose, self._path = module, purpose, path
 
     def __getattr__(self, name: str) -> _Unavailable:
+        _refuse_dunder(name)
         return _Unavailable(self._module, self._purpose, f"{self._path}.{name}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -43,9 +44,21 @@ class _Unavailable:
         )
 
 
+def _refuse_dunder(name: str) -> None:
+    # Tools that scan sys.modules (hypothesis, inspect) ask for __file__ and friends: a
+    # stand-in has none, as a built-in module has none.
+    if name.startswith("__") and name.endswith("__"):
+        raise AttributeError(name)
+
+
 def _stand_in_module(name: str, purpose: str) -> types.ModuleType:
     module = types.ModuleType(name, f"stand-in installed by {__name__}")
-    module.__getattr__ = lambda attr: _Unavailable(name, purpose, f"{name}.{attr}")  # type: ignore[method-assign]
+
+    def stand_in(attr: str) -> _Unavailable:
+        _refuse_dunder(attr)
+        return _Unavailable(name, purpose, f"{name}.{attr}")
+
+    module.__getattr__ = stand_in  # type: ignore[method-assign]
     return module
 
 
