@@ -56,7 +56,12 @@ def main() -> None:
         clone = Path(scratch) / "elsewhere" / "clone"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         (clone / "node_modules").symlink_to(ROOT / "node_modules")
-        shutil.copytree(ROOT / "artifacts", clone / "artifacts", copy_function=shutil.copyfile)
+        shutil.copytree(
+            ROOT / "artifacts",
+            clone / "artifacts",
+            copy_function=shutil.copyfile,
+            dirs_exist_ok=True,
+        )
         print(summary("restored cache, another clone", timed_noops(clone)))
 
 
