@@ -95,7 +95,11 @@ class ScratchPipeline:
 def executed_tasks(result: subprocess.CompletedProcess) -> list[str]:
     """Names of the tasks a doit run executed (doit prints '.  name'; '-- name' when skipped).
     Compare them as sets: doit may order independent stages either way."""
-    return [line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")]
+    return executed_in(result.stdout)
+
+
+def executed_in(stdout: str) -> list[str]:
+    return [line[3:].strip() for line in stdout.splitlines() if line.startswith(".  ")]
 
 
 def repo_copy(dest: Path) -> Path:
@@ -119,18 +123,30 @@ def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipel
     return copy, pipeline
 
 
-def run_doit(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> list[str]:
-    """Run doit in a repository copy; fail on an error; return the tasks it executed."""
+def doit_command(
+    config_path: Path, *args: str, env: dict | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run doit on `config_path` (cwd: the copy)."""
+    return [sys.executable, "-m", "doit", *args], {
+        **os.environ,
+        "SANET_PIPELINE": str(config_path),
+        **(env or {}),
+    }
+
+
+def run_doit_output(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> str:
+    """Run doit in a repository copy; fail on an error; return what it printed."""
+    command, environment = doit_command(config_path, *args, env=env)
     result = subprocess.run(
-        [sys.executable, "-m", "doit", *args],
-        cwd=copy,
-        env={**os.environ, "SANET_PIPELINE": str(config_path), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=DOIT_TIMEOUT_S,
+        command, cwd=copy, env=environment, capture_output=True, text=True, timeout=DOIT_TIMEOUT_S
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return executed_tasks(result)
+    return result.stdout
+
+
+def run_doit(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> list[str]:
+    """Run doit in a repository copy; fail on an error; return the tasks it executed."""
+    return executed_in(run_doit_output(copy, config_path, *args, env=env))
 
 
 def flip_a_byte(path: Path) -> None:

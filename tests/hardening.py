@@ -20,7 +20,6 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,8 +43,10 @@ from tests.conftest import (
     DOIT_TIMEOUT_S,
     ScratchPipeline,
     artifact_sums,
+    doit_command,
     flip_a_byte,
     run_doit,
+    run_doit_output,
     tiny_repo,
 )
 from tests.loopback import FaultPlan, faulty_server
@@ -529,17 +530,8 @@ def leftovers(artifacts: Path) -> list[str]:
 def reference_build(root: Path) -> tuple[Path, ScratchPipeline, dict[str, str], dict[str, float]]:
     """One uninterrupted build: (repository, pipeline, artifact sums, seconds per stage)."""
     copy, pipeline = tiny_repo(root / "reference")
-    done = subprocess.run(
-        [sys.executable, "-m", "doit"],
-        cwd=copy,
-        env={**os.environ, "SANET_PIPELINE": str(pipeline.config_path)},
-        capture_output=True,
-        text=True,
-        timeout=DOIT_TIMEOUT_S,
-    )
-    expect(done.returncode == 0, f"the reference build failed: {done.stderr[-2000:]}")
     seconds, stage = {}, None
-    for line in done.stdout.splitlines():
+    for line in run_doit_output(copy, pipeline.config_path).splitlines():
         if line.startswith(".  "):
             stage = line[3:].strip()
         elif stage and " done in " in line:
@@ -550,10 +542,11 @@ def reference_build(root: Path) -> tuple[Path, ScratchPipeline, dict[str, str], 
 def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> bool:
     """Start `doit`; SIGKILL its whole process group `delay_s` after it starts `stage`.
     Returns whether the build reached the stage."""
+    command, environment = doit_command(config)
     process = subprocess.Popen(
-        [sys.executable, "-m", "doit"],
+        command,
         cwd=copy,
-        env={**os.environ, "SANET_PIPELINE": str(config)},
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -12,6 +12,7 @@ a file restored with new mtimes is read once. Like git, a file modified within t
 
 from __future__ import annotations
 
+import atexit
 import json
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ RACY_WINDOW_NS = 2_000_000_000
 class HashCache:
     """sha256 of files by path, reused while a file's size and mtime are unchanged.
 
-    Persisted as JSON at `path`; a missing or unreadable cache only costs re-hashing."""
+    Persisted as JSON at `path`, written once when the process exits (not once per file);
+    a missing, unreadable or unsaved cache only costs re-hashing."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -33,6 +35,7 @@ class HashCache:
         except (OSError, ValueError):
             entries = {}
         self.entries: dict[str, list] = entries if isinstance(entries, dict) else {}
+        self._save_registered = False
 
     def sha256(self, file: str | Path) -> str:
         stat = Path(file).stat()
@@ -43,10 +46,12 @@ class HashCache:
         digest = sha256_file(Path(file))
         if time.time_ns() - stat.st_mtime_ns > RACY_WINDOW_NS:
             self.entries[str(file)] = [*stamp, digest]
-            self._save()
+            if not self._save_registered:
+                atexit.register(self.save)
+                self._save_registered = True
         return digest
 
-    def _save(self) -> None:
+    def save(self) -> None:
         try:
             with atomic_output(self.path) as staged:
                 staged.write_text(json.dumps(self.entries, sort_keys=True))
