@@ -10,6 +10,7 @@ from sanet_tfjs.errors import PipelineError
 
 from . import (
     Pipeline,
+    bench,
     fetch,
     fixtures,
     hash_cache_checker,
@@ -54,13 +55,16 @@ def load_graph() -> dict[str, Any]:
         page.task_page,
         smoke.task_smoke,
         release.task_release,
+        bench.task_bench,
     ]
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 
-    # `doit` builds every stage but the release, which is asked for by name: `doit release`.
+    # `doit` builds every stage but these, which are asked for by name: `doit release`,
+    # `doit bench`.
     default = [creator.__name__.removeprefix("task_") for creator in creators]
     default.remove("release")
+    default.remove("bench")
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,

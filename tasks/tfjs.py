@@ -23,6 +23,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             "width_divisor": config.model.width_divisor,
             "shard_bytes": config.tfjs.shard_bytes,
             "quantization": config.tfjs.quantization,
+            "optimize": config.tfjs.optimize,
             "max_size_ratio": config.tfjs.max_size_ratio,
             "result_max_abs": config.parity.result_max_abs,
         },
@@ -32,7 +33,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             str((ROOT / "js" / "run_model.mjs").relative_to(ROOT)),
             str((ROOT / "js" / "sanet.mjs").relative_to(ROOT)),
         ]
-        + code("tfjs_convert", "stylize", "parity", "files"),
+        + code("tfjs_convert", "tfjs_graph", "stylize", "parity", "files"),
         targets=[pipeline.path("tfjs", "model.json"), pipeline.path("tfjs_parity.json")],
         uptodate=[
             pipeline.watches(

@@ -194,6 +194,6 @@ def tiny_build(tmp_path_factory, patched_dir):
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
     run_tfjs_stage(
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        TINY, 4 * 1024 * 1024, "none", 1.02, ONE_LEVEL,
+        TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL,
     )  # fmt: skip
     return root

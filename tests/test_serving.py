@@ -131,7 +131,7 @@ def test_float16_bundle_is_half_the_size(tiny_build, patched_dir, tmp_path):
     report_path = tmp_path / "tfjs16.json"
     run_tfjs_stage(
         str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs16"), str(report_path),
-        TINY, 4 * 1024 * 1024, "float16", 1.02, ONE_LEVEL,
+        TINY, 4 * 1024 * 1024, "float16", True, 1.02, ONE_LEVEL,
     )  # fmt: skip
     report = json.loads(report_path.read_text())
     assert report["quantization"] == "float16"

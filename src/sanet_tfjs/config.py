@@ -100,8 +100,12 @@ class ParitySection(Section):
     result_max_abs: PositiveFloat = 1 / 255  # max abs error of a whole stylization result
 
 
+Quantization = Literal["none", "float16", "uint8"]
+
+
 class TfjsSection(Section):
-    quantization: Literal["none", "float16", "uint8"] = "none"
+    quantization: Quantization = "none"
+    optimize: bool = True  # the graph rewrites of tfjs_graph.py; false: the converter's graph
     shard_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     # An unquantized bundle may exceed the float32 parameters by this factor at most
     # (manifest rounding); a weight stored twice shows as about 2.
@@ -123,6 +127,23 @@ class SmokeSection(Section):
     max_abs: PositiveFloat = 2 / 255
 
 
+class BenchSection(Section):
+    resolutions: Annotated[list[Resolution], Field(min_length=1)] = [256, 512]
+    warmup: Annotated[int, Field(ge=0, le=5)] = 1
+    runs: Annotated[int, Field(ge=1, le=20)] = 3
+    runtimes: list[Literal["pytorch", "onnxruntime", "tensorflow"]] = [
+        "pytorch",
+        "onnxruntime",
+        "tensorflow",
+    ]
+    browser_backends: list[Backend] = ["wasm"]
+    # TFJS bundles besides the float32 one; each is timed and compared with float32.
+    quantizations: list[Literal["float16", "uint8"]] = ["float16", "uint8"]
+    # The converter's graph without tfjs_graph.py's rewrites, timed at the first resolution
+    # only: the "before" of the speed work.
+    unoptimized_baseline: bool = True
+
+
 class PipelineConfig(Section):
     artifacts_dir: str = "artifacts"
     model: ModelSection = ModelSection()
@@ -132,6 +153,7 @@ class PipelineConfig(Section):
     parity: ParitySection = ParitySection()
     tfjs: TfjsSection = TfjsSection()
     smoke: SmokeSection = SmokeSection()
+    bench: BenchSection = BenchSection()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON data: what a stage reads and what doit watches."""

@@ -42,6 +42,18 @@ class PartsBackend:
     transform: Callable[[Array, Array, Array, Array], Array]
     decode: Callable[[Array], Array]
 
+    def stylize(self, content, style, iters: int) -> Array:
+        """PatchedSANet.stylize's loop over these parts (NCHW tensors or arrays in)."""
+        content, style = np.asarray(content, np.float32), np.asarray(style, np.float32)
+        height, width = content.shape[2], content.shape[3]
+        s4, s5 = self.encode(style)
+        image = content
+        for _ in range(iters):
+            c4, c5 = self.encode(image)
+            image = self.decode(self.transform(c4, s4, c5, s5))
+            image = np.clip(image[:, :, :height, :width], 0.0, 1.0)
+        return image
+
 
 def parity_images() -> list[tuple[str, Array, Array]]:
     """The fixed (name, content, style) pairs, HWC float32 in [0, 1]."""

@@ -66,15 +66,23 @@ def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reference_stylize(
-    model, content: np.ndarray, style: np.ndarray, iters: int, max_resolution: int
+def stylize_hwc(
+    stylize_nchw, content: np.ndarray, style: np.ndarray, iters: int, max_resolution: int
 ) -> np.ndarray:
-    """The whole stylization in PyTorch, HWC in and out: what the TF/TFJS models must match."""
+    """The contract around a loop on NCHW tensors, `stylize_nchw(content, style, iters)`: the
+    inputs scaled to max_resolution, the result scaled back to the content's size."""
     check_inputs(content.shape, style.shape, iters, max_resolution)
     c = torch.from_numpy(np.ascontiguousarray(content.transpose(2, 0, 1)))[None]
     s = torch.from_numpy(np.ascontiguousarray(style.transpose(2, 0, 1)))[None]
     c_fit = _resize(c, fitted_size(*content.shape[:2], max_resolution))
     s_fit = _resize(s, fitted_size(*style.shape[:2], max_resolution))
-    result = model.stylize(c_fit, s_fit, iters)
+    result = torch.as_tensor(stylize_nchw(c_fit, s_fit, iters))
     result = _resize(result, content.shape[:2])
     return result[0].numpy().transpose(1, 2, 0)
+
+
+def reference_stylize(
+    model, content: np.ndarray, style: np.ndarray, iters: int, max_resolution: int
+) -> np.ndarray:
+    """The whole stylization in PyTorch, HWC in and out: what the TF/TFJS models must match."""
+    return stylize_hwc(model.stylize, content, style, iters, max_resolution)

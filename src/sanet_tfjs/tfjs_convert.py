@@ -1,7 +1,9 @@
 """Stage `tfjs`: the TFStyle SavedModel to a TensorFlow.js graph model, checked in Node.
 
-`tensorflowjs_converter` freezes the serving signature into model.json plus weight shards;
-model.json is rewritten with sorted keys so that the same graph always gives the same bytes.
+`tensorflowjs_converter` freezes the serving signature into model.json plus weight shards.
+The graph is then rewritten for TensorFlow.js's kernels (tfjs_graph.py, `tfjs.optimize`), the
+weights written again with the quantization asked for (`tfjs.quantization`), and model.json
+written with sorted keys so that the same graph always gives the same bytes.
 TensorFlow.js has no Assert op, so the converter strips the signature's input checks
 (`--strip_debug_ops`); web code validates inputs before calling the model (see js/). The stage
 then runs the bundle with TensorFlow.js in Node (wasm backend) on the parity pairs against the
@@ -25,9 +27,12 @@ from .files import atomic_output, write_json
 from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
 from .repo import ROOT
+from .tfjs_graph import GraphBundle
+from .tfjs_graph import optimize as optimize_graph
 
 NODE_RUNNER = ROOT / "js" / "run_model.mjs"
-QUANTIZE_FLAGS = {"none": [], "float16": ["--quantize_float16=*"], "uint8": ["--quantize_uint8=*"]}
+# SANet's attention products multiply [batch, positions, channels] tensors (model.py).
+ATTENTION_MATMUL_RANK = 3
 
 
 class ConversionError(PipelineError):
@@ -37,7 +42,8 @@ class ConversionError(PipelineError):
 UNSTABLE_NODE_ATTR = "_has_manual_control_dependencies"
 
 
-def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: str) -> None:
+def run_converter(saved_model: Path, out_dir: Path) -> None:
+    """tensorflowjs_converter: the serving signature frozen into a float32 graph model."""
     converter = Path(sys.executable).with_name("tensorflowjs_converter")
     command = [
         str(converter),
@@ -46,8 +52,6 @@ def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: st
         "--signature_name=serving_default",
         "--saved_model_tags=serve",
         "--strip_debug_ops=True",
-        f"--weight_shard_size_bytes={shard_bytes}",
-        *QUANTIZE_FLAGS[quantization],
         str(saved_model),
         str(out_dir),
     ]
@@ -55,7 +59,28 @@ def convert(saved_model: Path, out_dir: Path, shard_bytes: int, quantization: st
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise ConversionError(f"tensorflowjs_converter failed on {saved_model}:\n{tail}")
-    normalize_model_json(out_dir / "model.json")
+
+
+def finish_bundle(
+    raw_dir: Path, out_dir: Path, shard_bytes: int, quantization: str, optimize: bool
+) -> dict[str, int]:
+    """The converter's bundle, rewritten (if `optimize`) and quantized, into `out_dir`.
+
+    Returns what each graph rewrite changed."""
+    bundle = GraphBundle.load(raw_dir)
+    rewrites = optimize_graph(bundle, ATTENTION_MATMUL_RANK) if optimize else {}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    bundle.save(Path(out_dir), shard_bytes, quantization)
+    normalize_model_json(Path(out_dir) / "model.json")
+    return rewrites
+
+
+def convert(
+    saved_model: Path, out_dir: Path, shard_bytes: int, quantization: str, optimize: bool
+) -> dict[str, int]:
+    with tempfile.TemporaryDirectory(prefix="tfjs-raw-") as raw:
+        run_converter(saved_model, Path(raw) / "model")
+        return finish_bundle(Path(raw) / "model", out_dir, shard_bytes, quantization, optimize)
 
 
 def normalize_model_json(path: Path) -> None:
@@ -138,6 +163,7 @@ def run_tfjs_stage(
     width_divisor: int,
     shard_bytes: int,
     quantization: str,
+    optimize: bool,
     max_size_ratio: float,
     result_max_abs: float,
 ) -> dict:
@@ -145,7 +171,10 @@ def run_tfjs_stage(
     parameters = sum(p.numel() for p in model.parameters())
     unquantized = quantization == "none"
     with atomic_output(Path(out_dir)) as staged:
-        convert(Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization)
+        rewrites = convert(
+            Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize
+        )
+        print(f"  graph rewrites: {rewrites or 'none (tfjs.optimize is off)'}")
         size = bundle_bytes(staged)
         size["float32_parameters"] = 4 * parameters
         size["ratio"] = size["weights"] / size["float32_parameters"]
@@ -163,5 +192,6 @@ def run_tfjs_stage(
         report = compare_in_node(staged, model, result_max_abs if unquantized else None)
         report["size"] = size
         report["quantization"] = quantization
+        report["graph_rewrites"] = rewrites
     write_json(Path(report_path), report)
     return {"passed": bool(report["passed"])}

@@ -1,0 +1,65 @@
+// Where a TensorFlow.js graph model spends its time: one stylization profiled by kernel.
+// Usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]
+// Runs one warm-up stylization of random square images, then tf.profile over a second one,
+// and prints the milliseconds per kernel, largest first (how tfjs_graph.py's rewrites were
+// chosen). Node's wasm backend runs on one thread.
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { stylize } from './sanet.mjs';
+
+const [modelDir, resolution = '256', backend = 'wasm'] = process.argv.slice(2);
+if (!modelDir) {
+  console.error('usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]');
+  process.exit(2);
+}
+const require = createRequire(import.meta.url);
+if (backend === 'wasm') {
+  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
+}
+await tf.setBackend(backend);
+await tf.ready();
+
+const json = JSON.parse(await readFile(join(modelDir, 'model.json'), 'utf8'));
+const weightSpecs = [];
+const buffers = [];
+for (const group of json.weightsManifest) {
+  weightSpecs.push(...group.weights);
+  for (const path of group.paths) buffers.push(await readFile(join(modelDir, path)));
+}
+const all = Buffer.concat(buffers);
+const model = await tf.loadGraphModel({
+  load: async () => ({
+    modelTopology: json.modelTopology,
+    format: json.format,
+    signature: json.signature,
+    weightSpecs,
+    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+  }),
+});
+
+const side = Number(resolution);
+const content = tf.randomUniform([side, side, 3]);
+const style = tf.randomUniform([side, side, 3]);
+async function once() {
+  const result = await stylize(tf, model, content, style, 1, side);
+  await result.data();
+  result.dispose();
+}
+let started = performance.now();
+await once();
+console.log(`warm-up run: ${(performance.now() - started).toFixed(0)} ms`);
+started = performance.now();
+const profile = await tf.profile(once);
+console.log(`profiled run: ${(performance.now() - started).toFixed(0)} ms (${tf.getBackend()})`);
+const byKernel = {};
+for (const kernel of profile.kernels) {
+  // wasm's fused convolution is profiled twice (the op and its kernel): keep the kernel.
+  if (kernel.name.endsWith('__op')) continue;
+  byKernel[kernel.name] = (byKernel[kernel.name] || 0) + (await kernel.kernelTimeMs);
+}
+for (const [name, ms] of Object.entries(byKernel).sort((a, b) => b[1] - a[1])) {
+  console.log(`${name.padEnd(24)} ${ms.toFixed(0).padStart(7)} ms`);
+}

@@ -1,0 +1,454 @@
+"""`doit bench`: speed, download size, memory and quality of every runtime, in one run.
+
+The same image pair is stylized (iters 1) at each maximum resolution by
+- PyTorch (the patched model), ONNX Runtime (the three ONNX parts, the same Python loop) and
+  the TFStyle SavedModel, each in its own child process (its peak RSS is its own);
+- TensorFlow.js in headless Chromium, on a harness page (js/bench/) served cross-origin
+  isolated from loopback: the float32 bundle, each quantized bundle, and the "before": the
+  converter's graph without tfjs_graph.py's rewrites on one thread (the page as it was).
+  Each bundle runs in a fresh tab, so the wasm heap it reports is its own peak.
+
+Every TFJS bundle comes from one converter run, finished by the tfjs stage's own code
+(`finish_bundle`) with each setting. Times are medians of `runs` after `warmup` runs; the
+headline is each time as a multiple of PyTorch's at the same resolution (absolute times drift
+on a shared machine, ratios measured in one run much less). Quantized bundles are compared with
+the float32 bundle's result on the same images: PSNR, SSIM, max abs error.
+
+Writes artifacts/bench/: bench.json (everything), bench.md (the table) and bench.png (chart).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PipelineError
+from .files import atomic_output, write_json
+from .images import load_rgb, sample_photo_path, synthetic_painting
+from .repo import ROOT
+from .server import serve_directory
+from .site import VENDOR_FILES
+
+HARNESS_DIR = ROOT / "js" / "bench"
+CONTENT_SIZE = (512, 640)  # (width, height) of the content photo: longer than 512, not square
+STYLE_SIDE = 512
+ITERS = 1
+BASELINE_BUNDLE = "float32-converter-graph"  # the graph before tfjs_graph.py's rewrites
+
+
+class BenchError(PipelineError):
+    """A runtime failed while being measured."""
+
+
+def bench_images() -> tuple[np.ndarray, np.ndarray]:
+    """The content photo and the style painting every runtime stylizes, HWC float32."""
+    return load_rgb(sample_photo_path(), CONTENT_SIZE), synthetic_painting(
+        7, STYLE_SIDE, STYLE_SIDE
+    )
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
+
+
+# --- Python runtimes, each in a child process -------------------------------------------
+
+
+def _stylizer(runtime: str, job: dict):
+    from .stylize import reference_stylize, stylize_hwc
+
+    if runtime == "pytorch":
+        import torch
+
+        from .patch import load_patched_model
+
+        model = load_patched_model(Path(job["patched_dir"]), job["width_divisor"])
+        return f"torch {torch.__version__}, {torch.get_num_threads()} threads", (
+            lambda c, s, res: reference_stylize(model, c, s, ITERS, res)
+        )
+    if runtime == "onnxruntime":
+        import onnxruntime
+
+        from .onnx_export import onnxruntime_backend
+
+        parts = onnxruntime_backend(Path(job["onnx_dir"]))
+        return f"onnxruntime {onnxruntime.__version__}", (
+            lambda c, s, res: stylize_hwc(parts.stylize, c, s, ITERS, res)
+        )
+    if runtime == "tensorflow":
+        import tensorflow as tf
+
+        from .tfstyle import saved_model_stylize
+
+        run = saved_model_stylize(Path(job["tfstyle_dir"]) / "saved_model")
+        return f"tensorflow {tf.__version__}", (lambda c, s, res: run(c, s, ITERS, res))
+    raise BenchError(f"unknown runtime {runtime!r}")
+
+
+def worker(runtime: str, job_path: Path) -> None:
+    """Child process: time one runtime at every resolution; write its json and results."""
+    job = json.loads(Path(job_path).read_text())
+    out = Path(job["out_dir"])
+    content, style = np.load(job["content"]), np.load(job["style"])
+    version, stylize = _stylizer(runtime, job)
+    entry: dict = {"version": version, "resolutions": {}}
+    for res in job["resolutions"]:
+        timings = []
+        for index in range(job["warmup"] + job["runs"]):
+            started = time.perf_counter()
+            result = stylize(content, style, res)
+            if index >= job["warmup"]:
+                timings.append((time.perf_counter() - started) * 1e3)
+        np.save(out / f"{runtime}-{res}.npy", np.asarray(result, np.float32))
+        entry["resolutions"][str(res)] = {
+            "ms": timings,
+            # ru_maxrss is in KiB on Linux; it is the peak so far, so after the largest
+            # resolution it is the process's peak (interpreter and imports included).
+            "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+    write_json(out / f"{runtime}.json", entry)
+
+
+def measure_python_runtime(runtime: str, job: dict, scratch: Path) -> dict:
+    job_path = scratch / f"{runtime}-job.json"
+    write_json(job_path, job)
+    print(f"  {runtime}: measuring in a child process", flush=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sanet_tfjs.bench", runtime, str(job_path)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"{runtime} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    entry = json.loads((scratch / f"{runtime}.json").read_text())
+    for res, measured in entry["resolutions"].items():
+        measured["result"] = np.load(scratch / f"{runtime}-{res}.npy")
+    return entry
+
+
+# --- TensorFlow.js in headless Chromium ---------------------------------------------------
+
+
+def build_bundles(
+    saved_model: Path, root: Path, shard_bytes: int, quantizations: list[str], baseline: bool
+) -> dict[str, Path]:
+    """Every TFJS bundle from one converter run: name -> folder under `root`."""
+    from .tfjs_convert import finish_bundle, run_converter
+
+    raw = root / "raw"
+    print("  converting the TFStyle SavedModel once for every TFJS bundle", flush=True)
+    run_converter(saved_model, raw)
+    settings = {"float32": ("none", True)}
+    settings.update({name: (name, True) for name in quantizations})
+    if baseline:
+        settings[BASELINE_BUNDLE] = ("none", False)
+    bundles = {}
+    for name, (quantization, optimize) in settings.items():
+        bundles[name] = root / "models" / name
+        finish_bundle(raw, bundles[name], shard_bytes, quantization, optimize)
+    shutil.rmtree(raw)
+    return bundles
+
+
+def harness_root(root: Path, inputs: dict[str, np.ndarray]) -> dict:
+    """The harness page, its TensorFlow.js copy and the inputs under `root`; input specs."""
+    shutil.copytree(HARNESS_DIR, root, dirs_exist_ok=True)
+    shutil.copyfile(ROOT / "js" / "sanet.mjs", root / "sanet.mjs")
+    (root / "vendor").mkdir()
+    for source, name in VENDOR_FILES.items():
+        shutil.copyfile(ROOT / "node_modules" / source, root / "vendor" / name)
+    (root / "inputs").mkdir()
+    specs = {}
+    for name, image in inputs.items():
+        np.ascontiguousarray(image, np.float32).tofile(root / "inputs" / f"{name}.bin")
+        specs[name] = {"url": f"inputs/{name}.bin", "shape": list(image.shape)}
+    return specs
+
+
+def measure_in_browser(
+    browser, url: str, bundle: str, backend: str, threads: int, specs: dict, resolutions, job
+) -> dict:
+    """One bundle on one backend, in a fresh tab: load time, then each resolution."""
+    page = browser.new_page()
+    page.set_default_timeout(600_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(url)
+        page.wait_for_function("window.benchReady === true")
+        setup = page.evaluate(f"window.bench.init({backend!r}, {threads})")
+        loaded = page.evaluate(f"window.bench.load('models/{bundle}/model.json')")
+        entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
+        for res in resolutions:
+            out = page.evaluate(
+                "([spec, iters, res, warmup, runs]) => window.bench.run(spec, iters, res, "
+                "warmup, runs)",
+                [specs, ITERS, res, job["warmup"], job["runs"]],
+            )
+            result = np.frombuffer(base64.b64decode(out["result"]), np.float32)
+            entry["resolutions"][str(res)] = {
+                "ms": out["ms"],
+                "peak_memory_bytes": out["backendBytes"],
+                "result": result.reshape(out["shape"]),
+            }
+    except Exception as exc:  # a Playwright error names the failing call; add what we ran
+        raise BenchError(f"TensorFlow.js {bundle} on {backend} failed: {exc}; {errors}") from exc
+    finally:
+        page.close()
+    return entry
+
+
+def browser_plan(
+    bundles: list[str], backends: list[str], resolutions: list[int]
+) -> list[tuple[str, str, int, list[int]]]:
+    """(bundle, backend, threads (0: default), resolutions) of each browser measurement."""
+    plan = []
+    for backend in backends:
+        plan += [(name, backend, 0, resolutions) for name in bundles if name != BASELINE_BUNDLE]
+        if BASELINE_BUNDLE in bundles and backend == "wasm":
+            # Before and after at the first resolution, both on one thread (the page was
+            # served without cross-origin isolation before, so wasm ran on one thread).
+            plan += [(name, backend, 1, resolutions[:1]) for name in (BASELINE_BUNDLE, "float32")]
+    return plan
+
+
+# --- quality and the report ----------------------------------------------------------------
+
+
+def quality(actual: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """PSNR (dB), SSIM and max abs error of an image in [0, 1] against a reference."""
+    import tensorflow as tf
+
+    a = tf.constant(np.clip(actual, 0, 1)[None], tf.float32)
+    b = tf.constant(np.clip(reference, 0, 1)[None], tf.float32)
+    return {
+        "psnr_db": float(tf.image.psnr(a, b, max_val=1.0)[0]),
+        "ssim": float(tf.image.ssim(a, b, max_val=1.0)[0]),
+        "max_abs": float(np.abs(actual - reference).max()),
+    }
+
+
+def summarize(rows: list[dict]) -> None:
+    """Medians, ratios to PyTorch and quality, in place; drops the result arrays."""
+    by_name = {row["name"]: row for row in rows}
+    pytorch = by_name.get("PyTorch")
+    float32 = {
+        row["backend"]: row
+        for row in rows
+        if row.get("bundle") == "float32" and row["threads_setting"] == 0
+    }
+    for row in rows:
+        for res, measured in row["resolutions"].items():
+            measured["median_ms"] = statistics.median(measured["ms"])
+            if pytorch and res in pytorch["resolutions"]:
+                reference = pytorch["resolutions"][res]
+                measured["ratio_to_pytorch"] = measured["median_ms"] / reference["median_ms"]
+                measured["max_abs_vs_pytorch"] = float(
+                    np.abs(measured["result"] - reference["result"]).max()
+                )
+            reference_row = float32.get(row.get("backend"))
+            if reference_row and row is not reference_row and res in reference_row["resolutions"]:
+                measured["quality_vs_float32"] = quality(
+                    measured["result"], reference_row["resolutions"][res]["result"]
+                )
+    for row in rows:
+        for measured in row["resolutions"].values():
+            measured.pop("result")
+
+
+def _cell(measured: dict | None, key: str, fmt: str) -> str:
+    if measured is None or key not in measured:
+        return ""
+    return format(measured[key], fmt)
+
+
+def format_table(report: dict) -> str:
+    resolutions = [str(r) for r in report["settings"]["resolutions"]]
+    head = ["runtime"]
+    for res in resolutions:
+        head += [f"{res}: median s", f"{res}: x PyTorch"]
+    head += ["download MB", "peak memory MB", "PSNR dB / SSIM / max abs vs float32"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report["rows"]:
+        cells = [row["name"]]
+        for res in resolutions:
+            measured = row["resolutions"].get(res)
+            seconds = f"{measured['median_ms'] / 1e3:.2f}" if measured else ""
+            cells += [seconds, _cell(measured, "ratio_to_pytorch", ".2f")]
+        peak = max((m["peak_memory_bytes"] for m in row["resolutions"].values()), default=0)
+        largest = row["resolutions"].get(resolutions[-1]) or next(iter(row["resolutions"].values()))
+        q = largest.get("quality_vs_float32")
+        cells += [
+            f"{row['download_bytes'] / 1e6:.1f}",
+            f"{peak / 1e6:.0f}",
+            f"{q['psnr_db']:.1f} / {q['ssim']:.4f} / {q['max_abs']:.4f}" if q else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    resolutions = [str(r) for r in report["settings"]["resolutions"]]
+    rows = report["rows"]
+    figure, axes = plt.subplots(figsize=(9, 0.45 * len(rows) * len(resolutions) + 1.5))
+    labels, values, colours = [], [], []
+    palette = plt.get_cmap("tab10")
+    for index, res in enumerate(resolutions):
+        for row in rows:
+            measured = row["resolutions"].get(res)
+            if measured and "ratio_to_pytorch" in measured:
+                labels.append(f"{row['name']} @ {res}")
+                values.append(measured["ratio_to_pytorch"])
+                colours.append(palette(index))
+    positions = range(len(values))[::-1]
+    axes.barh(list(positions), values, color=colours)
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_xlabel("median time of one stylization (iters 1) / PyTorch's at the same resolution")
+    for y, value in zip(positions, values, strict=True):
+        axes.text(value, y, f" {value:.2f}x", va="center", fontsize=8)
+    axes.set_title(
+        f"SANet stylization time relative to PyTorch CPU ({report['machine']['cpus']} cores)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(figure)
+
+
+def run_bench_stage(
+    tfstyle_dir: str,
+    onnx_dir: str,
+    patched_dir: str,
+    out_dir: str,
+    width_divisor: int,
+    shard_bytes: int,
+    resolutions: list[int],
+    warmup: int,
+    runs: int,
+    runtimes: list[str],
+    browser_backends: list[str],
+    quantizations: list[str],
+    unoptimized_baseline: bool,
+) -> dict:
+    from .browser import chromium
+
+    started = time.perf_counter()
+    content, style = bench_images()
+    job = {
+        "patched_dir": patched_dir,
+        "width_divisor": width_divisor,
+        "onnx_dir": onnx_dir,
+        "tfstyle_dir": tfstyle_dir,
+        "resolutions": resolutions,
+        "warmup": warmup,
+        "runs": runs,
+    }
+    model_bytes = {
+        "pytorch": folder_bytes(Path(patched_dir)),
+        "onnxruntime": sum(p.stat().st_size for p in Path(onnx_dir).glob("*.onnx")),
+        "tensorflow": folder_bytes(Path(tfstyle_dir) / "saved_model"),
+    }
+    names = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime", "tensorflow": "TF SavedModel"}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        scratch = Path(scratch)
+        np.save(scratch / "content.npy", content)
+        np.save(scratch / "style.npy", style)
+        job.update(content=str(scratch / "content.npy"), style=str(scratch / "style.npy"))
+        job["out_dir"] = str(scratch)
+        for runtime in runtimes:
+            entry = measure_python_runtime(runtime, job, scratch)
+            rows.append(
+                {
+                    "name": names[runtime],
+                    "runtime": runtime,
+                    "version": entry["version"],
+                    "download_bytes": model_bytes[runtime],
+                    "resolutions": entry["resolutions"],
+                }
+            )
+        root = scratch / "www"
+        root.mkdir()
+        bundles = build_bundles(
+            Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
+            unoptimized_baseline,
+        )  # fmt: skip
+        specs = harness_root(root, {"content": content, "style": style})
+        plan = browser_plan(list(bundles), browser_backends, resolutions)
+        with serve_directory(root) as server, chromium() as browser:
+            for bundle, backend, threads, res_list in plan:
+                label = f"TF.js {backend} {bundle}" + (", 1 thread" if threads == 1 else "")
+                print(f"  {label}: measuring in headless Chromium", flush=True)
+                entry = measure_in_browser(
+                    browser, f"{server.url}/index.html", bundle, backend, threads, specs,
+                    res_list, job,
+                )  # fmt: skip
+                rows.append(
+                    {
+                        "name": label,
+                        "runtime": "tensorflowjs",
+                        "bundle": bundle,
+                        "backend": backend,
+                        "threads_setting": threads,
+                        "download_bytes": folder_bytes(bundles[bundle]),
+                        **entry,
+                    }
+                )
+    summarize(rows)
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "inputs": {"content_shape": list(content.shape), "style_shape": list(style.shape)},
+        "settings": {
+            "resolutions": resolutions,
+            "iters": ITERS,
+            "warmup": warmup,
+            "runs": runs,
+            "width_divisor": width_divisor,
+        },
+        "rows": rows,
+        "note": "Fixture weights (seeded stand-ins): quantization quality with the trained "
+        "SANet weights may differ.",
+    }
+    report["elapsed_s"] = time.perf_counter() - started
+    table = format_table(report)
+    with atomic_output(Path(out_dir)) as staged:
+        staged.mkdir()
+        write_json(staged / "bench.json", report)
+        (staged / "bench.md").write_text(
+            "# SANet benchmark\n\n"
+            f"One stylization (iters {ITERS}) of a {content.shape[1]}x{content.shape[0]} photo "
+            f"in the style of a {style.shape[1]}x{style.shape[0]} painting, at each maximum "
+            f"resolution; median of {runs} runs after {warmup} warm-up run(s); "
+            f"{report['machine']['cpus']} CPU cores. {report['note']}\n\n" + table
+        )
+        plot(report, staged / "bench.png")
+    print(table)
+    print(f"  benchmark took {report['elapsed_s']:.0f} s; report in {out_dir}/")
+    return {"elapsed_s": report["elapsed_s"]}
+
+
+if __name__ == "__main__":  # the child process of measure_python_runtime
+    worker(sys.argv[1], Path(sys.argv[2]))
