@@ -44,7 +44,9 @@ def test_rewrites_keep_every_weight_and_change_only_the_graph(raw_bundle):
         optimize(rewritten, 1)
 
 
-@pytest.mark.parametrize(("quantization", "low", "high"), [("float16", 0.49, 0.51), ("uint8", 0.24, 0.26)])
+@pytest.mark.parametrize(
+    ("quantization", "low", "high"), [("float16", 0.49, 0.51), ("uint8", 0.24, 0.26)]
+)
 def test_quantized_bundles_shrink_the_weights(raw_bundle, tmp_path, quantization, low, high):
     float32 = tmp_path / "float32"
     quantized = tmp_path / quantization
@@ -78,15 +80,15 @@ def test_quality_measures():
     assert measured["ssim"] < 1.0
 
 
-def test_browser_plan_times_before_and_after_on_one_thread():
+def test_browser_plan_times_the_converter_graph_at_the_first_resolution_only():
     plan = browser_plan(["float32", "float16", BASELINE_BUNDLE], ["wasm", "webgl"], [256, 512])
     assert plan == [
-        ("float32", "wasm", 0, [256, 512]),
-        ("float16", "wasm", 0, [256, 512]),
-        (BASELINE_BUNDLE, "wasm", 1, [256]),
-        ("float32", "wasm", 1, [256]),
-        ("float32", "webgl", 0, [256, 512]),
-        ("float16", "webgl", 0, [256, 512]),
+        ("float32", "wasm", [256, 512]),
+        ("float16", "wasm", [256, 512]),
+        (BASELINE_BUNDLE, "wasm", [256]),
+        ("float32", "webgl", [256, 512]),
+        ("float16", "webgl", [256, 512]),
+        (BASELINE_BUNDLE, "webgl", [256]),
     ]
 
 
@@ -116,27 +118,25 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         "TF.js wasm float32",
         "TF.js wasm float16",
         "TF.js wasm uint8",
-        f"TF.js wasm {BASELINE_BUNDLE}, 1 thread",
-        "TF.js wasm float32, 1 thread",
+        f"TF.js wasm {BASELINE_BUNDLE}",
     }
-    assert rows["TF.js wasm float32"]["crossOriginIsolated"] is True
-    assert rows["TF.js wasm float32, 1 thread"]["threads"] == 1
+    assert rows["TF.js wasm float32"]["backend"] == "wasm"
     for name, row in rows.items():
-        expected = ["64"] if name.endswith("1 thread") else ["64", "96"]
+        expected = ["64"] if name.endswith(BASELINE_BUNDLE) else ["64", "96"]
         assert list(row["resolutions"]) == expected, name
         for measured in row["resolutions"].values():
             assert len(measured["ms"]) == 2
             assert measured["median_ms"] > 0 and measured["peak_memory_bytes"] > 0
-            # every runtime computes the same picture as PyTorch (float32 ones within 1/255)
-            limit = 0.1 if row.get("bundle") in ("float16", "uint8") else 1 / 255
-            assert measured["max_abs_vs_pytorch"] <= limit, name
+            if row.get("bundle") not in ("float16", "uint8"):  # those: quality_vs_float32
+                assert measured["max_abs_vs_pytorch"] <= 1 / 255, name
     assert rows["PyTorch"]["resolutions"]["64"]["ratio_to_pytorch"] == 1.0
-    assert rows["TF.js wasm float16"]["download_bytes"] < 0.55 * rows["TF.js wasm float32"][
-        "download_bytes"
-    ]
+    assert (
+        rows["TF.js wasm float16"]["download_bytes"]
+        < 0.55 * rows["TF.js wasm float32"]["download_bytes"]
+    )
     assert rows["TF.js wasm float16"]["resolutions"]["96"]["quality_vs_float32"]["psnr_db"] > 30
     # the rewrites change no result: the converter's graph gives the same picture
-    before = rows[f"TF.js wasm {BASELINE_BUNDLE}, 1 thread"]["resolutions"]["64"]
+    before = rows[f"TF.js wasm {BASELINE_BUNDLE}"]["resolutions"]["64"]
     assert before["quality_vs_float32"]["max_abs"] < 1e-5
     table = (out / "bench.md").read_text()
     assert all(f"| {name} |" in table for name in rows)

@@ -14,7 +14,7 @@ const WARMUP_SIDE = 32;
 const images = { content: null, style: null }; // {name, bitmap}
 let model = null;
 let busy = false;
-const stats = { backend: null, threads: null, modelLoadMs: null, warmupMs: null, runs: [] };
+const stats = { backend: null, modelLoadMs: null, warmupMs: null, runs: [] };
 // For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
 window.sanet = { stats, phase: 'loading', status: '', lastInputs: null };
 
@@ -240,9 +240,6 @@ async function main() {
   }
   await loadExamples();
   stats.backend = await chooseBackend(requested);
-  // wasm runs on several threads only where the host serves the page cross-origin isolated
-  // (COOP and COEP headers, see the README); elsewhere on one.
-  stats.threads = stats.backend === 'wasm' ? tf.wasm.getThreadsCount() : null;
   setStatus(`Downloading the model (${(build.model_bytes / 1e6).toFixed(1)} MB) for the ${stats.backend} backend…`);
   const loadStarted = performance.now();
   model = await tf.loadGraphModel('model/model.json', {
@@ -259,8 +256,7 @@ async function main() {
   blank.dispose();
   stats.warmupMs = performance.now() - warmStarted;
   window.sanet.phase = 'ready';
-  const threads = stats.threads ? `, ${stats.threads} thread${stats.threads > 1 ? 's' : ''}` : '';
-  setStatus(`Ready (${stats.backend}${threads}). Choose a content photo and a style painting, then Stylize.`);
+  setStatus(`Ready (${stats.backend}). Choose a content photo and a style painting, then Stylize.`);
   updateButton();
 }
 

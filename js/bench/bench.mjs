@@ -28,16 +28,13 @@ function backendBytes() {
 let model = null;
 
 window.bench = {
-  // threads: 0 = TensorFlow.js's default; wasm threads need a cross-origin isolated page.
-  async init(backend, threads) {
+  async init(backend) {
     tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
-    if (threads > 0) tf.wasm.setThreadsCount(threads);
     if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} is not offered`);
     await tf.ready();
     return {
       backend: tf.getBackend(),
       threads: backend === 'wasm' ? tf.wasm.getThreadsCount() : null,
-      crossOriginIsolated: self.crossOriginIsolated === true,
     };
   },
   async load(modelUrl) {

@@ -3,10 +3,10 @@
 The same image pair is stylized (iters 1) at each maximum resolution by
 - PyTorch (the patched model), ONNX Runtime (the three ONNX parts, the same Python loop) and
   the TFStyle SavedModel, each in its own child process (its peak RSS is its own);
-- TensorFlow.js in headless Chromium, on a harness page (js/bench/) served cross-origin
-  isolated from loopback: the float32 bundle, each quantized bundle, and the "before": the
-  converter's graph without tfjs_graph.py's rewrites on one thread (the page as it was).
-  Each bundle runs in a fresh tab, so the wasm heap it reports is its own peak.
+- TensorFlow.js in headless Chromium, on a harness page (js/bench/) served from loopback as
+  the product page is: the float32 bundle, each quantized bundle, and the "before": the
+  converter's graph without tfjs_graph.py's rewrites. Each bundle runs in a fresh tab, so the
+  wasm heap it reports is its own peak.
 
 Every TFJS bundle comes from one converter run, finished by the tfjs stage's own code
 (`finish_bundle`) with each setting. Times are medians of `runs` after `warmup` runs; the
@@ -23,7 +23,6 @@ import base64
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -97,6 +96,15 @@ def _stylizer(runtime: str, job: dict):
     raise BenchError(f"unknown runtime {runtime!r}")
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (imports included). Linux's VmHWM: unlike
+    getrusage's ru_maxrss it starts afresh at exec, not at the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError("no VmHWM in /proc/self/status: peak memory needs Linux")
+
+
 def worker(runtime: str, job_path: Path) -> None:
     """Child process: time one runtime at every resolution; write its json and results."""
     job = json.loads(Path(job_path).read_text())
@@ -112,12 +120,7 @@ def worker(runtime: str, job_path: Path) -> None:
             if index >= job["warmup"]:
                 timings.append((time.perf_counter() - started) * 1e3)
         np.save(out / f"{runtime}-{res}.npy", np.asarray(result, np.float32))
-        entry["resolutions"][str(res)] = {
-            "ms": timings,
-            # ru_maxrss is in KiB on Linux; it is the peak so far, so after the largest
-            # resolution it is the process's peak (interpreter and imports included).
-            "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        }
+        entry["resolutions"][str(res)] = {"ms": timings, "peak_memory_bytes": peak_rss_bytes()}
     write_json(out / f"{runtime}.json", entry)
 
 
@@ -179,7 +182,7 @@ def harness_root(root: Path, inputs: dict[str, np.ndarray]) -> dict:
 
 
 def measure_in_browser(
-    browser, url: str, bundle: str, backend: str, threads: int, specs: dict, resolutions, job
+    browser, url: str, bundle: str, backend: str, specs: dict, resolutions: list[int], job: dict
 ) -> dict:
     """One bundle on one backend, in a fresh tab: load time, then each resolution."""
     page = browser.new_page()
@@ -189,7 +192,7 @@ def measure_in_browser(
     try:
         page.goto(url)
         page.wait_for_function("window.benchReady === true")
-        setup = page.evaluate(f"window.bench.init({backend!r}, {threads})")
+        setup = page.evaluate(f"window.bench.init({backend!r})")
         loaded = page.evaluate(f"window.bench.load('models/{bundle}/model.json')")
         entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
         for res in resolutions:
@@ -213,16 +216,14 @@ def measure_in_browser(
 
 def browser_plan(
     bundles: list[str], backends: list[str], resolutions: list[int]
-) -> list[tuple[str, str, int, list[int]]]:
-    """(bundle, backend, threads (0: default), resolutions) of each browser measurement."""
-    plan = []
-    for backend in backends:
-        plan += [(name, backend, 0, resolutions) for name in bundles if name != BASELINE_BUNDLE]
-        if BASELINE_BUNDLE in bundles and backend == "wasm":
-            # Before and after at the first resolution, both on one thread (the page was
-            # served without cross-origin isolation before, so wasm ran on one thread).
-            plan += [(name, backend, 1, resolutions[:1]) for name in (BASELINE_BUNDLE, "float32")]
-    return plan
+) -> list[tuple[str, str, list[int]]]:
+    """(bundle, backend, resolutions) of each browser measurement. The converter's graph is
+    slow (the "before"): it runs at the first resolution only."""
+    return [
+        (name, backend, resolutions[:1] if name == BASELINE_BUNDLE else resolutions)
+        for backend in backends
+        for name in bundles
+    ]
 
 
 # --- quality and the report ----------------------------------------------------------------
@@ -245,11 +246,7 @@ def summarize(rows: list[dict]) -> None:
     """Medians, ratios to PyTorch and quality, in place; drops the result arrays."""
     by_name = {row["name"]: row for row in rows}
     pytorch = by_name.get("PyTorch")
-    float32 = {
-        row["backend"]: row
-        for row in rows
-        if row.get("bundle") == "float32" and row["threads_setting"] == 0
-    }
+    float32 = {row["backend"]: row for row in rows if row.get("bundle") == "float32"}
     for row in rows:
         for res, measured in row["resolutions"].items():
             measured["median_ms"] = statistics.median(measured["ms"])
@@ -275,6 +272,14 @@ def _cell(measured: dict | None, key: str, fmt: str) -> str:
     return format(measured[key], fmt)
 
 
+def _quality_cell(measured: dict | None) -> str:
+    if measured is None:
+        return ""
+    if measured["max_abs"] == 0:
+        return "identical"
+    return f"{measured['psnr_db']:.1f} / {measured['ssim']:.4f} / {measured['max_abs']:.4f}"
+
+
 def format_table(report: dict) -> str:
     resolutions = [str(r) for r in report["settings"]["resolutions"]]
     head = ["runtime"]
@@ -294,7 +299,7 @@ def format_table(report: dict) -> str:
         cells += [
             f"{row['download_bytes'] / 1e6:.1f}",
             f"{peak / 1e6:.0f}",
-            f"{q['psnr_db']:.1f} / {q['ssim']:.4f} / {q['max_abs']:.4f}" if q else "",
+            _quality_cell(q),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -395,12 +400,11 @@ def run_bench_stage(
         specs = harness_root(root, {"content": content, "style": style})
         plan = browser_plan(list(bundles), browser_backends, resolutions)
         with serve_directory(root) as server, chromium() as browser:
-            for bundle, backend, threads, res_list in plan:
-                label = f"TF.js {backend} {bundle}" + (", 1 thread" if threads == 1 else "")
+            for bundle, backend, res_list in plan:
+                label = f"TF.js {backend} {bundle}"
                 print(f"  {label}: measuring in headless Chromium", flush=True)
                 entry = measure_in_browser(
-                    browser, f"{server.url}/index.html", bundle, backend, threads, specs,
-                    res_list, job,
+                    browser, f"{server.url}/index.html", bundle, backend, specs, res_list, job,
                 )  # fmt: skip
                 rows.append(
                     {
@@ -408,7 +412,6 @@ def run_bench_stage(
                         "runtime": "tensorflowjs",
                         "bundle": bundle,
                         "backend": backend,
-                        "threads_setting": threads,
                         "download_bytes": folder_bytes(bundles[bundle]),
                         **entry,
                     }

@@ -20,12 +20,6 @@ from pathlib import Path
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 # Types a browser insists on (module scripts, streaming wasm compilation), then mimetypes.
 CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
-# Cross-origin isolation: a page served with these may share memory with workers, which is what
-# TensorFlow.js's multi-threaded wasm backend needs (every resource here is same-origin).
-ISOLATION_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-}
 
 
 class RangeFileHandler(BaseHTTPRequestHandler):
@@ -72,8 +66,6 @@ class RangeFileHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type(path))
         self.send_header("Accept-Ranges", "bytes")
-        for name, value in ISOLATION_HEADERS.items():
-            self.send_header(name, value)
         self.send_header("Content-Length", str(end - start))
         if status == HTTPStatus.PARTIAL_CONTENT:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,12 @@ QUANTIZATIONS = ("none", "float16", "uint8")
 # pooling with float32's lowest value) that float16 cannot represent.
 QUANTIZE_MIN_ELEMENTS = 64
 MATMUL_ADJOINTS = {"BatchMatMul": ("adj_x", "adj_y"), "BatchMatMulV2": ("adj_x", "adj_y")}
+
+
+def _quiet_tensorflowjs_import() -> None:
+    # tensorflowjs imports tensorflow_decision_forests, which takes any captured stdout (pytest,
+    # doit) for a notebook and imports IPython (not installed) to greet it. This turns that off.
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
 
 
 class GraphRewriteError(PipelineError):
@@ -51,6 +58,7 @@ class GraphBundle:
 
     @classmethod
     def load(cls, folder: Path) -> GraphBundle:
+        _quiet_tensorflowjs_import()
         from tensorflowjs.read_weights import read_weights
 
         model = json.loads((Path(folder) / "model.json").read_text())
@@ -60,6 +68,7 @@ class GraphBundle:
 
     def save(self, folder: Path, shard_bytes: int, quantization: str = "none") -> None:
         """model.json and its shards into the existing, empty `folder`."""
+        _quiet_tensorflowjs_import()
         from tensorflowjs.write_weights import write_weights
 
         if quantization not in QUANTIZATIONS:
