@@ -57,7 +57,7 @@ def test_doit_list_describes_every_stage(scratch_pipeline):
     result = scratch_pipeline.doit("list")
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
-    assert set(lines) == {*ALL_STAGES, "release"}  # release runs only when asked for
+    assert set(lines) == {*ALL_STAGES, "release", "bench"}  # those two only when asked for
     assert all(len(doc) > 20 for doc in lines.values())
 
 
@@ -137,6 +137,7 @@ def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
             {"tfjs", "report", "page", "smoke"},
         ),
         ("smoke setting", setting("smoke", "max_abs", 3 / 255), {"smoke"}),
+        ("bench setting (bench runs only when asked for)", setting("bench", "runs", 5), set()),
         ("patch code", lambda: append_line(copy / "src/sanet_tfjs/patch.py", "# x"), {"patch"}),
         (
             "TFStyle code",
