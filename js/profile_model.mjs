@@ -3,11 +3,11 @@
 // Runs one warm-up stylization of random square images, then tf.profile over a second one,
 // and prints the milliseconds per kernel, largest first (how tfjs_graph.py's rewrites were
 // chosen). Node's wasm backend runs on one thread.
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { fromDisk } from './disk_model.mjs';
 import { stylize } from './sanet.mjs';
 
 const [modelDir, resolution = '256', backend = 'wasm'] = process.argv.slice(2);
@@ -22,23 +22,7 @@ if (backend === 'wasm') {
 await tf.setBackend(backend);
 await tf.ready();
 
-const json = JSON.parse(await readFile(join(modelDir, 'model.json'), 'utf8'));
-const weightSpecs = [];
-const buffers = [];
-for (const group of json.weightsManifest) {
-  weightSpecs.push(...group.weights);
-  for (const path of group.paths) buffers.push(await readFile(join(modelDir, path)));
-}
-const all = Buffer.concat(buffers);
-const model = await tf.loadGraphModel({
-  load: async () => ({
-    modelTopology: json.modelTopology,
-    format: json.format,
-    signature: json.signature,
-    weightSpecs,
-    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
-  }),
-});
+const model = await tf.loadGraphModel(fromDisk(modelDir));
 
 const side = Number(resolution);
 const content = tf.randomUniform([side, side, 3]);

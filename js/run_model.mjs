@@ -7,35 +7,11 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { fromDisk } from './disk_model.mjs';
 import { stylize } from './sanet.mjs';
 
 const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
 const require = createRequire(import.meta.url);
-
-// The model from disk: model.json plus its weight shards, as the browser would fetch them.
-const fromDisk = {
-  async load() {
-    const json = JSON.parse(await readFile(join(modelDir, 'model.json'), 'utf8'));
-    const weightSpecs = [];
-    const buffers = [];
-    for (const group of json.weightsManifest) {
-      weightSpecs.push(...group.weights);
-      for (const path of group.paths) buffers.push(await readFile(join(modelDir, path)));
-    }
-    const all = Buffer.concat(buffers);
-    return {
-      modelTopology: json.modelTopology,
-      format: json.format,
-      generatedBy: json.generatedBy,
-      convertedBy: json.convertedBy,
-      signature: json.signature,
-      userDefinedMetadata: json.userDefinedMetadata,
-      modelInitializer: json.modelInitializer,
-      weightSpecs,
-      weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
-    };
-  },
-};
 
 async function floats(spec) {
   const bytes = await readFile(join(casesDir, spec.file));
@@ -49,7 +25,7 @@ await tf.setBackend(backend);
 await tf.ready();
 
 const started = performance.now();
-const model = await tf.loadGraphModel(fromDisk);
+const model = await tf.loadGraphModel(fromDisk(modelDir));
 const loadMs = performance.now() - started;
 const cases = JSON.parse(await readFile(join(casesDir, 'cases.json'), 'utf8'));
 const results = [];

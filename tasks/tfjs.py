@@ -31,6 +31,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
         file_dep=[
             pipeline.path("tfstyle", "saved_model", "saved_model.pb"),
             str((ROOT / "js" / "run_model.mjs").relative_to(ROOT)),
+            str((ROOT / "js" / "disk_model.mjs").relative_to(ROOT)),
             str((ROOT / "js" / "sanet.mjs").relative_to(ROOT)),
         ]
         + code("tfjs_convert", "tfjs_graph", "stylize", "parity", "files"),

@@ -140,15 +140,21 @@ class PatchedSANet(nn.Module):
 
     @torch.no_grad()
     def stylize(self, content: torch.Tensor, style: torch.Tensor, iters: int = 1) -> torch.Tensor:
-        """The product's loop: style encoded once; each pass re-stylizes the previous output,
-        cropped to the content size and clipped to [0, 1]."""
-        if iters < 1:
-            raise ValueError(f"iters must be >= 1, got {iters}")
-        height, width = content.shape[2], content.shape[3]
-        s4, s5 = self.encoder(style)
-        image = content
-        for _ in range(iters):
-            c4, c5 = self.encoder(image)
-            image = self.decoder(self.transform(c4, s4, c5, s5))
-            image = image[:, :, :height, :width].clamp(0.0, 1.0)
-        return image
+        """The product's loop (stylize_loop) over this model's parts."""
+        return stylize_loop(self.encoder, self.transform, self.decoder, content, style, iters)
+
+
+def stylize_loop(encode, transform, decode, content, style, iters: int):
+    """The product's loop over any implementation of the three parts (NCHW torch tensors or
+    numpy arrays): style encoded once; each pass re-stylizes the previous output, cropped to
+    the content size and clipped to [0, 1]."""
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    height, width = content.shape[2], content.shape[3]
+    s4, s5 = encode(style)
+    image = content
+    for _ in range(iters):
+        c4, c5 = encode(image)
+        image = decode(transform(c4, s4, c5, s5))
+        image = image[:, :, :height, :width].clip(0.0, 1.0)
+    return image

@@ -16,7 +16,7 @@ import torch
 
 from .errors import PipelineError
 from .images import load_rgb, sample_photo_path, synthetic_painting
-from .model import PatchedSANet
+from .model import PatchedSANet, stylize_loop
 
 # (iters, max_resolution) of each whole-stylization check: one and two passes, and scaling.
 STYLIZE_SETTINGS = ((1, 512), (2, 512), (1, 80))
@@ -43,16 +43,9 @@ class PartsBackend:
     decode: Callable[[Array], Array]
 
     def stylize(self, content, style, iters: int) -> Array:
-        """PatchedSANet.stylize's loop over these parts (NCHW tensors or arrays in)."""
+        """The product's loop (model.stylize_loop) over these parts; NCHW tensors or arrays."""
         content, style = np.asarray(content, np.float32), np.asarray(style, np.float32)
-        height, width = content.shape[2], content.shape[3]
-        s4, s5 = self.encode(style)
-        image = content
-        for _ in range(iters):
-            c4, c5 = self.encode(image)
-            image = self.decode(self.transform(c4, s4, c5, s5))
-            image = np.clip(image[:, :, :height, :width], 0.0, 1.0)
-        return image
+        return stylize_loop(self.encode, self.transform, self.decode, content, style, iters)
 
 
 def parity_images() -> list[tuple[str, Array, Array]]:
