@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PipelineError
-from .files import atomic_output, write_json
+from .files import atomic_output, folder_bytes, write_json
 from .images import load_rgb, sample_photo_path, synthetic_painting
 from .repo import ROOT
 from .server import serve_directory
@@ -56,10 +56,6 @@ def bench_images() -> tuple[np.ndarray, np.ndarray]:
     return load_rgb(sample_photo_path(), CONTENT_SIZE), synthetic_painting(
         7, STYLE_SIDE, STYLE_SIDE
     )
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
 
 
 # --- Python runtimes, each in a child process -------------------------------------------

@@ -61,3 +61,8 @@ def write_json(dest: Path, data: Any) -> None:
     """Write `data` as stable, sorted, indented JSON, atomically."""
     with atomic_output(dest) as staged:
         staged.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of every file under `folder`."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())

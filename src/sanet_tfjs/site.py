@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .files import atomic_output, sha256_file
+from .files import atomic_output, folder_bytes, sha256_file
 from .images import sample_photo_path, synthetic_painting
 from .repo import ROOT
 
@@ -63,7 +63,7 @@ def run_page_stage(web_dir: str, model_dir: str, out_dir: str, weights: str) -> 
         shutil.copytree(model_dir, staged / "model")
         write_examples(staged / "examples")
         tfjs_version = json.loads((node_modules / "@tensorflow/tfjs/package.json").read_text())
-        model_bytes = sum(p.stat().st_size for p in (staged / "model").iterdir())
+        model_bytes = folder_bytes(staged / "model")
         build = {
             "weights": weights,
             "model_bytes": model_bytes,

@@ -22,12 +22,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
+from .config import Quantization
 from .errors import PipelineError
 
-QUANTIZATIONS = ("none", "float16", "uint8")
+QUANTIZATIONS = get_args(Quantization)  # the values pipeline.yaml accepts
 # Only float tensors this large are quantized: the filters and biases that make the bundle's
 # size. Scalars and small constants stay float32; some hold extremes (onnx-tf pads max
 # pooling with float32's lowest value) that float16 cannot represent.
