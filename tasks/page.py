@@ -37,7 +37,10 @@ def task_page(pipeline: Pipeline) -> dict:
         targets=[pipeline.path("site", "index.html"), pipeline.path("site", "build.json")],
         uptodate=[
             config_changed(
-                {"weights": weights, "toolchain": toolchain("@tensorflow/tfjs", "matplotlib")}
+                {
+                    "weights": weights,
+                    "toolchain": toolchain("@tensorflow/tfjs", "coi-serviceworker", "matplotlib"),
+                }
             )
         ],
     )

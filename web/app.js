@@ -10,11 +10,14 @@ const params = new URLSearchParams(location.search);
 // adds 1/16 of that); past this budget a tab runs out of memory, so such runs are refused.
 const ATTENTION_BUDGET_BYTES = 512 * 1024 * 1024;
 const WARMUP_SIDE = 32;
+const THREADS_KEY = 'sanet.threads'; // localStorage: the user's thread count, or 'auto'
+const RELOAD_KEY = 'sanet.isolationReload'; // sessionStorage: reloaded once for the worker
+const SERVICE_WORKER_TIMEOUT_MS = 10_000;
 
 const images = { content: null, style: null }; // {name, bitmap}
 let model = null;
 let busy = false;
-const stats = { backend: null, modelLoadMs: null, warmupMs: null, runs: [] };
+const stats = { backend: null, threads: null, isolated: null, modelLoadMs: null, warmupMs: null, runs: [] };
 // For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
 window.sanet = { stats, phase: 'loading', status: '', lastInputs: null };
 
@@ -171,8 +174,78 @@ async function run() {
   }
 }
 
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// wasm threads need SharedArrayBuffer, which browsers give only to a cross-origin-isolated page
+// (COOP: same-origin, COEP: require-corp). A host that sends those headers isolates the page
+// itself; elsewhere (GitHub Pages, most static hosts) the service worker coi-serviceworker.js
+// adds them to every answer, and the page reloads once to be served through it. Whatever
+// fails here, the page still runs, on one thread, and says why.
+async function crossOriginIsolate() {
+  if (window.crossOriginIsolated) {
+    sessionStorage.removeItem(RELOAD_KEY);
+    const how = navigator.serviceWorker && navigator.serviceWorker.controller ? 'by its service worker' : 'by the server';
+    return { isolated: true, how };
+  }
+  if (!window.isSecureContext) return { isolated: false, why: 'the page is not served over HTTPS' };
+  if (!('serviceWorker' in navigator)) return { isolated: false, why: 'this browser gives the page no service worker' };
+  if (sessionStorage.getItem(RELOAD_KEY)) return { isolated: false, why: 'the service worker did not isolate the page' };
+  try {
+    await navigator.serviceWorker.register('coi-serviceworker.js');
+    await withTimeout(navigator.serviceWorker.ready, SERVICE_WORKER_TIMEOUT_MS, 'it did not start');
+  } catch (error) {
+    return { isolated: false, why: `the service worker could not run (${error.message})` };
+  }
+  sessionStorage.setItem(RELOAD_KEY, '1');
+  location.reload();
+  return new Promise(() => {}); // never settles: the page is reloading
+}
+
+function savedThreads() {
+  try {
+    return localStorage.getItem(THREADS_KEY) || 'auto';
+  } catch {
+    return 'auto'; // storage disabled: the default
+  }
+}
+
+// tfjs-backend-wasm runs min(requested, cores / 2) threads (its backend.cc: most x86 cores
+// run two hardware threads); 'auto' asks for that default.
+function wireThreads() {
+  const cores = navigator.hardwareConcurrency || 1;
+  const select = $('threads');
+  select.options[0].textContent = `auto (${Math.max(1, Math.floor(cores / 2))})`;
+  for (let count = 1; count <= cores; count++) select.add(new Option(String(count), String(count)));
+  select.value = savedThreads();
+  select.addEventListener('change', (event) => {
+    try {
+      localStorage.setItem(THREADS_KEY, event.target.value);
+    } catch {
+      // storage disabled: the choice holds for this visit only
+    }
+    location.reload(); // the wasm backend takes its thread count once, at start
+  });
+}
+
+function describeRuntime(backend, isolation) {
+  if (backend !== 'wasm') return `Backend: ${backend}.`;
+  const threads = stats.threads;
+  const how = isolation.isolated
+    ? `cross-origin isolated ${isolation.how}`
+    : `not cross-origin isolated, so one thread: ${isolation.why}`;
+  return `Backend: wasm, ${threads} thread${threads === 1 ? '' : 's'} (${how}).`;
+}
+
 async function chooseBackend(requested) {
   tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+  const threads = savedThreads();
+  if (threads !== 'auto') tf.wasm.setThreadsCount(Number(threads));
   const order = requested === 'auto' ? ['webgl', 'wasm', 'cpu'] : [requested];
   for (const name of order) {
     try {
@@ -229,8 +302,12 @@ function wireInputs() {
 
 async function main() {
   wireInputs();
+  wireThreads();
   const requested = params.get('backend') || 'auto';
   $('backend').value = requested;
+  setStatus('Preparing the page…');
+  const isolation = await crossOriginIsolate();
+  stats.isolated = isolation.isolated;
   const build = await (await fetch('build.json')).json();
   if (build.weights !== 'upstream') {
     $('banner').textContent =
@@ -240,6 +317,8 @@ async function main() {
   }
   await loadExamples();
   stats.backend = await chooseBackend(requested);
+  stats.threads = stats.backend === 'wasm' ? tf.wasm.getThreadsCount() : null;
+  $('runtime').textContent = describeRuntime(stats.backend, isolation);
   setStatus(`Downloading the model (${(build.model_bytes / 1e6).toFixed(1)} MB) for the ${stats.backend} backend…`);
   const loadStarted = performance.now();
   model = await tf.loadGraphModel('model/model.json', {

@@ -1,22 +1,10 @@
-// The benchmark harness page: doit bench (src/sanet_tfjs/bench.py) drives window.bench through
-// Playwright. It times the model the product page uses, through the same js/sanet.mjs call,
-// on inputs fetched from the bench server, and hands back the last result's float32 bytes.
+// The TensorFlow.js harness page: doit bench (src/sanet_tfjs/bench.py) drives window.bench
+// through Playwright. It times the model the product page uses, through the same js/sanet.mjs
+// call, on inputs fetched from the bench server, and hands back the last result.
+import { fetchFloats, pageMemoryBytes, timeRuns } from './common.mjs';
 import { stylize } from './sanet.mjs';
 
 const tf = window.tf;
-
-async function floats(url, shape) {
-  const bytes = await (await fetch(url)).arrayBuffer();
-  return tf.tensor(new Float32Array(bytes), shape);
-}
-
-function base64(bytes) {
-  let text = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
 
 // Bytes of the backend's own memory: the wasm heap only grows, so it is the peak so far.
 function backendBytes() {
@@ -28,13 +16,16 @@ function backendBytes() {
 let model = null;
 
 window.bench = {
-  async init(backend) {
+  // threads: null for the backend's default; wasm takes it once, before it starts.
+  async init(backend, threads) {
     tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+    if (threads != null) tf.wasm.setThreadsCount(threads);
     if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} is not offered`);
     await tf.ready();
     return {
       backend: tf.getBackend(),
       threads: backend === 'wasm' ? tf.wasm.getThreadsCount() : null,
+      crossOriginIsolated: self.crossOriginIsolated,
     };
   },
   async load(modelUrl) {
@@ -45,27 +36,24 @@ window.bench = {
   },
   // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
   async run(spec, iters, maxResolution, warmup, runs) {
-    const content = await floats(spec.content.url, spec.content.shape);
-    const style = await floats(spec.style.url, spec.style.shape);
-    const ms = [];
-    let data = null;
-    let shape = null;
+    const content = tf.tensor(await fetchFloats(spec.content.url), spec.content.shape);
+    const style = tf.tensor(await fetchFloats(spec.style.url), spec.style.shape);
     try {
-      for (let i = 0; i < warmup + runs; i++) {
-        const started = performance.now();
-        const result = await stylize(tf, model, content, style, iters, maxResolution);
-        const values = await result.data(); // waits for the backend to finish
-        const elapsed = performance.now() - started;
-        shape = result.shape;
-        result.dispose();
-        if (i >= warmup) ms.push(elapsed);
-        data = values;
-      }
+      const timed = await timeRuns(
+        async () => {
+          const result = await stylize(tf, model, content, style, iters, maxResolution);
+          const values = await result.data(); // waits for the backend to finish
+          result.dispose();
+          return { values, shape: result.shape };
+        },
+        warmup,
+        runs,
+      );
+      return { ...timed, backendBytes: backendBytes(), pageBytes: await pageMemoryBytes() };
     } finally {
       content.dispose();
       style.dispose();
     }
-    return { ms, shape, result: base64(new Uint8Array(data.buffer)), backendBytes: backendBytes() };
   },
 };
 window.benchReady = true;

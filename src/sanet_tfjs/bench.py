@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from .files import atomic_output, folder_bytes, write_json
 from .images import load_rgb, sample_photo_path, synthetic_painting
 from .repo import ROOT
 from .server import serve_directory
-from .site import VENDOR_FILES
+from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
 CONTENT_SIZE = (512, 640)  # (width, height) of the content photo: longer than 512, not square
@@ -162,64 +163,144 @@ def build_bundles(
     return bundles
 
 
-def harness_root(root: Path, inputs: dict[str, np.ndarray]) -> dict:
-    """The harness page, its TensorFlow.js copy and the inputs under `root`; input specs."""
+ORT_DIST = "onnxruntime-web/dist"
+# onnxruntime-web's ES module and the wasm build it loads (threads and SIMD, also on one thread).
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+PEER = "onnxruntime-web"
+
+
+@dataclass(frozen=True)
+class BrowserCase:
+    """One browser row: a runtime on a harness page, on one backend and thread count."""
+
+    name: str
+    harness: str  # the page: index.html (TF.js) or ort.html (onnxruntime-web)
+    bundle: str | None  # the TF.js bundle; None for the peer
+    backend: str
+    threads: int | None  # wasm threads asked for; None: the backend has none
+    resolutions: list[int]
+
+
+def harness_root(root: Path, onnx_dir: Path) -> None:
+    """The harness pages, their TensorFlow.js and onnxruntime-web copies and the ONNX files."""
     shutil.copytree(HARNESS_DIR, root, dirs_exist_ok=True)
     shutil.copyfile(ROOT / "js" / "sanet.mjs", root / "sanet.mjs")
-    (root / "vendor").mkdir()
-    for source, name in VENDOR_FILES.items():
-        shutil.copyfile(ROOT / "node_modules" / source, root / "vendor" / name)
-    (root / "inputs").mkdir()
+    copy_vendor_files(ROOT / "node_modules", root / "vendor")
+    (root / "vendor" / "ort").mkdir()
+    for name in ORT_FILES:
+        shutil.copyfile(ROOT / "node_modules" / ORT_DIST / name, root / "vendor" / "ort" / name)
+    shutil.copytree(onnx_dir, root / "onnx", ignore=shutil.ignore_patterns("*.json"))
+
+
+def write_inputs(root: Path, name: str, images: dict[str, np.ndarray]) -> dict:
+    """Float32 inputs under root/inputs/, as the harness specs that name them."""
+    (root / "inputs").mkdir(exist_ok=True)
     specs = {}
-    for name, image in inputs.items():
-        np.ascontiguousarray(image, np.float32).tofile(root / "inputs" / f"{name}.bin")
-        specs[name] = {"url": f"inputs/{name}.bin", "shape": list(image.shape)}
+    for role, image in images.items():
+        path = root / "inputs" / f"{name}-{role}.bin"
+        np.ascontiguousarray(image, np.float32).tofile(path)
+        specs[role] = {"url": f"inputs/{path.name}", "shape": list(image.shape)}
     return specs
 
 
-def measure_in_browser(
-    browser, url: str, bundle: str, backend: str, specs: dict, resolutions: list[int], job: dict
-) -> dict:
-    """One bundle on one backend, in a fresh tab: load time, then each resolution."""
-    page = browser.new_page()
-    page.set_default_timeout(600_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        page.goto(url)
-        page.wait_for_function("window.benchReady === true")
-        setup = page.evaluate(f"window.bench.init({backend!r})")
-        loaded = page.evaluate(f"window.bench.load('models/{bundle}/model.json')")
-        entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
-        for res in resolutions:
-            out = page.evaluate(
-                "([spec, iters, res, warmup, runs]) => window.bench.run(spec, iters, res, "
-                "warmup, runs)",
-                [specs, ITERS, res, job["warmup"], job["runs"]],
-            )
-            result = np.frombuffer(base64.b64decode(out["result"]), np.float32)
-            entry["resolutions"][str(res)] = {
-                "ms": out["ms"],
-                "peak_memory_bytes": out["backendBytes"],
-                "result": result.reshape(out["shape"]),
-            }
-    except Exception as exc:  # a Playwright error names the failing call; add what we ran
-        raise BenchError(f"TensorFlow.js {bundle} on {backend} failed: {exc}; {errors}") from exc
-    finally:
-        page.close()
-    return entry
+def _threads_label(threads: int | None) -> str:
+    return "" if threads is None else f", {threads} thread{'s' if threads > 1 else ''}"
 
 
 def browser_plan(
-    bundles: list[str], backends: list[str], resolutions: list[int]
-) -> list[tuple[str, str, list[int]]]:
-    """(bundle, backend, resolutions) of each browser measurement. The converter's graph is
-    slow (the "before"): it runs at the first resolution only."""
-    return [
-        (name, backend, resolutions[:1] if name == BASELINE_BUNDLE else resolutions)
-        for backend in backends
-        for name in bundles
-    ]
+    bundles: list[str],
+    backends: list[str],
+    resolutions: list[int],
+    threads: list[int],
+    peer: bool,
+) -> list[BrowserCase]:
+    """Every browser row. The float32 bundle runs at each thread count, the other bundles at
+    the first; the converter's graph (slow: the "before") at the first resolution only; the
+    peer at each thread count."""
+    plan = []
+    for backend in backends:
+        for bundle in bundles:
+            counts = (
+                (threads if bundle == "float32" else threads[:1]) if backend == "wasm" else [None]
+            )
+            for count in counts:
+                plan.append(
+                    BrowserCase(
+                        f"TF.js {backend} {bundle}{_threads_label(count)}", "index.html", bundle,
+                        backend, count,
+                        resolutions[:1] if bundle == BASELINE_BUNDLE else resolutions,
+                    )
+                )  # fmt: skip
+    if peer:
+        plan += [
+            BrowserCase(
+                f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm", count, resolutions
+            )
+            for count in threads
+        ]
+    return plan
+
+
+def measure_in_browser(
+    browser, url: str, case: BrowserCase, inputs: dict, job: dict, cores: int
+) -> dict:
+    """One case in a fresh tab that reports `cores` logical cores: load time, then each
+    resolution. `inputs` has the original images' specs under "original", and per resolution
+    the fitted NCHW ones (the peer's) and the content's size."""
+    from .browser import open_tab
+    from .stylize import restored_hwc
+
+    page = open_tab(browser, cores)
+    page.set_default_timeout(600_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    tfjs = case.bundle is not None
+    try:
+        page.goto(f"{url}/{case.harness}")
+        page.wait_for_function("window.benchReady === true")
+        if tfjs:
+            setup = page.evaluate(
+                "([b, t]) => window.bench.init(b, t)", [case.backend, case.threads]
+            )
+            loaded = page.evaluate(f"window.bench.load('models/{case.bundle}/model.json')")
+        else:
+            setup = page.evaluate("t => window.bench.init(t)", case.threads)
+            loaded = page.evaluate("window.bench.load('onnx')")
+        if not setup["crossOriginIsolated"]:
+            raise BenchError("the harness page is not cross-origin isolated")
+        if case.threads is not None and setup["threads"] != case.threads:
+            raise BenchError(
+                f"asked for {case.threads} wasm threads, got {setup['threads']} "
+                f"(tfjs runs at most cores / 2; the tab reports {cores} cores)"
+            )
+        entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
+        for res in case.resolutions:
+            if tfjs:
+                out = page.evaluate(
+                    "([spec, iters, res, warmup, runs]) => window.bench.run(spec, iters, res, "
+                    "warmup, runs)",
+                    [inputs["original"], ITERS, res, job["warmup"], job["runs"]],
+                )
+            else:
+                out = page.evaluate(
+                    "([spec, iters, warmup, runs]) => window.bench.run(spec, iters, warmup, runs)",
+                    [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"]],
+                )
+            result = np.frombuffer(base64.b64decode(out["result"]), np.float32)
+            result = result.reshape(out["shape"])
+            if not tfjs:  # the peer ran the loop only: scale back as stylize_hwc does
+                result = restored_hwc(result, inputs[res]["content_size"])
+            entry["resolutions"][str(res)] = {
+                "ms": out["ms"],
+                "peak_memory_bytes": out["backendBytes"],
+                "page_memory_bytes": out["pageBytes"],
+                "result": result,
+            }
+    except Exception as exc:  # a Playwright error names the failing call; add what we ran
+        raise BenchError(f"{case.name} failed: {exc}; {errors}") from exc
+    finally:
+        page.close()
+    return entry
 
 
 # --- quality and the report ----------------------------------------------------------------
@@ -242,7 +323,10 @@ def summarize(rows: list[dict]) -> None:
     """Medians, ratios to PyTorch and quality, in place; drops the result arrays."""
     by_name = {row["name"]: row for row in rows}
     pytorch = by_name.get("PyTorch")
-    float32 = {row["backend"]: row for row in rows if row.get("bundle") == "float32"}
+    float32: dict[str, dict] = {}  # backend -> its first float32 row (the fewest threads)
+    for row in rows:
+        if row.get("bundle") == "float32":
+            float32.setdefault(row["backend"], row)
     for row in rows:
         for res, measured in row["resolutions"].items():
             measured["median_ms"] = statistics.median(measured["ms"])
@@ -252,7 +336,7 @@ def summarize(rows: list[dict]) -> None:
                 measured["max_abs_vs_pytorch"] = float(
                     np.abs(measured["result"] - reference["result"]).max()
                 )
-            reference_row = float32.get(row.get("backend"))
+            reference_row = float32.get(row.get("backend")) if row.get("bundle") else None
             if reference_row and row is not reference_row and res in reference_row["resolutions"]:
                 measured["quality_vs_float32"] = quality(
                     measured["result"], reference_row["resolutions"][res]["result"]
@@ -260,6 +344,73 @@ def summarize(rows: list[dict]) -> None:
     for row in rows:
         for measured in row["resolutions"].values():
             measured.pop("result")
+
+
+def peer_comparison(rows: list[dict]) -> list[dict]:
+    """TF.js (float32, wasm) against onnxruntime-web at equal threads, per resolution: times,
+    their ratio, each against PyTorch, each thread count's speed-up over one thread, and page
+    memory. The headline of the browser work."""
+    tfjs = {
+        r["threads"]: r for r in rows if r.get("bundle") == "float32" and r["backend"] == "wasm"
+    }
+    peer = {r["threads"]: r for r in rows if r["runtime"] == PEER}
+    lines = []
+    for threads in sorted(tfjs.keys() & peer.keys()):
+        for res, ours in tfjs[threads]["resolutions"].items():
+            theirs = peer[threads]["resolutions"].get(res)
+            if theirs is None:
+                continue
+            line = {
+                "resolution": int(res),
+                "threads": threads,
+                "tfjs_s": ours["median_ms"] / 1e3,
+                "peer_s": theirs["median_ms"] / 1e3,
+                "tfjs_over_peer": ours["median_ms"] / theirs["median_ms"],
+                "tfjs_x_pytorch": ours.get("ratio_to_pytorch"),
+                "peer_x_pytorch": theirs.get("ratio_to_pytorch"),
+                "tfjs_page_memory_bytes": ours["page_memory_bytes"],
+                "peer_page_memory_bytes": theirs["page_memory_bytes"],
+            }
+            for key, table in (("tfjs", tfjs), ("peer", peer)):
+                single = table.get(min(table), {}).get("resolutions", {}).get(res)
+                line[f"{key}_speedup_vs_{min(table)}_thread"] = (
+                    single["median_ms"] / table[threads]["resolutions"][res]["median_ms"]
+                    if single
+                    else None
+                )
+            lines.append(line)
+    return lines
+
+
+def format_peer_table(lines: list[dict]) -> str:
+    if not lines:
+        return ""
+    head = [
+        "resolution", "threads", "TF.js s", f"{PEER} s", f"TF.js / {PEER}", "TF.js x PyTorch",
+        f"{PEER} x PyTorch", "TF.js speed-up vs 1 thread", f"{PEER} speed-up vs 1 thread",
+        "TF.js page MB", f"{PEER} page MB",
+    ]  # fmt: skip
+
+    def number(value, fmt):
+        return "" if value is None else format(value, fmt)
+
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in lines:
+        cells = [
+            str(line["resolution"]),
+            str(line["threads"]),
+            f"{line['tfjs_s']:.2f}",
+            f"{line['peer_s']:.2f}",
+            f"{line['tfjs_over_peer']:.2f}",
+            number(line["tfjs_x_pytorch"], ".2f"),
+            number(line["peer_x_pytorch"], ".2f"),
+            number(line.get("tfjs_speedup_vs_1_thread"), ".2f"),
+            number(line.get("peer_speedup_vs_1_thread"), ".2f"),
+            number(line["tfjs_page_memory_bytes"] and line["tfjs_page_memory_bytes"] / 1e6, ".0f"),
+            number(line["peer_page_memory_bytes"] and line["peer_page_memory_bytes"] / 1e6, ".0f"),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def _cell(measured: dict | None, key: str, fmt: str) -> str:
@@ -276,12 +427,22 @@ def _quality_cell(measured: dict | None) -> str:
     return f"{measured['psnr_db']:.1f} / {measured['ssim']:.4f} / {measured['max_abs']:.4f}"
 
 
+def _largest_mb(row: dict, key: str) -> str:
+    values = [m[key] for m in row["resolutions"].values() if m.get(key) is not None]
+    return f"{max(values) / 1e6:.0f}" if values else ""
+
+
 def format_table(report: dict) -> str:
     resolutions = [str(r) for r in report["settings"]["resolutions"]]
     head = ["runtime"]
     for res in resolutions:
         head += [f"{res}: median s", f"{res}: x PyTorch"]
-    head += ["download MB", "peak memory MB", "PSNR dB / SSIM / max abs vs float32"]
+    head += [
+        "download MB",
+        "peak memory MB (process / wasm heap)",
+        "page memory MB",
+        "PSNR dB / SSIM / max abs vs float32",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report["rows"]:
         cells = [row["name"]]
@@ -289,12 +450,15 @@ def format_table(report: dict) -> str:
             measured = row["resolutions"].get(res)
             seconds = f"{measured['median_ms'] / 1e3:.2f}" if measured else ""
             cells += [seconds, _cell(measured, "ratio_to_pytorch", ".2f")]
-        peak = max((m["peak_memory_bytes"] for m in row["resolutions"].values()), default=0)
+
+        largest_peak = _largest_mb(row, "peak_memory_bytes")
+        largest_page = _largest_mb(row, "page_memory_bytes")
         largest = row["resolutions"].get(resolutions[-1]) or next(iter(row["resolutions"].values()))
         q = largest.get("quality_vs_float32")
         cells += [
             f"{row['download_bytes'] / 1e6:.1f}",
-            f"{peak / 1e6:.0f}",
+            largest_peak,
+            largest_page,
             _quality_cell(q),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -349,8 +513,12 @@ def run_bench_stage(
     browser_backends: list[str],
     quantizations: list[str],
     unoptimized_baseline: bool,
+    threads: list[int],
+    reported_cores: int,
+    onnxruntime_web: bool,
 ) -> dict:
     from .browser import chromium
+    from .stylize import fitted_nchw
 
     started = time.perf_counter()
     content, style = bench_images()
@@ -393,22 +561,33 @@ def run_bench_stage(
             Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
             unoptimized_baseline,
         )  # fmt: skip
-        specs = harness_root(root, {"content": content, "style": style})
-        plan = browser_plan(list(bundles), browser_backends, resolutions)
-        with serve_directory(root) as server, chromium() as browser:
-            for bundle, backend, res_list in plan:
-                label = f"TF.js {backend} {bundle}"
-                print(f"  {label}: measuring in headless Chromium", flush=True)
-                entry = measure_in_browser(
-                    browser, f"{server.url}/index.html", bundle, backend, specs, res_list, job,
-                )  # fmt: skip
+        harness_root(root, Path(onnx_dir))
+        inputs: dict = {
+            "original": write_inputs(root, "original", {"content": content, "style": style})
+        }
+        for res in resolutions:
+            fitted = {"content": fitted_nchw(content, res), "style": fitted_nchw(style, res)}
+            fitted = {role: tensor.numpy() for role, tensor in fitted.items()}
+            inputs[res] = {
+                "fitted": write_inputs(root, f"fitted-{res}", fitted),
+                "content_size": content.shape[:2],
+            }
+        plan = browser_plan(list(bundles), browser_backends, resolutions, threads, onnxruntime_web)
+        with serve_directory(root, isolation_headers=True) as server, chromium() as browser:
+            for case in plan:
+                print(f"  {case.name}: measuring in headless Chromium", flush=True)
+                entry = measure_in_browser(browser, server.url, case, inputs, job, reported_cores)
                 rows.append(
                     {
-                        "name": label,
-                        "runtime": "tensorflowjs",
-                        "bundle": bundle,
-                        "backend": backend,
-                        "download_bytes": folder_bytes(bundles[bundle]),
+                        "name": case.name,
+                        "runtime": "tensorflowjs" if case.bundle else PEER,
+                        "bundle": case.bundle,
+                        "backend": case.backend,
+                        "download_bytes": (
+                            folder_bytes(bundles[case.bundle])
+                            if case.bundle
+                            else model_bytes["onnxruntime"]
+                        ),
                         **entry,
                     }
                 )
@@ -426,13 +605,22 @@ def run_bench_stage(
             "warmup": warmup,
             "runs": runs,
             "width_divisor": width_divisor,
+            "threads": threads,
+            "reported_cores": reported_cores,
         },
         "rows": rows,
+        "peer_comparison": peer_comparison(rows),
         "note": "Fixture weights (seeded stand-ins): quantization quality with the trained "
         "SANet weights may differ.",
     }
     report["elapsed_s"] = time.perf_counter() - started
     table = format_table(report)
+    peer_table = format_peer_table(report["peer_comparison"])
+    if peer_table:
+        table += (
+            f"\nTF.js (float32 bundle) against {PEER} on the same ONNX files, at equal wasm "
+            f"threads (the tabs report {reported_cores} cores):\n\n" + peer_table
+        )
     with atomic_output(Path(out_dir)) as staged:
         staged.mkdir()
         write_json(staged / "bench.json", report)
@@ -441,7 +629,10 @@ def run_bench_stage(
             f"One stylization (iters {ITERS}) of a {content.shape[1]}x{content.shape[0]} photo "
             f"in the style of a {style.shape[1]}x{style.shape[0]} painting, at each maximum "
             f"resolution; median of {runs} runs after {warmup} warm-up run(s); "
-            f"{report['machine']['cpus']} CPU cores. {report['note']}\n\n" + table
+            f"{report['machine']['cpus']} CPU cores. Peak memory: each Python process's peak "
+            "RSS (imports included), the wasm heap of a TF.js tab (it only grows); page memory: "
+            "performance.measureUserAgentSpecificMemory() after the runs at that resolution "
+            f"(the whole tab: JS heaps, wasm memory, workers). {report['note']}\n\n" + table
         )
         plot(report, staged / "bench.png")
     print(table)

@@ -142,6 +142,12 @@ class BenchSection(Section):
     # The converter's graph without tfjs_graph.py's rewrites, timed at the first resolution
     # only: the "before" of the speed work.
     unoptimized_baseline: bool = True
+    # wasm threads of the browser rows: the float32 bundle and the peer run at each, the other
+    # bundles at the first. tfjs runs at most cores / 2 threads, so the tabs report more cores.
+    threads: Annotated[list[Annotated[int, Field(ge=1, le=16)]], Field(min_length=1)] = [1, 2]
+    reported_cores: Annotated[int, Field(ge=1, le=64)] = 4
+    # The peer: onnxruntime-web on the pipeline's own three ONNX files, with the same loop.
+    onnxruntime_web: bool = True
 
 
 class PipelineConfig(Section):

@@ -1,9 +1,13 @@
 """A static file server on 127.0.0.1 that honours single HTTP Range requests.
 
 The fixture profile serves its generated checkpoints with it so that the real fetch code runs
-against a real HTTP server, the smoke stage serves the web page with it, and tests subclass
-`RangeFileHandler` to inject faults. It binds to
-the loopback address only and stops when the `with` block ends.
+against a real HTTP server, the smoke and bench stages serve the web pages with it, and tests
+subclass `RangeFileHandler` to inject faults. It binds to the loopback address only and stops
+when the `with` block ends.
+
+With `isolation_headers` it sends COOP/COEP on every answer, so the page it serves is
+cross-origin isolated (SharedArrayBuffer, hence wasm threads) without the site's service
+worker: what a host with header control would do.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from pathlib import Path
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 # Types a browser insists on (module scripts, streaming wasm compilation), then mimetypes.
 CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+}
 
 
 class RangeFileHandler(BaseHTTPRequestHandler):
@@ -69,6 +77,9 @@ class RangeFileHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(end - start))
         if status == HTTPStatus.PARTIAL_CONTENT:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        if self.server.isolation_headers:
+            for name, value in ISOLATION_HEADERS.items():
+                self.send_header(name, value)
         self.end_headers()
         if body:
             self.write_body(data[start:end])
@@ -85,9 +96,12 @@ def content_type(path: Path) -> str:
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, directory: Path, handler: type[RangeFileHandler]) -> None:
+    def __init__(
+        self, directory: Path, handler: type[RangeFileHandler], isolation_headers: bool = False
+    ) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         self.directory = Path(directory)
+        self.isolation_headers = isolation_headers
 
     @property
     def url(self) -> str:
@@ -97,10 +111,13 @@ class LoopbackServer(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def serve_directory(
-    directory: Path, handler: type[RangeFileHandler] = RangeFileHandler
+    directory: Path,
+    handler: type[RangeFileHandler] = RangeFileHandler,
+    *,
+    isolation_headers: bool = False,
 ) -> Iterator[LoopbackServer]:
     """Serve `directory` on an ephemeral loopback port for the duration of the block."""
-    server = LoopbackServer(directory, handler)
+    server = LoopbackServer(directory, handler, isolation_headers)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()

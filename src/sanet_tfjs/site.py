@@ -1,7 +1,9 @@
 """Stage `page`: the web page assembled into a folder any static host can serve.
 
 artifacts/site/ holds the page (web/), js/sanet.mjs, the page's own copy of TensorFlow.js and
-its wasm binaries from node_modules (nothing is loaded from a CDN), the TFJS model under
+its wasm binaries from node_modules (nothing is loaded from a CDN), the service worker that
+makes the page cross-origin isolated on hosts that cannot send COOP/COEP headers (npm
+coi-serviceworker, at the site's root so that its scope covers the page), the TFJS model under
 model/, example images with their licences, and build.json (which weights, model size, and
 the sha256 of every other file).
 """
@@ -27,6 +29,7 @@ VENDOR_FILES = {
         "tfjs-backend-wasm-threaded-simd.wasm"
     ),
 }
+SERVICE_WORKER = ("coi-serviceworker/coi-serviceworker.js", "coi-serviceworker.js")
 PAINTINGS = {"swirls.png": (31, "Swirls"), "waves.png": (47, "Waves")}
 LICENSES = """Example images shipped with the page.
 
@@ -52,14 +55,20 @@ def write_examples(folder: Path) -> None:
     (folder / "examples.json").write_text(json.dumps(listing, indent=2) + "\n")
 
 
+def copy_vendor_files(node_modules: Path, vendor: Path) -> None:
+    """The page's own TensorFlow.js copy (script and wasm binaries) into `vendor`."""
+    vendor.mkdir()
+    for source, name in VENDOR_FILES.items():
+        shutil.copyfile(node_modules / source, vendor / name)
+
+
 def run_page_stage(web_dir: str, model_dir: str, out_dir: str, weights: str) -> dict:
     node_modules = ROOT / "node_modules"
     with atomic_output(Path(out_dir)) as staged:
         shutil.copytree(web_dir, staged)
         shutil.copyfile(ROOT / "js" / "sanet.mjs", staged / "sanet.mjs")
-        (staged / "vendor").mkdir()
-        for source, name in VENDOR_FILES.items():
-            shutil.copyfile(node_modules / source, staged / "vendor" / name)
+        shutil.copyfile(node_modules / SERVICE_WORKER[0], staged / SERVICE_WORKER[1])
+        copy_vendor_files(node_modules, staged / "vendor")
         shutil.copytree(model_dir, staged / "model")
         write_examples(staged / "examples")
         tfjs_version = json.loads((node_modules / "@tensorflow/tfjs/package.json").read_text())

@@ -4,7 +4,9 @@ For each backend the browser offers: open the page, load the example content pho
 painting through the file pickers, press Stylize at each maximum resolution (twice, for the
 first and second run times), read the result pixels back and compare them with the PyTorch
 stylization of exactly the images the page fed the model. Records model load, warm-up and
-run times, saves a screenshot, and fails on any console error, failed request or mismatch.
+run times, the wasm thread count and cross-origin isolation (the site is served with COOP/COEP,
+as a host with header control would), saves a screenshot, and fails on any console error,
+failed request or mismatch.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def run_smoke_stage(
     failures = []
     with (
         atomic_output(Path(out_dir)) as staged,
-        serve_directory(site) as server,
+        serve_directory(site, isolation_headers=True) as server,
         chromium() as browser,
     ):
         staged.mkdir()
@@ -95,6 +97,8 @@ def run_smoke_stage(
             page.page.screenshot(path=str(staged / f"screenshot-{backend}.png"), full_page=True)
             entry = {
                 "offered": True,
+                "threads": stats["threads"],
+                "cross_origin_isolated": stats["isolated"],
                 "model_load_ms": stats["modelLoadMs"],
                 "warmup_ms": stats["warmupMs"],
                 "runs": runs,
@@ -110,7 +114,7 @@ def run_smoke_stage(
                 )
             print(
                 f"  {backend}: model load {entry['model_load_ms'] / 1e3:.2f} s, "
-                f"warm-up {entry['warmup_ms'] / 1e3:.2f} s"
+                f"warm-up {entry['warmup_ms'] / 1e3:.2f} s; {page.runtime()}"
             )
             failures += [f"{backend}: console error: {e}" for e in page.problems.console_errors]
             failures += [f"{backend}: failed request: {r}" for r in page.problems.failed_requests]

@@ -66,19 +66,29 @@ def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @torch.no_grad()
+def fitted_nchw(image: np.ndarray, max_resolution: int) -> torch.Tensor:
+    """An HWC image as the [1, 3, h, w] tensor the loop takes, scaled to max_resolution."""
+    nchw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    return _resize(nchw, fitted_size(*image.shape[:2], max_resolution))
+
+
+@torch.no_grad()
+def restored_hwc(result: np.ndarray | torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """The loop's [1, 3, h, w] result scaled back to `size` (the content's), as HWC."""
+    return _resize(torch.as_tensor(result), size)[0].numpy().transpose(1, 2, 0)
+
+
+@torch.no_grad()
 def stylize_hwc(
     stylize_nchw, content: np.ndarray, style: np.ndarray, iters: int, max_resolution: int
 ) -> np.ndarray:
     """The contract around a loop on NCHW tensors, `stylize_nchw(content, style, iters)`: the
     inputs scaled to max_resolution, the result scaled back to the content's size."""
     check_inputs(content.shape, style.shape, iters, max_resolution)
-    c = torch.from_numpy(np.ascontiguousarray(content.transpose(2, 0, 1)))[None]
-    s = torch.from_numpy(np.ascontiguousarray(style.transpose(2, 0, 1)))[None]
-    c_fit = _resize(c, fitted_size(*content.shape[:2], max_resolution))
-    s_fit = _resize(s, fitted_size(*style.shape[:2], max_resolution))
-    result = torch.as_tensor(stylize_nchw(c_fit, s_fit, iters))
-    result = _resize(result, content.shape[:2])
-    return result[0].numpy().transpose(1, 2, 0)
+    result = stylize_nchw(
+        fitted_nchw(content, max_resolution), fitted_nchw(style, max_resolution), iters
+    )
+    return restored_hwc(result, content.shape[:2])
 
 
 def reference_stylize(

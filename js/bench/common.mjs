@@ -1,0 +1,36 @@
+// What both benchmark harness pages share: inputs fetched from the bench server, the timing
+// loop, the page's memory, and results handed back to Python as base64 float32 bytes.
+
+export async function fetchFloats(url) {
+  return new Float32Array(await (await fetch(url)).arrayBuffer());
+}
+
+export function base64(floats) {
+  const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
+// `once()` resolves to {values: Float32Array, shape}; it runs warmup + runs times, the last
+// `runs` timed. Returns the times and the last result.
+export async function timeRuns(once, warmup, runs) {
+  const ms = [];
+  let last = null;
+  for (let i = 0; i < warmup + runs; i++) {
+    const started = performance.now();
+    last = await once();
+    const elapsed = performance.now() - started;
+    if (i >= warmup) ms.push(elapsed);
+  }
+  return { ms, shape: last.shape, result: base64(last.values) };
+}
+
+// The whole page's memory (JS heaps, wasm memories, workers, DOM), as the browser accounts it.
+// Chromium answers only in a cross-origin-isolated page; null elsewhere.
+export async function pageMemoryBytes() {
+  if (!self.crossOriginIsolated || !performance.measureUserAgentSpecificMemory) return null;
+  return (await performance.measureUserAgentSpecificMemory()).bytes;
+}
