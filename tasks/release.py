@@ -10,13 +10,12 @@ import os
 
 from doit.tools import config_changed
 
+from sanet_tfjs.release import NPM_TOOLS, TOOLS
+
 from . import Pipeline, code, stage, toolchain
 from .fetch import lock_key
 
-RECORDED_TOOLS = (
-    "torch", "onnx", "onnx-tf", "onnxruntime", "tensorflow", "tensorflowjs",
-    "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm",
-)  # fmt: skip
+RECORDED_TOOLS = (*TOOLS, *NPM_TOOLS)  # what the manifest records: a change reruns the release
 
 
 def task_release(pipeline: Pipeline) -> dict:

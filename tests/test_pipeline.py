@@ -236,6 +236,8 @@ def test_clean_builds_are_identical_and_a_restored_cache_is_trusted(
     assert report["passed"] and set(report["stages"]) == {"onnx", "tf", "tfstyle", "tfjs"}
     smoke = json.loads((pipeline.artifacts / "smoke" / "smoke.json").read_text())
     assert smoke["passed"] and smoke["backends"]["wasm"]["runs"][0]["max_abs"] <= 2 / 255
+    assert smoke["backends"]["wasm"]["cross_origin_isolated"] is True  # served with COOP/COEP
+    assert smoke["backends"]["wasm"]["threads"] >= 1
     size = report["stages"]["tfjs"]["size"]
     assert size["float32_parameters"] == 4 * parameters  # the parameters used, as upstream
     assert size["weights"] <= 1.02 * size["float32_parameters"]

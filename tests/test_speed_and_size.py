@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sanet_tfjs.bench import BASELINE_BUNDLE, browser_plan, quality, run_bench_stage
+from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan, quality, run_bench_stage
 from sanet_tfjs.tfjs_convert import ATTENTION_MATMUL_RANK, finish_bundle, run_converter
 from sanet_tfjs.tfjs_graph import GraphBundle, GraphRewriteError, matmul_adjoints, optimize
 from tests.conftest import TINY
@@ -80,15 +80,22 @@ def test_quality_measures():
     assert measured["ssim"] < 1.0
 
 
-def test_browser_plan_times_the_converter_graph_at_the_first_resolution_only():
-    plan = browser_plan(["float32", "float16", BASELINE_BUNDLE], ["wasm", "webgl"], [256, 512])
-    assert plan == [
-        ("float32", "wasm", [256, 512]),
-        ("float16", "wasm", [256, 512]),
-        (BASELINE_BUNDLE, "wasm", [256]),
-        ("float32", "webgl", [256, 512]),
-        ("float16", "webgl", [256, 512]),
-        (BASELINE_BUNDLE, "webgl", [256]),
+def test_browser_plan():
+    """float32 and the peer at every thread count, the other bundles at the first; the
+    converter's graph at the first resolution only; webgl has no threads."""
+    plan = browser_plan(
+        ["float32", "float16", BASELINE_BUNDLE], ["wasm", "webgl"], [256, 512], [1, 2], True
+    )
+    assert [(c.name, c.harness, c.bundle, c.threads, c.resolutions) for c in plan] == [
+        ("TF.js wasm float32, 1 thread", "index.html", "float32", 1, [256, 512]),
+        ("TF.js wasm float32, 2 threads", "index.html", "float32", 2, [256, 512]),
+        ("TF.js wasm float16, 1 thread", "index.html", "float16", 1, [256, 512]),
+        (f"TF.js wasm {BASELINE_BUNDLE}, 1 thread", "index.html", BASELINE_BUNDLE, 1, [256]),
+        ("TF.js webgl float32", "index.html", "float32", None, [256, 512]),
+        ("TF.js webgl float16", "index.html", "float16", None, [256, 512]),
+        (f"TF.js webgl {BASELINE_BUNDLE}", "index.html", BASELINE_BUNDLE, None, [256]),
+        (f"{PEER} wasm, 1 thread", "ort.html", None, 1, [256, 512]),
+        (f"{PEER} wasm, 2 threads", "ort.html", None, 2, [256, 512]),
     ]
 
 
@@ -108,34 +115,58 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         browser_backends=["wasm"],
         quantizations=["float16", "uint8"],
         unoptimized_baseline=True,
+        threads=[1, 2],
+        reported_cores=4,
+        onnxruntime_web=True,
     )
     report = json.loads((out / "bench.json").read_text())
     rows = {row["name"]: row for row in report["rows"]}
+    float32, float32_2 = "TF.js wasm float32, 1 thread", "TF.js wasm float32, 2 threads"
     assert set(rows) == {
         "PyTorch",
         "ONNX Runtime",
         "TF SavedModel",
-        "TF.js wasm float32",
-        "TF.js wasm float16",
-        "TF.js wasm uint8",
-        f"TF.js wasm {BASELINE_BUNDLE}",
+        float32,
+        float32_2,
+        "TF.js wasm float16, 1 thread",
+        "TF.js wasm uint8, 1 thread",
+        f"TF.js wasm {BASELINE_BUNDLE}, 1 thread",
+        f"{PEER} wasm, 1 thread",
+        f"{PEER} wasm, 2 threads",
     }
-    assert rows["TF.js wasm float32"]["backend"] == "wasm"
+    assert rows[float32]["backend"] == "wasm"
+    assert rows[float32]["threads"] == 1 and rows[float32_2]["threads"] == 2
+    assert rows[f"{PEER} wasm, 2 threads"]["threads"] == 2
     for name, row in rows.items():
-        expected = ["64"] if name.endswith(BASELINE_BUNDLE) else ["64", "96"]
+        expected = ["64"] if BASELINE_BUNDLE in name else ["64", "96"]
         assert list(row["resolutions"]) == expected, name
         for measured in row["resolutions"].values():
             assert len(measured["ms"]) == 2
-            assert measured["median_ms"] > 0 and measured["peak_memory_bytes"] > 0
+            assert measured["median_ms"] > 0
+            if row["runtime"] != PEER:  # the peer's wasm heap is not reachable from the page
+                assert measured["peak_memory_bytes"] > 0
+            if "backend" in row:  # a browser row: the whole tab's memory
+                assert measured["page_memory_bytes"] > 0, name
             if row.get("bundle") not in ("float16", "uint8"):  # those: quality_vs_float32
                 assert measured["max_abs_vs_pytorch"] <= 1 / 255, name
     assert rows["PyTorch"]["resolutions"]["64"]["ratio_to_pytorch"] == 1.0
-    sizes = [rows[f"TF.js wasm {n}"]["download_bytes"] for n in ("float32", "float16", "uint8")]
+    names = [f"TF.js wasm {n}, 1 thread" for n in ("float32", "float16", "uint8")]
+    sizes = [rows[name]["download_bytes"] for name in names]
     assert sizes == sorted(sizes, reverse=True)  # (weights alone: the quantization test above)
-    assert rows["TF.js wasm float16"]["resolutions"]["96"]["quality_vs_float32"]["psnr_db"] > 30
+    assert rows[names[1]]["resolutions"]["96"]["quality_vs_float32"]["psnr_db"] > 30
     # the rewrites change no result: the converter's graph gives the same picture
-    before = rows[f"TF.js wasm {BASELINE_BUNDLE}"]["resolutions"]["64"]
+    before = rows[f"TF.js wasm {BASELINE_BUNDLE}, 1 thread"]["resolutions"]["64"]
     assert before["quality_vs_float32"]["max_abs"] < 1e-5
+    # two threads give the one-thread picture
+    assert rows[float32_2]["resolutions"]["96"]["quality_vs_float32"]["max_abs"] <= 1 / 255
+    comparison = report["peer_comparison"]
+    assert [(line["threads"], line["resolution"]) for line in comparison] == [
+        (1, 64), (1, 96), (2, 64), (2, 96),
+    ]  # fmt: skip
+    for line in comparison:
+        assert line["tfjs_over_peer"] == pytest.approx(line["tfjs_s"] / line["peer_s"])
+        assert line["tfjs_speedup_vs_1_thread"] > 0 and line["peer_page_memory_bytes"] > 0
     table = (out / "bench.md").read_text()
     assert all(f"| {name} |" in table for name in rows)
+    assert f"| TF.js / {PEER} |" in table
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

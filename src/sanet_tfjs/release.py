@@ -24,8 +24,9 @@ from .repo import ROOT, pinned
 
 ARCHIVE = "sanet-tfjs.tar.gz"
 TOP = "sanet-tfjs"
+# The tools whose versions the manifest records; the release task reruns when one changes.
 TOOLS = ("torch", "onnx", "onnx-tf", "onnxruntime", "tensorflow", "tensorflowjs")
-NPM_TOOLS = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm")
+NPM_TOOLS = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "coi-serviceworker")
 
 
 def source_date_epoch() -> int:
