@@ -34,7 +34,9 @@ def task_bench(pipeline: Pipeline) -> dict:
         + [pipeline.path("tfstyle", "saved_model", "saved_model.pb")]
         + [str(path.relative_to(ROOT)) for path in sorted((ROOT / "js" / "bench").iterdir())]
         + [str((ROOT / "js" / "sanet.mjs").relative_to(ROOT))]
-        + code("bench", "tfjs_convert", "tfjs_graph", "stylize", "parity", "browser", "server"),
+        + code(
+            "bench", "tfjs_convert", "tfjs_graph", "stylize", "parity", "browser", "server", "site"
+        ),
         targets=[pipeline.path("bench", name) for name in ("bench.json", "bench.md", "bench.png")],
         uptodate=[False],
     )
