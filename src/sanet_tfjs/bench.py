@@ -286,7 +286,7 @@ def measure_in_browser(
                     "([spec, iters, warmup, runs]) => window.bench.run(spec, iters, warmup, runs)",
                     [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"]],
                 )
-            result = np.frombuffer(base64.b64decode(out["result"]), np.float32)
+            result = np.frombuffer(base64.b64decode(out["result"]), np.float32).copy()
             result = result.reshape(out["shape"])
             if not tfjs:  # the peer ran the loop only: scale back as stylize_hwc does
                 result = restored_hwc(result, inputs[res]["content_size"])
