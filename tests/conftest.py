@@ -18,6 +18,8 @@ from sanet_tfjs.fixtures import fixture_state_dicts
 from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
 from sanet_tfjs.model import PatchedSANet
 from sanet_tfjs.onnx_export import run_onnx_stage
+from sanet_tfjs.patch import load_patched_model
+from sanet_tfjs.site import run_page_stage
 from sanet_tfjs.tf_convert import run_tf_stage
 from sanet_tfjs.tfjs_convert import run_tfjs_stage
 from sanet_tfjs.tfstyle import run_tfstyle_stage
@@ -197,3 +199,17 @@ def tiny_build(tmp_path_factory, patched_dir):
         TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL,
     )  # fmt: skip
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(patched_dir):
+    """The tiny patched PyTorch model: the reference the converted models are compared with."""
+    return load_patched_model(patched_dir, TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_site(tiny_build, tmp_path_factory):
+    """The web page (artifacts/site/ as the page stage writes it) around the tiny model."""
+    folder = tmp_path_factory.mktemp("site") / "site"
+    run_page_stage("web", str(tiny_build / "tfjs"), str(folder), "fixture")
+    return folder

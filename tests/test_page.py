@@ -7,20 +7,15 @@ import pytest
 from PIL import Image
 
 from sanet_tfjs.browser import StylePage, chromium
-from sanet_tfjs.patch import load_patched_model
 from sanet_tfjs.server import serve_directory
-from sanet_tfjs.site import run_page_stage
 from sanet_tfjs.stylize import reference_stylize
-from tests.conftest import TINY
 
 TWO_LEVELS = 2 / 255
 
 
 @pytest.fixture(scope="module")
-def site(tiny_build, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("site") / "site"
-    run_page_stage("web", str(tiny_build / "tfjs"), str(folder), "fixture")
-    return folder
+def site(tiny_site):
+    return tiny_site
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +58,16 @@ def images(tmp_path_factory, site):
 
 
 @pytest.fixture(scope="module")
-def model(patched_dir):
-    return load_patched_model(patched_dir, TINY)
+def model(tiny_model):
+    return tiny_model
+
+
+def stylize_example(page: StylePage, site, max_resolution: int) -> np.ndarray:
+    """The bundled example photo and painting, stylized; the result pixels in [0, 1]."""
+    page.choose("content", site / "examples" / "grace_hopper.jpg")
+    page.choose("style", site / "examples" / "swirls.png")
+    assert page.stylize(1, max_resolution) == "done", page.status()
+    return page.result_pixels().astype(np.float32) / 255
 
 
 def matches_pytorch(page: StylePage, model) -> float:
@@ -164,57 +167,3 @@ def test_resolution_over_the_memory_guard_is_refused(page, images):
     assert "needs about" in status and "choose" in status and "or less" in status
     assert not visible(page, "#result")
     assert page.page.is_enabled("#stylize")  # the user can pick a smaller resolution
-
-
-def stylize_example(page: StylePage, site, max_resolution: int) -> np.ndarray:
-    page.choose("content", site / "examples" / "grace_hopper.jpg")
-    page.choose("style", site / "examples" / "swirls.png")
-    assert page.stylize(1, max_resolution) == "done", page.status()
-    return page.result_pixels().astype(np.float32) / 255
-
-
-def isolation_and_threads(page: StylePage) -> list:
-    return page.page.evaluate("[crossOriginIsolated, tf.wasm.getThreadsCount()]")
-
-
-def test_plain_static_host_isolates_itself_and_runs_two_threads(site, model):
-    """A host that sends no COOP/COEP (GitHub Pages): the service worker isolates the page, so
-    with 4 cores reported tfjs runs its threaded binary on 2 threads (cores / 2). The user's
-    thread choice is remembered across visits and gives the same pixels."""
-    with serve_directory(site) as server, chromium() as context:
-        page = StylePage(context, f"{server.url}/?backend=wasm&expose=1", cores=4)
-        assert page.wait_for_phase("ready") == "ready", page.status()
-        assert isolation_and_threads(page) == [True, 2]
-        assert page.runtime() == (
-            "Backend: wasm, 2 threads (cross-origin isolated by its service worker)."
-        )
-        assert page.page.input_value("#threads") == "auto"
-        two_threads = stylize_example(page, site, 128)
-        assert matches_pytorch(page, model) <= TWO_LEVELS
-
-        page.page.select_option("#threads", "1")  # reloads the page
-        page.page.wait_for_function(
-            "document.querySelector('#runtime').textContent.includes('1 thread')"
-        )
-        assert page.wait_for_phase("ready") == "ready", page.status()
-        assert isolation_and_threads(page) == [True, 1]
-        one_thread = stylize_example(page, site, 128)
-        assert np.abs(two_threads - one_thread).max() <= 1 / 255
-
-        again = StylePage(context, f"{server.url}/?backend=wasm", cores=4)  # a later visit
-        assert again.wait_for_phase("ready") == "ready", again.status()
-        assert again.page.input_value("#threads") == "1"
-        assert isolation_and_threads(again) == [True, 1]
-        for opened in (page, again):
-            assert opened.problems.console_errors == [] and opened.problems.failed_requests == []
-
-
-def test_page_that_cannot_be_isolated_still_works_on_one_thread(site, model):
-    with serve_directory(site) as server, chromium(service_workers="block") as context:
-        page = StylePage(context, f"{server.url}/?backend=wasm&expose=1", cores=4)
-        assert page.wait_for_phase("ready") == "ready", page.status()
-        assert isolation_and_threads(page) == [False, 1]
-        assert "1 thread (not cross-origin isolated, so one thread:" in page.runtime()
-        stylize_example(page, site, 96)
-        assert matches_pytorch(page, model) <= TWO_LEVELS
-        assert page.problems.console_errors == [] and page.problems.failed_requests == []

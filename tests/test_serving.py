@@ -10,7 +10,6 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sanet_tfjs.patch import load_patched_model
 from sanet_tfjs.stylize import (
     MIN_MAX_RESOLUTION,
     MIN_SIDE,
@@ -24,8 +23,8 @@ from tests.conftest import ONE_LEVEL, TINY
 
 
 @pytest.fixture(scope="module")
-def model(patched_dir):
-    return load_patched_model(patched_dir, TINY)
+def model(tiny_model):
+    return tiny_model
 
 
 def image(seed: int, height: int, width: int) -> np.ndarray:
