@@ -46,7 +46,13 @@ def test_plain_static_host_isolates_itself_and_runs_two_threads(tiny_site, tiny_
         assert again.wait_for_phase("ready") == "ready", again.status()
         assert again.page.input_value("#threads") == "1"
         assert isolation_and_threads(again) == [True, 1]
-        for opened in (page, again):
+        # a saved count this machine cannot have (saved on a larger one) falls back to auto
+        again.page.evaluate("localStorage.setItem('sanet.threads', '99')")
+        third = StylePage(context, f"{server.url}/?backend=wasm", cores=4)
+        assert third.wait_for_phase("ready") == "ready", third.status()
+        assert third.page.input_value("#threads") == "auto"
+        assert isolation_and_threads(third) == [True, 2]
+        for opened in (page, again, third):
             assert opened.problems.console_errors == [] and opened.problems.failed_requests == []
 
 

@@ -207,12 +207,18 @@ async function crossOriginIsolate() {
   return new Promise(() => {}); // never settles: the page is reloading
 }
 
+// The user's thread count: 'auto', or a whole number from 1 to the cores the browser reports
+// (anything else, e.g. saved on a larger machine, falls back to 'auto').
 function savedThreads() {
+  let saved = null;
   try {
-    return localStorage.getItem(THREADS_KEY) || 'auto';
+    saved = localStorage.getItem(THREADS_KEY);
   } catch {
-    return 'auto'; // storage disabled: the default
+    // storage disabled: the default
   }
+  const count = Number(saved);
+  const cores = navigator.hardwareConcurrency || 1;
+  return Number.isInteger(count) && count >= 1 && count <= cores ? String(count) : 'auto';
 }
 
 // tfjs-backend-wasm runs min(requested, cores / 2) threads (its backend.cc: most x86 cores
@@ -306,7 +312,7 @@ async function main() {
   const requested = params.get('backend') || 'auto';
   $('backend').value = requested;
   setStatus('Preparing the page…');
-  const isolation = await crossOriginIsolate();
+  const isolation = await crossOriginIsolate().catch((error) => ({ isolated: false, why: error.message }));
   stats.isolated = isolation.isolated;
   const build = await (await fetch('build.json')).json();
   if (build.weights !== 'upstream') {
