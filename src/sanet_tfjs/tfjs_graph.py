@@ -9,7 +9,17 @@ stylization at 256x256, full-width fixture model, before any rewrite):
   52 ms plain, 650 ms with adj_y and 2.4 s with adj_x. `unfold_matmul_adjoints` puts the
   transposes back as Transpose nodes (about 3 ms each at that size);
 - Transpose 0.4 s: onnx-tf's NCHW <-> NHWC wrapping of every convolution (4 % of the time).
-  They are left alone: removing them means moving layouts through the loop's control flow.
+  The activations' transposes are left alone: removing them means moving layouts through the
+  loop's control flow. The filters' (OIHW -> HWIO on every call) are folded into the weights.
+
+And why memory (`tf.profile` in Node, wasm, full width, one stylization): the executor copies
+every tensor that passes an Enter, Merge, Switch, NextIteration or Identity (`clone`, a real
+copy on wasm), and every weight reached its convolution through several of them, then through
+a Transpose. At 64x64 that was 844 MB of Identity and 170 MB of Transpose output, a peak of
+1,052 MB of live tensors (wasm heap 1,169 MB); `bypass_loop_plumbing` and
+`fold_constant_transposes` bring it to 137 MB (heap 323 MB). At 256x256: 1,694 -> 878 MB live,
+heap 1,805 -> 1,181 MB; what remains is activations (their NCHW transposes and the loop's
+copies).
 
 A bundle is loaded with every weight dequantized to its float value and written again with
 the quantization asked for, so the rewrites and the quantization never depend on each other.
@@ -35,6 +45,8 @@ QUANTIZATIONS = get_args(Quantization)  # the values pipeline.yaml accepts
 # pooling with float32's lowest value) that float16 cannot represent.
 QUANTIZE_MIN_ELEMENTS = 64
 MATMUL_ADJOINTS = {"BatchMatMul": ("adj_x", "adj_y"), "BatchMatMulV2": ("adj_x", "adj_y")}
+# Ops that pass a tensor along the while loop's frames unchanged (Merge is handled apart).
+LOOP_PLUMBING = {"Enter", "Exit", "Identity", "NextIteration", "Switch"}
 
 
 def _quiet_tensorflowjs_import() -> None:
@@ -152,6 +164,151 @@ def matmul_adjoints(bundle: GraphBundle) -> int:
     )
 
 
+def _split_ref(ref: str) -> tuple[str, int]:
+    """'node:1' -> ('node', 1); 'node' -> ('node', 0)."""
+    name, _, index = ref.partition(":")
+    return name, int(index or 0)
+
+
+def _data_inputs(node: dict) -> list[str]:
+    return [ref for ref in node.get("input", []) if not ref.startswith("^")]
+
+
+def constant_sources(bundle: GraphBundle) -> dict[str, str]:
+    """Every tensor that is provably a weight passed along the loop's plumbing (Enter, Merge,
+    Switch, NextIteration, Exit, Identity) -> that weight's Const node.
+
+    A Merge is a weight when every input is that weight. Its inputs include its own loop's
+    NextIteration, a cycle, so this is a greatest fixed point: each Merge starts as "any"
+    and is narrowed to one weight, or to none, until nothing changes."""
+    nodes = {node["name"]: node for node in bundle.nodes}
+    any_weight, not_weight = object(), None
+    merges = {name: any_weight for name, node in nodes.items() if node["op"] == "Merge"}
+
+    def resolve(ref: str, seen: frozenset = frozenset()):
+        name, index = _split_ref(ref)
+        node = nodes.get(name)
+        if node is None or name in seen:
+            return not_weight
+        op = node["op"]
+        if op == "Const":
+            return name if index == 0 and name in bundle.weights else not_weight
+        if op == "Merge":
+            return merges[name] if index == 0 else not_weight  # output 1: which input came
+        if op in LOOP_PLUMBING and index <= (1 if op == "Switch" else 0):
+            return resolve(_data_inputs(node)[0], seen | {name})
+        return not_weight
+
+    changed = True
+    while changed:
+        changed = False
+        for name in merges:
+            values = {resolve(ref) for ref in _data_inputs(nodes[name])} - {any_weight}
+            value = values.pop() if len(values) == 1 else (any_weight if not values else None)
+            if value != merges[name]:
+                merges[name], changed = value, True
+    sources = {}
+    for node in bundle.nodes:
+        for ref in _data_inputs(node):
+            weight = resolve(ref)
+            if isinstance(weight, str) and _split_ref(ref)[0] != weight:
+                sources[ref] = weight
+    return sources
+
+
+def bypass_loop_plumbing(bundle: GraphBundle) -> int:
+    """Feed every computation that reads a weight through the loop's plumbing from the
+    weight's Const itself. TensorFlow.js's executor copies a tensor at each Enter, Merge,
+    Switch, NextIteration and Identity (a `clone`, which the wasm backend makes a real copy),
+    so each weight was copied several times per call: 844 MB of Identity at 64x64, most of the
+    memory of a stylization. A Const is read from any frame of the loop. Returns how many
+    inputs were rewired."""
+    sources = constant_sources(bundle)
+    rewired = 0
+    for node in bundle.nodes:
+        if node["op"] in LOOP_PLUMBING or node["op"] == "Merge":
+            continue
+        inputs = node.get("input", [])
+        for position, ref in enumerate(inputs):
+            if ref in sources:
+                inputs[position] = sources[ref]
+                rewired += 1
+    return rewired
+
+
+def fold_constant_transposes(bundle: GraphBundle) -> int:
+    """Replace each Transpose of a weight by a Const holding the transposed weight (onnx-tf
+    turns every OIHW filter into HWIO on every call: a copy per convolution per call, and a
+    new filter that XNNPACK packs again each time). One Const per (weight, permutation), so
+    weights stay stored once. Returns how many Transposes were folded."""
+    nodes = {node["name"]: node for node in bundle.nodes}
+    folded_names: dict[tuple[str, tuple[int, ...]], str] = {}
+    renamed: dict[str, str] = {}
+    for node in bundle.nodes:
+        if node["op"] != "Transpose":
+            continue
+        data, perm = _data_inputs(node)
+        if data not in bundle.weights or perm not in bundle.weights:
+            continue
+        key = (data, tuple(int(axis) for axis in bundle.weights[perm]))
+        if key in folded_names:  # the same transposed weight exists: read that one
+            renamed[node["name"]] = folded_names[key]
+            continue
+        value = np.ascontiguousarray(np.transpose(bundle.weights[data], key[1]))
+        dtype = nodes[data]["attr"]["dtype"]
+        dims = [{"size": str(size)} for size in value.shape]
+        node["op"] = "Const"
+        node["input"] = []
+        node["attr"] = {
+            "dtype": dtype,
+            "value": {"tensor": {"dtype": dtype["type"], "tensorShape": {"dim": dims}}},
+        }
+        bundle.weights[node["name"]] = value
+        folded_names[key] = node["name"]
+    for node in bundle.nodes:
+        node["input"] = [renamed.get(ref, ref) for ref in node.get("input", [])]
+    return len(folded_names) + len(renamed)
+
+
+def prune_unreachable(bundle: GraphBundle) -> int:
+    """Drop every node the signature's outputs do not need (following data and control
+    inputs), and the weights of dropped Consts. Returns how many nodes were dropped."""
+    nodes = {node["name"]: node for node in bundle.nodes}
+    outputs = [spec["name"] for spec in bundle.model["signature"]["outputs"].values()]
+    needed: set[str] = set()
+    stack = [_split_ref(ref)[0] for ref in outputs]
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in nodes:
+            continue
+        needed.add(name)
+        stack += [_split_ref(ref.lstrip("^"))[0] for ref in nodes[name].get("input", [])]
+    inputs = {_split_ref(spec["name"])[0] for spec in bundle.model["signature"]["inputs"].values()}
+    kept = [node for node in bundle.nodes if node["name"] in needed | inputs]
+    dropped = len(bundle.nodes) - len(kept)
+    bundle.model["modelTopology"]["node"] = kept
+    bundle.weights = {name: data for name, data in bundle.weights.items() if name in needed}
+    return dropped
+
+
+def _counts(bundle: GraphBundle) -> tuple[int, int]:
+    return len(bundle.nodes), sum(node["op"] == "Transpose" for node in bundle.nodes)
+
+
 def optimize(bundle: GraphBundle, matmul_rank: int) -> dict[str, int]:
-    """Every rewrite, in order; what each changed."""
-    return {"matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank)}
+    """Every rewrite, in order; what each changed, and the node and Transpose counts."""
+    nodes_before, transposes_before = _counts(bundle)
+    changes = {
+        "weight_inputs_bypassing_loop_plumbing": bypass_loop_plumbing(bundle),
+        "weight_transposes_folded": fold_constant_transposes(bundle),
+        "matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank),
+        "nodes_pruned": prune_unreachable(bundle),
+    }
+    nodes_after, transposes_after = _counts(bundle)
+    return {
+        **changes,
+        "nodes_before": nodes_before,
+        "nodes_after": nodes_after,
+        "transposes_before": transposes_before,
+        "transposes_after": transposes_after,
+    }
