@@ -9,7 +9,14 @@ import pytest
 
 from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan, quality, run_bench_stage
 from sanet_tfjs.tfjs_convert import ATTENTION_MATMUL_RANK, finish_bundle, run_converter
-from sanet_tfjs.tfjs_graph import GraphBundle, GraphRewriteError, matmul_adjoints, optimize
+from sanet_tfjs.tfjs_graph import (
+    LOOP_PLUMBING,
+    GraphBundle,
+    GraphRewriteError,
+    constant_sources,
+    matmul_adjoints,
+    optimize,
+)
 from tests.conftest import TINY
 
 
@@ -32,14 +39,35 @@ def test_the_built_graph_has_no_transposed_matmul_operands(tiny_build, raw_bundl
     assert len(transposes) == 4
 
 
-def test_rewrites_keep_every_weight_and_change_only_the_graph(raw_bundle):
+def large_weights(bundle: GraphBundle) -> list[bytes]:
+    """Each filter and bias as its sorted values: the same list whatever the layout."""
+    return sorted(
+        np.sort(data.ravel()).tobytes()
+        for data in bundle.weights.values()
+        if data.dtype == np.float32 and data.size >= 64
+    )
+
+
+def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundle):
     raw = GraphBundle.load(raw_bundle)
     rewritten = GraphBundle.load(raw_bundle)
-    assert optimize(rewritten, ATTENTION_MATMUL_RANK) == {"matmul_adjoints_unfolded": 4}
-    added = set(rewritten.weights) - set(raw.weights)
-    assert added == {f"sanet_tfjs/swap_last_two_of_rank{ATTENTION_MATMUL_RANK}"}
-    for name, data in raw.weights.items():
-        np.testing.assert_array_equal(rewritten.weights[name], data)
+    changes = optimize(rewritten, ATTENTION_MATMUL_RANK)
+    assert changes["matmul_adjoints_unfolded"] == 4
+    assert changes["weight_transposes_folded"] == 32  # one per convolution's filter
+    assert changes["weight_inputs_bypassing_loop_plumbing"] > 0 and changes["nodes_pruned"] > 0
+    assert changes["nodes_after"] == len(rewritten.nodes) < changes["nodes_before"]
+    assert changes["transposes_after"] < changes["transposes_before"]
+    # every filter and bias is still there exactly once (some transposed), nothing else added
+    assert large_weights(rewritten) == large_weights(raw)
+    # no weight is passed along the loop's plumbing, and no weight is transposed at run time
+    nodes = {node["name"]: node for node in rewritten.nodes}
+    sources = constant_sources(rewritten)
+    for node in rewritten.nodes:
+        if node["op"] not in LOOP_PLUMBING | {"Merge"}:
+            assert not set(node.get("input", [])) & set(sources), node["name"]
+        if node["op"] == "Transpose":
+            assert node["input"][0] not in rewritten.weights, node["name"]
+    assert set(rewritten.weights) <= set(nodes)  # no weight without its Const
     with pytest.raises(GraphRewriteError, match="rank >= 2"):
         optimize(rewritten, 1)
 
