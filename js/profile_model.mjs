@@ -1,7 +1,8 @@
-// Where a TensorFlow.js graph model spends its time: one stylization profiled by kernel.
-// Usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]
+// Where a TensorFlow.js graph model spends its time and memory: one stylization profiled by
+// kernel. Usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]
 // Runs one warm-up stylization of random square images, then tf.profile over a second one,
-// and prints the milliseconds per kernel, largest first (how tfjs_graph.py's rewrites were
+// and prints the milliseconds per kernel, largest first, then the peak of live tensor bytes,
+// the wasm heap, and the bytes of new tensors per kernel (how tfjs_graph.py's rewrites were
 // chosen). Node's wasm backend runs on one thread.
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
@@ -46,4 +47,15 @@ for (const kernel of profile.kernels) {
 }
 for (const [name, ms] of Object.entries(byKernel).sort((a, b) => b[1] - a[1])) {
   console.log(`${name.padEnd(24)} ${ms.toFixed(0).padStart(7)} ms`);
+}
+const mb = (bytes) => `${(bytes / 1e6).toFixed(0).padStart(7)} MB`;
+const heap = tf.getBackend() === 'wasm' ? `, wasm heap ${mb(tf.backend().wasm.HEAPU8.buffer.byteLength)}` : '';
+console.log(`peak of live tensors ${mb(profile.peakBytes)}${heap}; new tensors' bytes per kernel:`);
+const bytesByKernel = {};
+for (const kernel of profile.kernels) {
+  if (kernel.name.endsWith('__op')) continue;
+  bytesByKernel[kernel.name] = (bytesByKernel[kernel.name] || 0) + kernel.bytesAdded;
+}
+for (const [name, bytes] of Object.entries(bytesByKernel).sort((a, b) => b[1] - a[1]).slice(0, 10)) {
+  console.log(`${name.padEnd(24)} ${mb(bytes)}`);
 }
