@@ -3,10 +3,14 @@
 The same image pair is stylized (iters 1) at each maximum resolution by
 - PyTorch (the patched model), ONNX Runtime (the three ONNX parts, the same Python loop) and
   the TFStyle SavedModel, each in its own child process (its peak RSS is its own);
-- TensorFlow.js in headless Chromium, on a harness page (js/bench/) served from loopback as
-  the product page is: the float32 bundle, each quantized bundle, and the "before": the
-  converter's graph without tfjs_graph.py's rewrites. Each bundle runs in a fresh tab, so the
-  wasm heap it reports is its own peak.
+- TensorFlow.js in headless Chromium, on a harness page (js/bench/) served from loopback with
+  COOP/COEP (cross-origin isolated, so wasm can use threads): the float32 bundle at each thread
+  count, each quantized bundle, and the "before": the converter's graph without
+  tfjs_graph.py's rewrites;
+- the peer, onnxruntime-web, on the same three ONNX files with the same loop (js/bench/ort.mjs),
+  at each thread count.
+Each browser row runs in a fresh tab that reports `reported_cores` cores (tfjs runs at most
+half of them), so the wasm heap and page memory it reports are its own.
 
 Every TFJS bundle comes from one converter run, finished by the tfjs stage's own code
 (`finish_bundle`) with each setting. Times are medians of `runs` after `warmup` runs; the
