@@ -108,20 +108,19 @@ class GraphBundle:
     def add_const(self, name: str, value: np.ndarray) -> str:
         """A Const node (its value is a weight, as the converter stores them); returns name."""
         if name not in self.weights:
-            dtype = {np.dtype("int32"): "DT_INT32", np.dtype("float32"): "DT_FLOAT"}[value.dtype]
-            dims = [{"size": str(size)} for size in value.shape]
-            self.nodes.append(
-                {
-                    "name": name,
-                    "op": "Const",
-                    "attr": {
-                        "dtype": {"type": dtype},
-                        "value": {"tensor": {"dtype": dtype, "tensorShape": {"dim": dims}}},
-                    },
-                }
-            )
+            self.nodes.append({"name": name, "op": "Const", "attr": const_attr(value)})
             self.weights[name] = value
         return name
+
+
+def const_attr(value: np.ndarray) -> dict:
+    """The attributes of a Const node whose value (a weight) is `value`."""
+    dtype = {np.dtype("int32"): "DT_INT32", np.dtype("float32"): "DT_FLOAT"}[value.dtype]
+    dims = [{"size": str(size)} for size in value.shape]
+    return {
+        "dtype": {"type": dtype},
+        "value": {"tensor": {"dtype": dtype, "tensorShape": {"dim": dims}}},
+    }
 
 
 def unfold_matmul_adjoints(bundle: GraphBundle, rank: int) -> int:
@@ -241,7 +240,6 @@ def fold_constant_transposes(bundle: GraphBundle) -> int:
     turns every OIHW filter into HWIO on every call: a copy per convolution per call, and a
     new filter that XNNPACK packs again each time). One Const per (weight, permutation), so
     weights stay stored once. Returns how many Transposes were folded."""
-    nodes = {node["name"]: node for node in bundle.nodes}
     folded_names: dict[tuple[str, tuple[int, ...]], str] = {}
     renamed: dict[str, str] = {}
     for node in bundle.nodes:
@@ -255,14 +253,7 @@ def fold_constant_transposes(bundle: GraphBundle) -> int:
             renamed[node["name"]] = folded_names[key]
             continue
         value = np.ascontiguousarray(np.transpose(bundle.weights[data], key[1]))
-        dtype = nodes[data]["attr"]["dtype"]
-        dims = [{"size": str(size)} for size in value.shape]
-        node["op"] = "Const"
-        node["input"] = []
-        node["attr"] = {
-            "dtype": dtype,
-            "value": {"tensor": {"dtype": dtype["type"], "tensorShape": {"dim": dims}}},
-        }
+        node.update(op="Const", input=[], attr=const_attr(value))
         bundle.weights[node["name"]] = value
         folded_names[key] = node["name"]
     for node in bundle.nodes:
