@@ -2,8 +2,10 @@
 // kernel. Usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]
 // Runs one warm-up stylization of random square images, then tf.profile over a second one,
 // and prints the milliseconds per kernel, largest first, then the peak of live tensor bytes,
-// the wasm heap, and the bytes of new tensors per kernel (how tfjs_graph.py's rewrites were
-// chosen). Node's wasm backend runs on one thread.
+// the wasm heap, the bytes of new tensors per kernel, and which tensors were alive at the
+// peak, by the kernel that made them (how tfjs_graph.py's rewrites were chosen: the tensors
+// that outlive their use are the ones the executor cannot free). Node's wasm backend runs on
+// one thread.
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
@@ -36,6 +38,34 @@ async function once() {
 let started = performance.now();
 await once();
 console.log(`warm-up run: ${(performance.now() - started).toFixed(0)} ms`);
+
+// The tensors alive when the live bytes peaked: each new tensor is recorded with the kernel
+// that made it, and the set of live ones is kept whenever the engine's byte count peaks.
+const engine = tf.engine();
+const madeBy = new Map();
+let kernelName = 'input';
+let peakBytes = 0;
+let liveAtPeak = [];
+const trackTensor = engine.trackTensor.bind(engine);
+engine.trackTensor = (tensor, owner) => {
+  madeBy.set(tensor, kernelName);
+  return trackTensor(tensor, owner);
+};
+const runKernelFunc = engine.runKernelFunc.bind(engine);
+engine.runKernelFunc = (params) => {
+  const outer = kernelName;
+  kernelName = params.kernelName || 'custom';
+  try {
+    return runKernelFunc(params);
+  } finally {
+    kernelName = outer;
+    if (engine.state.numBytes > peakBytes) {
+      peakBytes = engine.state.numBytes;
+      for (const tensor of madeBy.keys()) if (tensor.isDisposed) madeBy.delete(tensor);
+      liveAtPeak = [...madeBy];
+    }
+  }
+};
 started = performance.now();
 const profile = await tf.profile(once);
 console.log(`profiled run: ${(performance.now() - started).toFixed(0)} ms (${tf.getBackend()})`);
@@ -58,4 +88,18 @@ for (const kernel of profile.kernels) {
 }
 for (const [name, bytes] of Object.entries(bytesByKernel).sort((a, b) => b[1] - a[1]).slice(0, 10)) {
   console.log(`${name.padEnd(24)} ${mb(bytes)}`);
+}
+const seen = new Set(); // a tensor that shares another's buffer (Identity) adds no bytes
+const alive = {};
+for (const [tensor, kernel] of liveAtPeak) {
+  if (seen.has(tensor.dataId)) continue;
+  seen.add(tensor.dataId);
+  const key = `${kernel} [${tensor.shape}]`;
+  alive[key] = alive[key] || { count: 0, bytes: 0 };
+  alive[key].count += 1;
+  alive[key].bytes += tensor.size * 4;
+}
+console.log('tensors alive at the peak (weights excluded), by kernel and shape:');
+for (const [key, { count, bytes }] of Object.entries(alive).sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 10)) {
+  console.log(`${mb(bytes)}  ${count} x ${key}`);
 }

@@ -55,6 +55,13 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
     assert changes["matmul_adjoints_unfolded"] == 4
     assert changes["weight_transposes_folded"] == 32  # one per convolution's filter
     assert changes["weight_inputs_bypassing_loop_plumbing"] > 0 and changes["nodes_pruned"] > 0
+    # every Pad's cond (onnx-tf's) is gone: only the loop's and the iteration's remain
+    assert changes["constant_switches_resolved"] > 0
+    op_of = {node["name"]: node["op"] for node in rewritten.nodes}
+    switches = [node for node in rewritten.nodes if node["op"] == "Switch"]
+    assert switches and all(op_of[n["input"][1].split(":")[0]] != "Const" for n in switches)
+    pads = [node for node in rewritten.nodes if node["op"] in ("MirrorPad", "PadV2")]
+    assert pads and all(op_of[n["input"][0].split(":")[0]] != "Switch" for n in pads)
     assert changes["nodes_after"] == len(rewritten.nodes) < changes["nodes_before"]
     assert changes["transposes_after"] < changes["transposes_before"]
     # every filter and bias is still there exactly once (some transposed), nothing else added

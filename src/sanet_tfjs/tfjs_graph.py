@@ -261,6 +261,102 @@ def fold_constant_transposes(bundle: GraphBundle) -> int:
     return len(folded_names) + len(renamed)
 
 
+def _canonical(ref: str) -> str:
+    """'node' -> 'node:0', control prefix dropped: one spelling per tensor."""
+    name, index = _split_ref(ref.lstrip("^"))
+    return f"{name}:{index}"
+
+
+def eliminate_constant_conds(bundle: GraphBundle) -> int:
+    """Resolve every `tf.cond` whose predicate is a constant: the taken branch's Switch
+    outputs become the Switch's data input, the other branch is removed, and each Merge
+    left with one live input becomes that input.
+
+    onnx-tf wraps every Pad in `cond(all(paddings >= 0), pad, slice)` with paddings that
+    freezing made constant. TensorFlow.js's executor never disposes a tensor that enters or
+    leaves a control-flow op (it cannot count their consumers), so each padded activation,
+    its padded copy and the cond's clone of it stayed alive until the whole stylization
+    ended: most of the remaining memory. Returns how many Switches were resolved."""
+    nodes = {node["name"]: node for node in bundle.nodes}
+    alias: dict[str, str] = {}  # canonical output -> the tensor it always passes on
+    dead_refs: set[str] = set()  # outputs that never carry a value: the untaken branch
+    for node in bundle.nodes:
+        if node["op"] != "Switch":
+            continue
+        data, pred = _data_inputs(node)
+        value = bundle.weights.get(_split_ref(pred)[0])
+        if nodes[_split_ref(pred)[0]]["op"] != "Const" or value is None or value.dtype != bool:
+            continue
+        taken = int(bool(value.reshape(())))
+        alias[f"{node['name']}:{taken}"] = _canonical(data)
+        dead_refs.add(f"{node['name']}:{1 - taken}")
+
+    def resolve(ref: str) -> str:
+        ref = _canonical(ref)
+        for _ in range(len(nodes)):  # alias chains are acyclic; bounded all the same
+            if ref not in alias:
+                return ref
+            ref = alias[ref]
+        raise GraphRewriteError(f"a cycle of constant conds through {ref}")
+
+    def control_target(name: str) -> str:
+        """The node a control edge on `name` waits for, once conds are resolved."""
+        taken = f"{name}:1" if f"{name}:1" in alias else f"{name}:0"
+        return _split_ref(resolve(taken))[0]
+
+    dead_nodes: set[str] = set()
+
+    def is_dead(ref: str) -> bool:
+        if ref.startswith("^"):
+            return control_target(ref[1:]) in dead_nodes
+        target = resolve(ref)
+        return target in dead_refs or _split_ref(target)[0] in dead_nodes
+
+    resolved = {_split_ref(ref)[0] for ref in alias}
+    changed = True
+    while changed:  # deadness to a fixed point (loops make the graph cyclic)
+        changed = False
+        for node in bundle.nodes:
+            name = node["name"]
+            if name in dead_nodes or name in resolved:
+                continue
+            if node["op"] == "Merge":
+                live = [ref for ref in _data_inputs(node) if not is_dead(ref)]
+                if len(live) <= 1:
+                    if live:
+                        alias[f"{name}:0"] = _canonical(live[0])
+                        resolved.add(name)
+                    else:
+                        dead_nodes.add(name)
+                    changed = True
+            elif any(is_dead(ref) for ref in node.get("input", [])):
+                dead_nodes.add(name)
+                changed = True
+
+    removed = dead_nodes | resolved
+    kept = []
+    for node in bundle.nodes:
+        if node["name"] in removed:
+            continue
+        rewired = []
+        for ref in node.get("input", []):
+            if ref.startswith("^"):
+                rewired.append("^" + control_target(ref[1:]))
+                continue
+            name, index = _split_ref(ref)
+            if name in resolved and nodes[name]["op"] == "Merge" and index == 1:
+                raise GraphRewriteError(
+                    f"{node['name']} reads which branch of a constant cond ran ({ref})"
+                )
+            rewired.append(resolve(ref) if name in resolved else ref)
+        if "input" in node:
+            node["input"] = rewired
+        kept.append(node)
+    bundle.model["modelTopology"]["node"] = kept
+    bundle.weights = {name: data for name, data in bundle.weights.items() if name not in removed}
+    return sum(nodes[name]["op"] == "Switch" for name in resolved)
+
+
 def prune_unreachable(bundle: GraphBundle) -> int:
     """Drop every node the signature's outputs do not need (following data and control
     inputs), and the weights of dropped Consts. Returns how many nodes were dropped."""
@@ -290,6 +386,7 @@ def optimize(bundle: GraphBundle, matmul_rank: int) -> dict[str, int]:
     """Every rewrite, in order; what each changed, and the node and Transpose counts."""
     nodes_before, transposes_before = _counts(bundle)
     changes = {
+        "constant_switches_resolved": eliminate_constant_conds(bundle),
         "weight_inputs_bypassing_loop_plumbing": bypass_loop_plumbing(bundle),
         "weight_transposes_folded": fold_constant_transposes(bundle),
         "matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank),
