@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sanet_tfjs.architecture import RELU5_1_END, used_encoder_keys
-from sanet_tfjs.model import PatchedSANet
+from sanet_tfjs.model import ATTENTION_CHUNKS, PatchedSANet, SANet
 from sanet_tfjs.patch import model_from_states
 from tests.conftest import TINY, painting, photo
 from tests.upstream_reference import UpstreamSANet
@@ -84,3 +84,22 @@ def test_stylize_encodes_style_once(tiny_states, monkeypatch):
 def test_stylize_rejects_zero_iterations(tiny_states):
     with pytest.raises(ValueError, match="iters"):
         model_from_states(tiny_states, TINY).stylize(photo(32, 32), painting(1, 32, 32), iters=0)
+
+
+@pytest.mark.parametrize("positions_hw", [(3, 3), (5, 7), (16, 16)])
+def test_attention_slices_give_the_whole_attention(positions_hw):
+    """The relu4_1 block slices its content positions; each slice is non-empty down to the
+    smallest map the contract allows (3x3) and the result is the unsliced one."""
+    torch.manual_seed(0)
+    sliced = SANet(16, ATTENTION_CHUNKS)
+    whole = SANet(16, 1)
+    whole.load_state_dict(sliced.state_dict())
+    content, style = torch.randn(1, 16, *positions_hw), torch.randn(1, 16, 6, 4)
+    rows = positions_hw[0] * positions_hw[1]
+    sizes = [
+        (i + 1) * rows // ATTENTION_CHUNKS - i * rows // ATTENTION_CHUNKS
+        for i in range(ATTENTION_CHUNKS)
+    ]
+    assert sum(sizes) == rows and (rows < 9 or min(sizes) >= 1)
+    with torch.no_grad():
+        torch.testing.assert_close(sliced(content, style), whole(content, style))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan, quality, run_bench_stage
+from sanet_tfjs.model import ATTENTION_CHUNKS
 from sanet_tfjs.tfjs_convert import ATTENTION_MATMUL_RANK, finish_bundle, run_converter
 from sanet_tfjs.tfjs_graph import (
     LOOP_PLUMBING,
@@ -32,11 +33,13 @@ def test_the_built_graph_has_no_transposed_matmul_operands(tiny_build, raw_bundl
     """The converter folds the attention's transposes into adj_x/adj_y, which TensorFlow.js's
     wasm kernel runs 10-45x slower; the tfjs stage (whose parity check in Node passed in
     tiny_build) unfolds them all."""
-    assert matmul_adjoints(GraphBundle.load(raw_bundle)) == 4  # two per SANet block
+    # one per slice of the relu4_1 attention, one for the relu5_1 attention
+    adjoints = matmul_adjoints(GraphBundle.load(raw_bundle))
+    assert adjoints == ATTENTION_CHUNKS + 1
     built = GraphBundle.load(tiny_build / "tfjs")
     assert matmul_adjoints(built) == 0
     transposes = [n for n in built.nodes if n["name"].endswith(("/sanet_tfjs_adj_x", "_adj_y"))]
-    assert len(transposes) == 4
+    assert len(transposes) == adjoints
 
 
 def large_weights(bundle: GraphBundle) -> list[bytes]:
@@ -52,7 +55,7 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
     raw = GraphBundle.load(raw_bundle)
     rewritten = GraphBundle.load(raw_bundle)
     changes = optimize(rewritten, ATTENTION_MATMUL_RANK)
-    assert changes["matmul_adjoints_unfolded"] == 4
+    assert changes["matmul_adjoints_unfolded"] == ATTENTION_CHUNKS + 1
     assert changes["weight_transposes_folded"] == 32  # one per convolution's filter
     assert changes["weight_inputs_bypassing_loop_plumbing"] > 0 and changes["nodes_pruned"] > 0
     # every Pad's cond (onnx-tf's) is gone: only the loop's and the iteration's remain

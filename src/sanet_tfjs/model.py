@@ -6,7 +6,11 @@ Same parameters and the same numbers as upstream wherever upstream runs. What ch
 - the relu5_1 branch is upsampled x2 and cropped to exactly the relu4_1 size, so inputs whose
   relu4_1 map has an odd side work (upstream's fixed x2 crashes there); for even sides this is
   upstream's x2, and for odd sides it equals nearest-neighbour resizing to that size;
-- the encoder stops at relu5_1: modules 44..52 of the VGG are never used, so never kept.
+- the encoder stops at relu5_1: modules 44..52 of the VGG are never used, so never kept;
+- the relu4_1 block's attention runs over its content positions in ATTENTION_CHUNKS slices:
+  the softmax is over style positions, one row per content position, so the rows can be
+  computed apart with the same result, and the [content x style] matrix (67 MB at 512x512,
+  1 GB at 1024x1024) never exists whole in a runtime that frees each slice after use.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from .architecture import (
 )
 
 MVN_EPS = 1e-5
+# Slices of the relu4_1 attention. At most 9, so that no slice is empty at the smallest
+# input the contract allows (MIN_SIDE 17 px gives a 3x3 relu4_1 map); the relu5_1 attention
+# has a quarter of the positions on each side and is left whole.
+ATTENTION_CHUNKS = 8
 
 
 def _module(layer: Layer) -> nn.Module:
@@ -81,8 +89,9 @@ def mean_variance_norm(feat: torch.Tensor) -> torch.Tensor:
 class SANet(nn.Module):
     """Style-attentional block: content positions attend over style positions."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, chunks: int = 1) -> None:
         super().__init__()
+        self.chunks = chunks
         self.f = nn.Conv2d(channels, channels, 1)
         self.g = nn.Conv2d(channels, channels, 1)
         self.h = nn.Conv2d(channels, channels, 1)
@@ -92,8 +101,16 @@ class SANet(nn.Module):
         f = torch.flatten(self.f(mean_variance_norm(content)), 2)  # b, c, Nc
         g = torch.flatten(self.g(mean_variance_norm(style)), 2)  # b, c, Ns
         h = torch.flatten(self.h(style), 2)  # b, c, Ns
-        attention = torch.softmax(torch.bmm(f.transpose(1, 2), g), dim=-1)  # b, Nc, Ns
-        out = torch.bmm(h, attention.transpose(1, 2)).reshape_as(content)
+        queries = f.transpose(1, 2)  # b, Nc, c
+        positions = queries.shape[1]  # traced: a dynamic size in the exported graph
+        parts = []
+        for chunk in range(self.chunks):
+            rows = queries[
+                :, chunk * positions // self.chunks : (chunk + 1) * positions // self.chunks
+            ]
+            attention = torch.softmax(torch.bmm(rows, g), dim=-1)  # b, rows, Ns
+            parts.append(torch.bmm(h, attention.transpose(1, 2)))  # b, c, rows
+        out = (parts[0] if self.chunks == 1 else torch.cat(parts, 2)).reshape_as(content)
         return self.out_conv(out) + content
 
 
@@ -104,7 +121,7 @@ class Transform(nn.Module):
         super().__init__()
         check_width_divisor(width_divisor)
         channels = scaled(FEATURES, width_divisor)
-        self.sanet4_1 = SANet(channels)
+        self.sanet4_1 = SANet(channels, ATTENTION_CHUNKS)
         self.sanet5_1 = SANet(channels)
         self.merge_conv_pad = nn.ReflectionPad2d(1)
         self.merge_conv = nn.Conv2d(channels, channels, 3)
