@@ -14,7 +14,9 @@ from sanet_tfjs.tfjs_graph import (
     LOOP_PLUMBING,
     GraphBundle,
     GraphRewriteError,
+    cancel_layout_transposes,
     constant_sources,
+    fuse_conv_relu,
     matmul_adjoints,
     optimize,
 )
@@ -65,6 +67,14 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
     assert switches and all(op_of[n["input"][1].split(":")[0]] != "Const" for n in switches)
     pads = [node for node in rewritten.nodes if node["op"] in ("MirrorPad", "PadV2")]
     assert pads and all(op_of[n["input"][0].split(":")[0]] != "Switch" for n in pads)
+    # the activations stay NHWC between convolutions, with each Relu fused into its conv
+    assert changes["layout_transposes_removed"] > 0 and changes["relus_fused_into_convolutions"] > 0
+    assert cancel_layout_transposes(rewritten) == 0 and fuse_conv_relu(rewritten) == 0
+    assert not [
+        n
+        for n in rewritten.nodes
+        if n["op"] == "MirrorPad" and op_of[n["input"][0].split(":")[0]] == "Transpose"
+    ]
     assert changes["nodes_after"] == len(rewritten.nodes) < changes["nodes_before"]
     assert changes["transposes_after"] < changes["transposes_before"]
     # every filter and bias is still there exactly once (some transposed), nothing else added

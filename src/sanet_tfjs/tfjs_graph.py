@@ -8,18 +8,21 @@ stylization at 256x256, full-width fixture model, before any rewrite):
   kernel runs a transposed operand with a strided loop: [1024, 512] x [512, 1024] takes
   52 ms plain, 650 ms with adj_y and 2.4 s with adj_x. `unfold_matmul_adjoints` puts the
   transposes back as Transpose nodes (about 3 ms each at that size);
-- Transpose 0.4 s: onnx-tf's NCHW <-> NHWC wrapping of every convolution (4 % of the time).
-  The activations' transposes are left alone: removing them means moving layouts through the
-  loop's control flow. The filters' (OIHW -> HWIO on every call) are folded into the weights.
+- Transpose: onnx-tf keeps ONNX's NCHW and wraps every convolution, pooling and resize in
+  NCHW -> NHWC -> NCHW transposes; the filters' (OIHW -> HWIO on every call) are folded into
+  the weights, and `cancel_layout_transposes` removes the activations' pairs between layers,
+  so the encoder and decoder run in NHWC with each Relu fused into its convolution.
 
-And why memory (`tf.profile` in Node, wasm, full width, one stylization): the executor copies
-every tensor that passes an Enter, Merge, Switch, NextIteration or Identity (`clone`, a real
-copy on wasm), and every weight reached its convolution through several of them, then through
-a Transpose. At 64x64 that was 844 MB of Identity and 170 MB of Transpose output, a peak of
-1,052 MB of live tensors (wasm heap 1,169 MB); `bypass_loop_plumbing` and
-`fold_constant_transposes` bring it to 137 MB (heap 323 MB). At 256x256: 1,694 -> 878 MB live,
-heap 1,805 -> 1,181 MB; what remains is activations (their NCHW transposes and the loop's
-copies).
+And why memory (`tf.profile` in Node, wasm, full width, one stylization; `node
+js/profile_model.mjs` lists the tensors alive at the peak). TensorFlow.js's executor frees a
+tensor when its last reader has run, but never one that enters or leaves a control-flow op
+(Enter, Switch, Merge, NextIteration: it cannot count their readers), and copies every tensor
+passing one (`clone`, a real copy on wasm). Every weight reached its convolution through
+several of them (`bypass_loop_plumbing`, `fold_constant_transposes`), and onnx-tf wraps every
+pad in a `tf.cond` whose predicate freezing made constant (`eliminate_constant_conds`), so
+every padded activation lived until the stylization ended. Wasm heap at 512x512: 3,629 MB
+before these rewrites, 558 MB after (of which 269 MB are the weights and XNNPACK's packed
+copy of them, present after any run).
 
 A bundle is loaded with every weight dequantized to its float value and written again with
 the quantization asked for, so the rewrites and the quantization never depend on each other.
@@ -27,6 +30,7 @@ the quantization asked for, so the rewrites and the quantization never depend on
 
 from __future__ import annotations
 
+import base64
 import glob
 import json
 import os
@@ -357,6 +361,172 @@ def eliminate_constant_conds(bundle: GraphBundle) -> int:
     return sum(nodes[name]["op"] == "Switch" for name in resolved)
 
 
+# Ops that commute with a transpose: y = op(x) gives transpose(y) = op'(transpose(x)), where
+# op' is op with its per-axis paddings (input 1) permuted. Relu has none.
+LAYOUT_FREE = {"Relu": None, "MirrorPad": 1, "PadV2": 1}
+
+
+def _consumers(bundle: GraphBundle) -> dict[str, list[dict]]:
+    """Node name -> the nodes that read any of its outputs (data or control)."""
+    consumers: dict[str, list[dict]] = {node["name"]: [] for node in bundle.nodes}
+    for node in bundle.nodes:
+        for ref in node.get("input", []):
+            consumers.setdefault(_split_ref(ref.lstrip("^"))[0], []).append(node)
+    return consumers
+
+
+def _only_reader(consumers: dict[str, list[dict]], node: dict, reader: dict) -> bool:
+    readers = consumers[node["name"]]
+    return len(readers) == 1 and readers[0] is reader
+
+
+def _perm(bundle: GraphBundle, node: dict) -> tuple[int, ...] | None:
+    if node["op"] != "Transpose":
+        return None
+    perm = bundle.weights.get(_data_inputs(node)[1])
+    return None if perm is None else tuple(int(axis) for axis in perm)
+
+
+def cancel_layout_transposes(bundle: GraphBundle) -> int:
+    """Remove each pair of activation transposes that undo each other across ops that do
+    not care about the layout: onnx-tf keeps the ONNX graph's NCHW and wraps every
+    convolution, pooling and resize in NCHW -> NHWC -> NCHW transposes, so between two
+    convolutions the activation went back to NCHW for a Relu and a reflection pad and was
+    transposed again: two full copies per layer, as much time as memory. A chain
+    `Transpose(p) -> Relu / MirrorPad / PadV2 ... -> Transpose(inverse of p)` in which every
+    tensor has that one reader becomes the chain alone, run in the outer layout, with each
+    pad's paddings permuted (a permuted constant, or a Gather of computed paddings).
+    Returns how many Transposes were removed."""
+    consumers = _consumers(bundle)
+    nodes = {node["name"]: node for node in bundle.nodes}
+    removed: set[str] = set()
+    for last in list(bundle.nodes):
+        perm = _perm(bundle, last)
+        if perm is None or last["name"] in removed:
+            continue
+        chain = []  # the layout-free ops between the two transposes, last one first
+        shapes = []  # Shape ops reading a tensor of the chain
+        source = nodes[_split_ref(_data_inputs(last)[0])[0]]
+        reader = last
+        while source["op"] in LAYOUT_FREE:
+            others = [node for node in consumers[source["name"]] if node is not reader]
+            if (
+                any(node["op"] != "Shape" for node in others)
+                or reader not in consumers[source["name"]]
+            ):
+                break
+            chain.append(source)
+            shapes += others
+            reader = source
+            source = nodes[_split_ref(_data_inputs(source)[0])[0]]
+        first_perm = _perm(bundle, source)
+        if first_perm is None or source["name"] in removed or len(first_perm) != len(perm):
+            continue
+        if any(first_perm[perm[axis]] != axis for axis in range(len(perm))):
+            continue  # they do not undo each other
+        # Each pad now sees the tensor before the first transpose: axis k there is axis
+        # perm[k] of the layout its paddings were written for.
+        for op in chain:
+            paddings_at = LAYOUT_FREE[op["op"]]
+            if paddings_at is not None:
+                op["input"][paddings_at] = _permuted_rows(bundle, op["input"][paddings_at], perm)
+        for shape in shapes:  # the shape in the old layout, from the new one
+            new_layout = dict(shape, name=f"{shape['name']}/sanet_tfjs_outer_layout")
+            bundle.nodes.append(new_layout)
+            shape.update(
+                op="GatherV2", input=[new_layout["name"], *_gather_args(bundle, first_perm)]
+            )
+            shape["attr"] = _GATHER_ATTR
+        outer = _data_inputs(source)[0]
+        if chain:
+            chain[-1]["input"][0] = outer
+            replacement = chain[0]["name"]
+        else:
+            replacement = outer
+        for node in bundle.nodes:  # readers of the last transpose read the chain's end
+            node["input"] = [
+                replacement if ref in (last["name"], f"{last['name']}:0") else ref
+                for ref in node.get("input", [])
+            ]
+        removed.add(last["name"])
+        consumers[source["name"]] = [c for c in consumers[source["name"]] if c is not reader]
+        if not consumers[source["name"]]:
+            removed.add(source["name"])
+        consumers = _consumers(bundle)
+    bundle.model["modelTopology"]["node"] = [n for n in bundle.nodes if n["name"] not in removed]
+    return len(removed)
+
+
+def _permuted_rows(bundle: GraphBundle, ref: str, perm: tuple[int, ...]) -> str:
+    """A tensor whose row k is row perm[k] of `ref`: a new Const when `ref` is a weight,
+    else a GatherV2 of it."""
+    suffix = "x".join(map(str, perm))
+    if ref in bundle.weights:
+        return bundle.add_const(f"{ref}/sanet_tfjs_rows_{suffix}", bundle.weights[ref][list(perm)])
+    name = f"{_split_ref(ref)[0]}/sanet_tfjs_rows_{suffix}"
+    if not any(node["name"] == name for node in bundle.nodes):
+        bundle.nodes.append(
+            {
+                "name": name,
+                "op": "GatherV2",
+                "input": [ref, *_gather_args(bundle, perm)],
+                "attr": _GATHER_ATTR,
+            }
+        )
+    return name
+
+
+_GATHER_ATTR = {
+    "Tparams": {"type": "DT_INT32"},
+    "Tindices": {"type": "DT_INT32"},
+    "Taxis": {"type": "DT_INT32"},
+    "batch_dims": {"i": "0"},
+}
+
+
+def _gather_args(bundle: GraphBundle, order: tuple[int, ...]) -> list[str]:
+    """The indices and axis inputs of a GatherV2 taking rows `order` of axis 0."""
+    suffix = "x".join(map(str, order))
+    return [
+        bundle.add_const(f"sanet_tfjs/rows_{suffix}", np.array(order, np.int32)),
+        bundle.add_const("sanet_tfjs/axis_0", np.array(0, np.int32)),
+    ]
+
+
+def fuse_conv_relu(bundle: GraphBundle) -> int:
+    """Fold each Relu that is a convolution's only reader into the convolution (its
+    `fused_ops` BiasAdd, Relu): one pass over the activation instead of two, one tensor
+    instead of two. Possible once `cancel_layout_transposes` took the transposes from
+    between them. Returns how many Relus were fused."""
+    consumers = _consumers(bundle)
+    nodes = {node["name"]: node for node in bundle.nodes}
+    fused: dict[str, str] = {}
+    for relu in bundle.nodes:
+        if relu["op"] != "Relu":
+            continue
+        conv = nodes[_split_ref(_data_inputs(relu)[0])[0]]
+        ops = conv.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+        if conv["op"] != "_FusedConv2D" or ops != [_b64("BiasAdd")]:
+            continue
+        if not _only_reader(consumers, conv, relu):
+            continue
+        conv["attr"]["fused_ops"]["list"]["s"] = [_b64("BiasAdd"), _b64("Relu")]
+        fused[relu["name"]] = conv["name"]
+    for node in bundle.nodes:
+        node["input"] = [
+            ("^" if ref.startswith("^") else "") + fused[_split_ref(ref.lstrip("^"))[0]]
+            if _split_ref(ref.lstrip("^"))[0] in fused
+            else ref
+            for ref in node.get("input", [])
+        ]
+    bundle.model["modelTopology"]["node"] = [n for n in bundle.nodes if n["name"] not in fused]
+    return len(fused)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def prune_unreachable(bundle: GraphBundle) -> int:
     """Drop every node the signature's outputs do not need (following data and control
     inputs), and the weights of dropped Consts. Returns how many nodes were dropped."""
@@ -390,6 +560,8 @@ def optimize(bundle: GraphBundle, matmul_rank: int) -> dict[str, int]:
         "weight_inputs_bypassing_loop_plumbing": bypass_loop_plumbing(bundle),
         "weight_transposes_folded": fold_constant_transposes(bundle),
         "matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank),
+        "layout_transposes_removed": cancel_layout_transposes(bundle),
+        "relus_fused_into_convolutions": fuse_conv_relu(bundle),
         "nodes_pruned": prune_unreachable(bundle),
     }
     nodes_after, transposes_after = _counts(bundle)
