@@ -1,7 +1,8 @@
 // Runs a TensorFlow.js graph model in Node on cases prepared by src/sanet_tfjs/tfjs_node.py.
 // Usage: node js/run_model.mjs <model_dir> <cases_dir> [backend=wasm]
 // cases_dir/cases.json: [{content: {file, shape}, style: {file, shape}, iters, max_resolution}]
-// Writes cases_dir/result_<i>.bin (float32) and cases_dir/results.json (shapes, timings, errors).
+// Writes cases_dir/result_<i>.bin (float32) and cases_dir/results.json (shapes, timings, the
+// wasm heap after each case, errors).
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -36,7 +37,9 @@ for (const [index, c] of cases.entries()) {
     const result = await stylize(tf, model, inputs.content, inputs.style, c.iters, c.max_resolution);
     const data = await result.data();
     await writeFile(join(casesDir, `result_${index}.bin`), Buffer.from(data.buffer));
-    results.push({ shape: result.shape, ms: performance.now() - t0 });
+    // The wasm heap only grows: after each case it is the peak so far.
+    const heapBytes = tf.getBackend() === 'wasm' ? tf.backend().wasm.HEAPU8.buffer.byteLength : null;
+    results.push({ shape: result.shape, ms: performance.now() - t0, heapBytes });
     result.dispose();
   } catch (error) {
     results.push({ error: String(error && error.message ? error.message : error) });

@@ -46,7 +46,7 @@ from .server import serve_directory
 from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
-CONTENT_SIZE = (512, 640)  # (width, height) of the content photo: longer than 512, not square
+CONTENT_SIZE = (1024, 1024)  # (width, height) of the content photo: the large case's size
 STYLE_SIDE = 512
 ITERS = 1
 BASELINE_BUNDLE = "float32-converter-graph"  # the graph before tfjs_graph.py's rewrites
@@ -217,31 +217,40 @@ def browser_plan(
     resolutions: list[int],
     threads: list[int],
     peer: bool,
+    large: int | None = None,
 ) -> list[BrowserCase]:
     """Every browser row. The float32 bundle runs at each thread count, the other bundles at
     the first; the converter's graph (slow: the "before") at the first resolution only; the
-    peer at each thread count."""
+    peer at each thread count. The `large` resolution is added for float32 and the peer at
+    the most threads (on wasm)."""
     plan = []
+    with_large = resolutions + ([large] if large else [])
     for backend in backends:
         for bundle in bundles:
             counts = (
                 (threads if bundle == "float32" else threads[:1]) if backend == "wasm" else [None]
             )
             for count in counts:
+                if bundle == BASELINE_BUNDLE:
+                    sizes = resolutions[:1]
+                elif bundle == "float32" and backend == "wasm" and count == threads[-1]:
+                    sizes = with_large
+                else:
+                    sizes = resolutions
                 plan.append(
                     BrowserCase(
                         f"TF.js {backend} {bundle}{_threads_label(count)}", "index.html", bundle,
-                        backend, count,
-                        resolutions[:1] if bundle == BASELINE_BUNDLE else resolutions,
+                        backend, count, sizes,
                     )
                 )  # fmt: skip
     if peer:
         plan += [
             BrowserCase(
-                f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm", count, resolutions
+                f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm", count,
+                with_large if count == threads[-1] else resolutions,
             )
             for count in threads
-        ]
+        ]  # fmt: skip
     return plan
 
 
@@ -457,7 +466,7 @@ def format_table(report: dict) -> str:
 
         largest_peak = _largest_mb(row, "peak_memory_bytes")
         largest_page = _largest_mb(row, "page_memory_bytes")
-        largest = row["resolutions"].get(resolutions[-1]) or next(iter(row["resolutions"].values()))
+        largest = row["resolutions"][max(row["resolutions"], key=int)]
         q = largest.get("quality_vs_float32")
         cells += [
             f"{row['download_bytes'] / 1e6:.1f}",
@@ -520,18 +529,20 @@ def run_bench_stage(
     threads: list[int],
     reported_cores: int,
     onnxruntime_web: bool,
+    large_resolution: int | None,
 ) -> dict:
     from .browser import chromium
     from .stylize import fitted_nchw
 
     started = time.perf_counter()
     content, style = bench_images()
+    every_resolution = resolutions + ([large_resolution] if large_resolution else [])
     job = {
         "patched_dir": patched_dir,
         "width_divisor": width_divisor,
         "onnx_dir": onnx_dir,
         "tfstyle_dir": tfstyle_dir,
-        "resolutions": resolutions,
+        "resolutions": every_resolution,
         "warmup": warmup,
         "runs": runs,
     }
@@ -569,14 +580,17 @@ def run_bench_stage(
         inputs: dict = {
             "original": write_inputs(root, "original", {"content": content, "style": style})
         }
-        for res in resolutions:
+        for res in every_resolution:
             fitted = {"content": fitted_nchw(content, res), "style": fitted_nchw(style, res)}
             fitted = {role: tensor.numpy() for role, tensor in fitted.items()}
             inputs[res] = {
                 "fitted": write_inputs(root, f"fitted-{res}", fitted),
                 "content_size": content.shape[:2],
             }
-        plan = browser_plan(list(bundles), browser_backends, resolutions, threads, onnxruntime_web)
+        plan = browser_plan(
+            list(bundles), browser_backends, resolutions, threads, onnxruntime_web,
+            large_resolution,
+        )  # fmt: skip
         with serve_directory(root, isolation_headers=True) as server, chromium() as browser:
             for case in plan:
                 print(f"  {case.name}: measuring in headless Chromium", flush=True)
@@ -604,7 +618,7 @@ def run_bench_stage(
         },
         "inputs": {"content_shape": list(content.shape), "style_shape": list(style.shape)},
         "settings": {
-            "resolutions": resolutions,
+            "resolutions": every_resolution,
             "iters": ITERS,
             "warmup": warmup,
             "runs": runs,

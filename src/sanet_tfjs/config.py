@@ -148,6 +148,9 @@ class BenchSection(Section):
     reported_cores: Annotated[int, Field(ge=1, le=64)] = 4
     # The peer: onnxruntime-web on the pipeline's own three ONNX files, with the same loop.
     onnxruntime_web: bool = True
+    # One more resolution, for the Python runtimes and for TF.js float32 and the peer at the
+    # most threads only (slow): the 1024-px photo with the 512-px style. None: skip it.
+    large_resolution: Resolution | None = 1024
 
 
 class PipelineConfig(Section):
