@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -159,11 +161,53 @@ def test_too_small_image_gets_a_clear_message(page, images):
     assert page.page.is_disabled("#stylize")
 
 
+def open_page(browser, query: str) -> StylePage:
+    context, url = browser
+    opened = StylePage(context, f"{url}/?backend=wasm&expose=1&{query}")
+    assert opened.wait_for_phase("ready") == "ready", opened.status()
+    return opened
+
+
 def test_resolution_over_the_memory_guard_is_refused(page, images):
     page.choose("content", images / "big-square.png")
     page.choose("style", images / "big-square.png")
     assert page.stylize(1, 2048) == "error"
     status = page.status()
-    assert "needs about" in status and "choose" in status and "or less" in status
+    assert "needs about" in status and "MB of memory" in status and "or less" in status
     assert not visible(page, "#result")
     assert page.page.is_enabled("#stylize")  # the user can pick a smaller resolution
+
+
+def test_the_memory_guard_names_a_resolution_that_runs(browser, images):
+    """A tab allowed 400 MB: the guard refuses 1024 and names a size, which then runs, and
+    the wasm heap it took stays within the estimate the guard made."""
+    page = open_page(browser, "memory_mb=400")
+    try:
+        page.choose("content", images / "big-square.png")
+        page.choose("style", images / "big-square.png")
+        assert page.stylize(1, 1024) == "error"
+        suggested = int(re.search(r"choose (\d+) or less", page.status()).group(1))
+        assert 256 <= suggested < 1024
+        assert page.stylize(1, suggested) == "done", page.status()
+        (run,) = page.stats()["runs"]
+        assert run["heapBytes"] <= run["neededBytes"] <= 400e6
+    finally:
+        page.page.close()
+
+
+def test_running_out_of_memory_is_reported_and_the_page_recovers(browser, images):
+    """With the guard lifted, 2048 px images need a 2.1 GB attention slice and its softmax:
+    past wasm32's 4 GB. The page says so, names a smaller size, and stylizes again."""
+    page = open_page(browser, "memory_mb=100000")
+    try:
+        page.choose("content", images / "big-square.png")
+        page.choose("style", images / "big-square.png")
+        assert page.stylize(1, 2048) == "error"
+        status = page.status()
+        assert "ran out of memory at maximum resolution 2048" in status, status
+        assert re.search(r"choose \d+ or less", status)
+        assert page.page.is_enabled("#stylize")
+        assert page.stylize(1, 128) == "done", page.status()
+        assert page.result_pixels().shape == (128, 128, 3)
+    finally:
+        page.page.close()

@@ -1,14 +1,30 @@
 // The stylization page: everything runs here, in the browser; no image leaves the page.
 // tf (TensorFlow.js) and its wasm backend come from the page's own vendor/ copy (no CDN).
-import { MIN_SIDE, StylizeInputError, checkInputs, fittedSize, stylize } from './sanet.mjs';
+import { MIN_SIDE, StylizeInputError, checkInputs, fittedSize, loadModel, stylize } from './sanet.mjs';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
-// The relu4_1 attention matrix holds (h/8 * w/8)_content x (h/8 * w/8)_style floats (relu5_1
-// adds 1/16 of that); past this budget a tab runs out of memory, so such runs are refused.
-const ATTENTION_BUDGET_BYTES = 512 * 1024 * 1024;
+// The memory one stylization takes, modelled on the tab's wasm heap and page memory measured
+// at full width (`doit bench`; README, "Memory in the browser"): the page itself, an empty
+// wasm module, the weights with XNNPACK's packed copy of them, the activations of the largest
+// image (64 channels at full size, and what the allocator cannot reuse), and the attention
+// (relu4_1 in ATTENTION_SLICES slices over content positions, each with its softmax; relu5_1
+// whole). A run the device cannot afford is refused before it starts, naming a maximum
+// resolution that fits.
+const MB = 1e6;
+const PAGE_BYTES = 150 * MB; // the page, TensorFlow.js, images: page memory less the wasm heap
+const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
+const HEAP_PER_WEIGHT_BYTE = 3.2; // the weights, XNNPACK's packed copy, packing scratch
+const HEAP_PER_PIXEL = 1600; // of the larger image: measured 1,380 to 1,800 (256 to 1024 px)
+const ATTENTION_SLICES = 8; // src/sanet_tfjs/model.py ATTENTION_CHUNKS
+const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
+// What a tab may use: most of wasm32's 4 GB, or half of what the device reports having
+// (navigator.deviceMemory: Chromium, in GB, capped at 8); ?memory_mb= sets it by hand.
+const MEMORY_BUDGET_BYTES = params.has('memory_mb')
+  ? Number(params.get('memory_mb')) * MB
+  : Math.min(0.8 * WASM_CEILING_BYTES, navigator.deviceMemory ? (navigator.deviceMemory * 2 ** 30) / 2 : Infinity);
 const WARMUP_SIDE = 32;
 const THREADS_KEY = 'sanet.threads'; // localStorage: the user's thread count, or 'auto'
 const RELOAD_KEY = 'sanet.isolationReload'; // sessionStorage: reloaded once for the worker
@@ -16,6 +32,7 @@ const SERVICE_WORKER_TIMEOUT_MS = 10_000;
 
 const images = { content: null, style: null }; // {name, bitmap}
 let model = null;
+let weightBytes = 0; // the model's float32 weights (build.json)
 let busy = false;
 const stats = { backend: null, threads: null, isolated: null, modelLoadMs: null, warmupMs: null, runs: [] };
 // For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
@@ -30,18 +47,64 @@ function setStatus(text, kind = 'info') {
 
 class UserError extends Error {}
 
-function attentionBytes(contentShape, styleShape) {
+function neededBytes(contentShape, styleShape, weightBytes) {
   const cells = ([h, w], f) => Math.ceil(h / f) * Math.ceil(w / f);
-  return 4 * (cells(contentShape, 8) * cells(styleShape, 8) + cells(contentShape, 16) * cells(styleShape, 16));
+  const attention4 = 2 * 4 * Math.ceil(cells(contentShape, 8) / ATTENTION_SLICES) * cells(styleShape, 8);
+  const attention5 = 2 * 4 * cells(contentShape, 16) * cells(styleShape, 16);
+  const pixels = Math.max(contentShape[0] * contentShape[1], styleShape[0] * styleShape[1]);
+  return PAGE_BYTES + HEAP_BASE_BYTES + HEAP_PER_WEIGHT_BYTE * weightBytes + HEAP_PER_PIXEL * pixels +
+    Math.max(attention4, attention5);
 }
 
-function largestAffordableResolution(content, style) {
+// The largest maximum resolution (a multiple of 16) whose stylization of the chosen images
+// needs at most `budget` bytes, or null.
+function largestResolutionWithin(budget) {
+  const { content, style } = images;
   for (let res = 4096; res >= MIN_SIDE; res -= 16) {
-    const c = fittedSize(content.height, content.width, res);
-    const s = fittedSize(style.height, style.width, res);
-    if (attentionBytes(c, s) <= ATTENTION_BUDGET_BYTES) return res;
+    const c = fittedSize(content.bitmap.height, content.bitmap.width, res);
+    const s = fittedSize(style.bitmap.height, style.bitmap.width, res);
+    if (neededBytes(c, s, weightBytes) <= budget) return res;
   }
-  return MIN_SIDE;
+  return null;
+}
+
+// How a wasm module that ran out of memory fails: a trap, an abort, or a refused grow.
+const OUT_OF_MEMORY = /out of memory|memory access out of bounds|Cannot enlarge memory|Maximum memory size|Array buffer allocation failed|\bOOM\b/i;
+
+function advice(resolution) {
+  return resolution ? `choose ${resolution} or less` : 'these images are too large for this device';
+}
+
+function tooBigMessage(maxResolution, needed) {
+  return `Maximum resolution ${maxResolution} needs about ${Math.round(needed / MB)} MB of memory ` +
+    `(this tab can use about ${Math.round(MEMORY_BUDGET_BYTES / MB)} MB): ` +
+    `${advice(largestResolutionWithin(MEMORY_BUDGET_BYTES))}.`;
+}
+
+// The estimate fitted but the device still ran out: suggest half the memory.
+function outOfMemoryMessage(maxResolution, needed) {
+  return `This device ran out of memory at maximum resolution ${maxResolution}: ` +
+    `${advice(largestResolutionWithin(needed / 2))}.`;
+}
+
+// After a wasm out-of-memory the backend's module is not to be trusted: make a fresh one and
+// load the model into it again (from the browser's cache), so the page stays usable.
+async function restartBackend() {
+  const name = tf.getBackend();
+  const engine = tf.engine();
+  const { factory, priority } = engine.registryFactory[name];
+  model = null; // its weights lived in the old module
+  try {
+    tf.removeBackend(name);
+  } catch {
+    // the old module aborted and cannot dispose itself: forget it
+    delete engine.registry[name];
+    delete engine.registryFactory[name];
+  }
+  tf.registerBackend(name, factory, priority);
+  await tf.setBackend(name);
+  await tf.ready();
+  model = await loadModel(tf, 'model/model.json');
 }
 
 // An image at most maxResolution on its longer side, alpha composited over white, as a
@@ -117,6 +180,7 @@ async function run() {
   $('result').hidden = true;
   $('download').hidden = true;
   let content, style, result;
+  let needed = null;
   try {
     if (!Number.isInteger(maxResolution) || maxResolution < MIN_SIDE) {
       throw new UserError(`Maximum resolution must be a whole number of at least ${MIN_SIDE}.`);
@@ -126,14 +190,8 @@ async function run() {
     const contentShape = [contentCanvas.height, contentCanvas.width, 3];
     const styleShape = [styleCanvas.height, styleCanvas.width, 3];
     checkInputs(contentShape, styleShape, iters, maxResolution);
-    const needed = attentionBytes(contentShape, styleShape);
-    if (needed > ATTENTION_BUDGET_BYTES) {
-      const fits = largestAffordableResolution(images.content.bitmap, images.style.bitmap);
-      throw new UserError(
-        `Maximum resolution ${maxResolution} needs about ${Math.round(needed / 2 ** 20)} MB for the attention maps ` +
-          `of these images (limit ${ATTENTION_BUDGET_BYTES / 2 ** 20} MB): choose ${fits} or less.`,
-      );
-    }
+    needed = neededBytes(contentShape, styleShape, weightBytes);
+    if (needed > MEMORY_BUDGET_BYTES) throw new UserError(tooBigMessage(maxResolution, needed));
     if (params.has('expose')) {
       window.sanet.lastInputs = {
         content: rgbBase64(contentCanvas), contentShape,
@@ -151,7 +209,8 @@ async function run() {
     canvas.height = result.shape[0];
     await tf.browser.toPixels(result, canvas);
     const ms = performance.now() - started;
-    stats.runs.push({ ms, iters, maxResolution, contentShape, styleShape, backend: stats.backend });
+    const heapBytes = stats.backend === 'wasm' ? tf.backend().wasm.HEAPU8.buffer.byteLength : null;
+    stats.runs.push({ ms, iters, maxResolution, contentShape, styleShape, backend: stats.backend, neededBytes: needed, heapBytes });
     canvas.hidden = false;
     const download = $('download');
     if (download.href) URL.revokeObjectURL(download.href);
@@ -161,14 +220,32 @@ async function run() {
     setStatus(`Done in ${(ms / 1000).toFixed(2)} s.`, 'done');
     window.sanet.phase = 'done';
   } catch (error) {
-    if (!(error instanceof UserError || error instanceof StylizeInputError)) {
+    if (error instanceof UserError || error instanceof StylizeInputError) {
+      setStatus(error.message, 'error');
+    } else if (OUT_OF_MEMORY.test(String(error && error.message))) {
+      console.error(error);
+      const message = outOfMemoryMessage(maxResolution, needed);
+      setStatus(`${message} Loading the model again…`, 'error');
+      window.sanet.phase = 'recovering'; // 'error' again once the model is back
+      try {
+        await restartBackend();
+        setStatus(message, 'error');
+      } catch (restartError) {
+        console.error(restartError);
+        setStatus('This device ran out of memory, and the model could not be loaded again: reload the page.', 'error');
+      }
+    } else {
       console.error(error);
       setStatus(`Stylization failed: ${error.message}`, 'error');
-    } else {
-      setStatus(error.message, 'error');
     }
   } finally {
-    [content, style, result].forEach((t) => t && t.dispose());
+    [content, style, result].forEach((t) => {
+      try {
+        if (t) t.dispose();
+      } catch {
+        // it belonged to a backend that was restarted
+      }
+    });
     busy = false;
     updateButton();
   }
@@ -315,6 +392,7 @@ async function main() {
   const isolation = await crossOriginIsolate().catch((error) => ({ isolated: false, why: error.message }));
   stats.isolated = isolation.isolated;
   const build = await (await fetch('build.json')).json();
+  weightBytes = build.model_bytes;
   if (build.weights !== 'upstream') {
     $('banner').textContent =
       'This build uses stand-in weights generated for testing, not the trained SANet weights: ' +
@@ -327,7 +405,7 @@ async function main() {
   $('runtime').textContent = describeRuntime(stats.backend, isolation);
   setStatus(`Downloading the model (${(build.model_bytes / 1e6).toFixed(1)} MB) for the ${stats.backend} backend…`);
   const loadStarted = performance.now();
-  model = await tf.loadGraphModel('model/model.json', {
+  model = await loadModel(tf, 'model/model.json', {
     onProgress: (fraction) => {
       $('progress').value = fraction;
       setStatus(`Downloading the model… ${Math.round(fraction * 100)}%`);

@@ -2,7 +2,7 @@
 // through Playwright. It times the model the product page uses, through the same js/sanet.mjs
 // call, on inputs fetched from the bench server, and hands back the last result.
 import { fetchFloats, pageMemoryBytes, timeRuns } from './common.mjs';
-import { stylize } from './sanet.mjs';
+import { loadModel, stylize } from './sanet.mjs';
 
 const tf = window.tf;
 
@@ -31,7 +31,7 @@ window.bench = {
   async load(modelUrl) {
     if (model) model.dispose();
     const started = performance.now();
-    model = await tf.loadGraphModel(modelUrl);
+    model = await loadModel(tf, modelUrl);
     return { loadMs: performance.now() - started };
   },
   // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
