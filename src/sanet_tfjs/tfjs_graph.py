@@ -409,12 +409,10 @@ def cancel_layout_transposes(bundle: GraphBundle) -> int:
         source = nodes[_split_ref(_data_inputs(last)[0])[0]]
         reader = last
         while source["op"] in LAYOUT_FREE:
-            others = [node for node in consumers[source["name"]] if node is not reader]
-            if (
-                any(node["op"] != "Shape" for node in others)
-                or reader not in consumers[source["name"]]
-            ):
-                break
+            readers = consumers[source["name"]]
+            others = [node for node in readers if node is not reader]
+            if len(others) == len(readers) or any(node["op"] != "Shape" for node in others):
+                break  # `reader` is not among them, or something else reads the layout
             chain.append(source)
             shapes += others
             reader = source
@@ -443,10 +441,9 @@ def cancel_layout_transposes(bundle: GraphBundle) -> int:
             replacement = chain[0]["name"]
         else:
             replacement = outer
-        for node in bundle.nodes:  # readers of the last transpose read the chain's end
+        for node in consumers[last["name"]]:  # its readers read the chain's end instead
             node["input"] = [
-                replacement if ref in (last["name"], f"{last['name']}:0") else ref
-                for ref in node.get("input", [])
+                _rename_ref(ref, last["name"], replacement) for ref in node.get("input", [])
             ]
         removed.add(last["name"])
         consumers[source["name"]] = [c for c in consumers[source["name"]] if c is not reader]
@@ -455,6 +452,13 @@ def cancel_layout_transposes(bundle: GraphBundle) -> int:
         consumers = _consumers(bundle)
     bundle.model["modelTopology"]["node"] = [n for n in bundle.nodes if n["name"] not in removed]
     return len(removed)
+
+
+def _rename_ref(ref: str, old: str, new: str) -> str:
+    """`ref` (data or control) with node `old`'s output 0 replaced by the tensor `new`."""
+    if ref == f"^{old}":
+        return "^" + _split_ref(new)[0]
+    return new if ref in (old, f"{old}:0") else ref
 
 
 def _permuted_rows(bundle: GraphBundle, ref: str, perm: tuple[int, ...]) -> str:
