@@ -1,10 +1,13 @@
-"""The doit wiring: one module per stage, and what they share.
+"""The doit wiring: one module per stage, and the one factory they all use.
 
-Each stage module defines `task_<stage>(pipeline)` returning one doit task, made by `stage()`:
-its file_dep, targets, the pipeline.yaml section(s) it reads (`Pipeline.watches`), the outputs
-whose sums it records, and a single action that calls into `src/sanet_tfjs`. Nothing here
-imports torch or tensorflow: stage code is imported inside the action, so `doit list` stays
-instant.
+Each stage module defines `task_<stage>(pipeline)` returning one doit task made by `stage()`,
+which is the stage's whole declaration: the function it runs, the pipeline.yaml keys it reads,
+the stages whose products it reads, the other files it reads, and the tools whose versions
+matter. From that one declaration come the action's arguments, the file_dep (the sums file of
+each input stage, the import closure of its code, the scripts it runs), the `uptodate` check on
+the keys' values, its outputs and targets (tasks/layout.py), and what `doit info` and the
+tests list about it. Nothing here imports torch or tensorflow: stage code is imported inside
+the action, so `doit list` stays instant.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,10 +35,15 @@ OUTPUTS_KEY = "outputs"  # the saved value holding the sums of what a stage wrot
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from sanet_tfjs.config import PipelineConfig, load_config  # noqa: E402 - needs the path above
+from sanet_tfjs import audit  # noqa: E402 - needs the path above
+from sanet_tfjs.config import PipelineConfig, load_config  # noqa: E402
 from sanet_tfjs.errors import PipelineError  # noqa: E402
+from sanet_tfjs.files import atomic_output  # noqa: E402
 from sanet_tfjs.integrity import HashCache, changed_outputs, record_outputs  # noqa: E402
 from sanet_tfjs.repo import pinned  # noqa: E402
+
+from .closure import python_closure, script_closure  # noqa: E402
+from .layout import OUTPUTS, sums_file  # noqa: E402
 
 
 def _relative(path: Path) -> str:
@@ -64,6 +72,20 @@ class Pipeline:
         """A path under artifacts/, as the relative string doit tracks."""
         return _relative(self.artifacts.joinpath(*parts))
 
+    def folder(self, stage: str) -> str:
+        """The folder `stage` writes (tasks/layout.py), handed to it and its readers."""
+        folder = OUTPUTS[stage].folder
+        if folder is None:
+            raise KeyError(f"stage {stage!r} writes no folder of its own")
+        return self.path(folder)
+
+    def reports(self, stage: str) -> list[str]:
+        return [self.path(report) for report in OUTPUTS[stage].reports]
+
+    def products(self, stage: str) -> list[str]:
+        """What `stage` writes for other stages to read (tasks/layout.py)."""
+        return [self.path(product) for product in OUTPUTS[stage].products]
+
     def beside_config(self, name: str) -> str:
         return _relative(self.config_path.parent / name)
 
@@ -71,11 +93,13 @@ class Pipeline:
     def hash_cache(self) -> HashCache:
         return HashCache(self.artifacts / ".hash-cache.json")
 
-    def watches(self, *sections: str, tools: tuple[str, ...] = ()) -> Any:
-        """doit `uptodate` check on the named pipeline.yaml sections and tool versions."""
-        watched = {name: self.config.section(name) for name in sections}
-        watched["toolchain"] = toolchain(*tools)
-        return config_changed(watched)
+    def setting(self, key: str) -> Any:
+        """The value of the pipeline.yaml key "section.key"."""
+        section, _, name = key.partition(".")
+        values = self.config.section(section)
+        if name not in values:
+            raise KeyError(f"pipeline.yaml has no key {key!r}")
+        return values[name]
 
 
 def toolchain(*packages: str) -> dict[str, str]:
@@ -84,59 +108,173 @@ def toolchain(*packages: str) -> dict[str, str]:
     return pinned(*packages)
 
 
-def code(*modules: str) -> list[str]:
-    """The source files of `sanet_tfjs` modules a stage runs: editing one reruns the stage."""
-    return [_relative(SRC / f"{module}.py") for module in modules]
+def each_key(section: str) -> tuple[str, ...]:
+    """Every key of a pipeline.yaml section, for a stage that reads them all."""
+    return tuple(
+        f"{section}.{name}" for name in PipelineConfig.model_fields[section].annotation.model_fields
+    )
+
+
+def _repository_files(paths: Iterable[str]) -> list[str]:
+    """Scripts and pages a stage runs (relative to the repository), with what their ES-module
+    imports reach; a folder stands for its files."""
+    files: set[Path] = set()
+    for name in paths:
+        path = ROOT / name
+        entries = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for entry in entries:
+            files.update(script_closure(entry) if entry.suffix in (".mjs", ".js") else [entry])
+    return sorted(_relative(path) for path in files)
 
 
 def stage(
     pipeline: Pipeline,
+    name: str,
     *,
     doc: str,
     run: str,
-    args: dict[str, Any],
-    outputs: list[str],
-    file_dep: list[str],
-    targets: list[str],
-    uptodate: list[Any] = (),
-    params: list[dict] = (),
+    args: dict[str, Any] | None = None,
+    reads: Iterable[str] = (),
+    unwatched: Iterable[str] = (),
+    inputs: Iterable[str] = (),
+    files: Iterable[str] = (),
+    scripts: Iterable[str] = (),
+    tools: Iterable[str] = (),
+    watch: dict[str, Any] | None = None,
+    checks: Iterable[tuple[Callable, Iterable[str]]] = (),
+    always: bool = False,
+    params: Iterable[dict] = (),
 ) -> dict:
-    """The doit task of one stage: `run` ("module:function" in sanet_tfjs) called with `args`.
+    """The doit task of stage `name`: `run` ("module:function" in sanet_tfjs) called with
+    `out_dir` (its folder, if it has one), `args` and the values of the pipeline.yaml keys in
+    `reads` (each under its last name: "model.width_divisor" -> width_divisor=...).
 
-    `outputs` are the files and folders the stage writes. Their sums are recorded when the
-    stage succeeds and checked before they are trusted again: an output edited, truncated,
-    removed or added on disk makes the stage rebuild (see sanet_tfjs.integrity).
+    It reruns when a key it reads changes (except those in `unwatched`, which change where
+    things come from, not what is built), when a product of a stage in `inputs` changed, when
+    one of `files` (paths relative to the repository) or `scripts` (the JavaScript and pages it
+    runs; ES-module imports followed) changed, when a module its action can import changed
+    (derived: tasks/closure.py), when a tool in `tools` changed version in a lock file, when
+    `watch`'s values or its own arguments changed, when one of its own `checks` says so (each
+    an uptodate callable and the files it reads, which may not exist yet and which the stage
+    may write), or when one of its
+    outputs was changed on disk (recorded sums, sanet_tfjs.integrity). `always`: it runs
+    every time it is asked for.
     """
+    reads, unwatched, inputs = tuple(reads), set(unwatched), tuple(inputs)
+    settings = {key.rpartition(".")[2]: pipeline.setting(key) for key in reads}
+    own_folder = {"out_dir": pipeline.folder(name)} if OUTPUTS[name].folder else {}
+    arguments = {**own_folder, **(args or {}), **settings}
+    module = run.split(":")[0]
+    code = [_relative(path) for path in python_closure(module, SRC)]
+    sums = pipeline.path(sums_file(name))
+    outputs = [pipeline.path(output) for output in OUTPUTS[name].all]
+    file_dep = sorted(
+        {*(pipeline.path(sums_file(stage)) for stage in inputs), *files, *code}
+    ) + _repository_files(scripts)
+    watched = {
+        "run": run,
+        "arguments": {k: v for k, v in arguments.items() if not _unwatched(k, reads, unwatched)},
+        "toolchain": toolchain(*tools),
+        **(watch or {}),
+    }
+    checks = list(checks)
+    checked_files = [file for _, files in checks for file in files]
+    declared_inputs = [*file_dep, *(p for stage in inputs for p in pipeline.products(stage))]
     return {
         "doc": doc,
-        "actions": [_action(run, args, outputs, pipeline.hash_cache)],
+        "actions": [
+            _action(
+                name,
+                run,
+                arguments,
+                outputs=outputs,
+                products=pipeline.products(name),
+                sums=sums,
+                declared_inputs=declared_inputs,
+                checked_files=checked_files,
+                pipeline=pipeline,
+            )
+        ],
         "params": list(params),
         "file_dep": file_dep,
-        "targets": targets,
-        "uptodate": [*uptodate, _outputs_intact(outputs, pipeline.hash_cache)],
+        "targets": [sums, *(p for p in outputs if Path(p).suffix)],
+        "uptodate": [
+            False if always else config_changed(watched),
+            *(check for check, _ in checks),
+            _outputs_intact([*outputs, sums], pipeline.hash_cache),
+        ],
+        "meta": {"reads": reads, "inputs": inputs, "code": code},
         "clean": True,
     }
 
 
-def _action(target: str, args: dict[str, Any], outputs: list[str], cache: HashCache) -> tuple:
+def _unwatched(argument: str, reads: tuple[str, ...], unwatched: set[str]) -> bool:
+    return any(key in unwatched and key.rpartition(".")[2] == argument for key in reads)
+
+
+def _write_sums(products: list[str], sums: str, pipeline: Pipeline) -> None:
+    # Paths relative to artifacts/ (`cd artifacts && sha256sum -c sums/<stage>.sha256`): the
+    # same bytes in every clone, wherever it lies.
+    digests = record_outputs(products, pipeline.hash_cache)
+    lines = [
+        f"{digest}  {os.path.relpath(ROOT / file, pipeline.artifacts)}\n"
+        for file, digest in digests.items()
+    ]
+    with atomic_output(ROOT / sums) as staged:
+        staged.write_text("".join(lines))
+
+
+def _action(
+    stage_name: str,
+    target: str,
+    args: dict[str, Any],
+    *,
+    outputs: list[str],
+    products: list[str],
+    sums: str,
+    declared_inputs: list[str],
+    checked_files: list[str],
+    pipeline: Pipeline,
+) -> tuple:
     # The module is imported only when the action runs (torch stays out of `doit list`), and a
     # PipelineError is reported as its plain message, without a traceback.
     module_name, function_name = target.split(":")
+    cache = pipeline.hash_cache
+    owned = [pipeline.folder(stage_name)] if OUTPUTS[stage_name].folder else []
 
     def run(**options: Any) -> Any:  # doit passes the task's command-line params here
         # Stages write to the real streams: doit's stand-ins (no capture at verbosity 2) would
         # be bound by TensorFlow's log handler and break logging's shutdown at exit.
         started = time.monotonic()
+        auditing = os.environ.get(audit.AUDIT_ENV) == "1"
         with redirect_stdout(sys.__stdout__), redirect_stderr(sys.__stderr__):
-            module = importlib.import_module(f"sanet_tfjs.{module_name}")
-            try:
-                result = getattr(module, function_name)(**args, **options)
-            except PipelineError as exc:
-                return TaskFailed(str(exc))
+            with audit.recording() if auditing else nullcontext() as recorded:
+                try:
+                    module = importlib.import_module(f"sanet_tfjs.{module_name}")
+                    result = getattr(module, function_name)(**args, **options)
+                except PipelineError as exc:
+                    return TaskFailed(str(exc))
+            if auditing:
+                found = audit.undeclared(
+                    recorded,
+                    repository=ROOT,
+                    artifacts=pipeline.artifacts,
+                    inputs=[ROOT / path for path in declared_inputs],
+                    # its own folder, and a checked file it may write (fetch's lock)
+                    outputs=[ROOT / path for path in [*outputs, *owned, *checked_files]],
+                )
+                if found:
+                    return TaskFailed(
+                        f"{stage_name} touched {len(found)} file(s) it does not declare: "
+                        + ", ".join(found)
+                        + f". Declare them in tasks/{stage_name}.py (inputs, files, scripts) or"
+                        " stop reading them: a change to them would not rerun the stage."
+                    )
             print(f"   {module_name} done in {time.monotonic() - started:.1f} s", flush=True)
+        _write_sums(products, sums, pipeline)
         # Returned dicts become the task's saved values (doit's `values` in uptodate checks).
         values = result if isinstance(result, dict) else {}
-        return {**values, OUTPUTS_KEY: record_outputs(outputs, cache)}
+        return {**values, OUTPUTS_KEY: record_outputs([*outputs, sums], cache)}
 
     run.__name__ = function_name
     return (run, [], {})

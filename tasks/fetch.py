@@ -1,24 +1,23 @@
 """Stage `fetch`: the three upstream checkpoints, verified against the sha256 lock.
 
-Reads: pipeline.yaml `fetch` (and, in the fixture profile, the `fixture` and `model` sections
-that name the fixture set). Writes: artifacts/checkpoints/*.pth and, on a first fetch, the
-lock file beside pipeline.yaml. The mirror is not watched: where the bytes come from does not
-change them, the lock does.
+Writes artifacts/checkpoints/*.pth and, on a first fetch, the lock file beside pipeline.yaml
+(which it also reads: an edited entry reruns it). The mirror is read but not watched: where the
+bytes come from does not change them, the lock does. In the fixture profile the checkpoints
+come from the `fixtures` stage through a loopback server.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-
-from doit.tools import config_changed
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES
 
-from . import Pipeline, code, stage
+from . import Pipeline, each_key, stage
 
 MIRROR_PARAM = {
-    "name": "mirror",
+    "name": "mirror_override",
     "long": "mirror",
     "type": str,
     "default": "",
@@ -35,12 +34,17 @@ def lock_key(pipeline: Pipeline) -> str:
     return f"fixture:seed={config.fixture.seed}:width_divisor={config.model.width_divisor}"
 
 
-def _installed_match_lock(lock_path: str, key: str):
-    """Up to date only while the last fetch installed exactly the sums the lock holds now."""
+def lock_path(pipeline: Pipeline) -> str:
+    return pipeline.beside_config(pipeline.config.fetch.lock_file)
+
+
+def installed_match_lock(lock: str, key: str) -> Callable:
+    """Up to date only while the last fetch installed exactly the sums the lock holds now
+    (the lock may not exist before the first fetch, so it cannot be a file_dep)."""
 
     def check(task, values) -> bool:  # noqa: ARG001 - doit's uptodate signature
         try:
-            locked = json.loads(Path(lock_path).read_text())["checkpoints"][key]
+            locked = json.loads(Path(lock).read_text())["checkpoints"][key]
         except (OSError, ValueError, KeyError):
             return False
         return all(
@@ -51,28 +55,22 @@ def _installed_match_lock(lock_path: str, key: str):
 
 
 def task_fetch(pipeline: Pipeline) -> dict:
-    config = pipeline.config
-    fixture = config.fetch.profile == "fixture"
-    key = lock_key(pipeline)
-    lock_path = pipeline.beside_config(config.fetch.lock_file)
-    watched = {k: v for k, v in config.section("fetch").items() if k != "mirror"}
-    watched["lock_key"] = key
-
+    fixture = pipeline.config.fetch.profile == "fixture"
     return stage(
         pipeline,
+        "fetch",
         doc="download the SANet checkpoints (fixture profile: from a loopback server)",
         run="fetch:run_fetch_stage",
         args={
-            "fetch": config.section("fetch"),
-            "key": key,
-            "dest_dir": pipeline.path("checkpoints"),
-            "lock_path": lock_path,
-            "fixture_dir": pipeline.path("fixtures") if fixture else None,
+            "key": lock_key(pipeline),
+            "lock_path": lock_path(pipeline),
+            "fixture_dir": pipeline.folder("fixtures") if fixture else None,
         },
-        outputs=[pipeline.path("checkpoints")],
+        reads=each_key("fetch"),
+        unwatched=("fetch.mirror",),
+        inputs=("fixtures",) if fixture else (),
+        checks=[
+            (installed_match_lock(lock_path(pipeline), lock_key(pipeline)), [lock_path(pipeline)])
+        ],
         params=[MIRROR_PARAM],
-        file_dep=code("fetch", "server", "files")
-        + ([pipeline.path("fixtures", name) for name in CHECKPOINT_FILES] if fixture else []),
-        targets=[pipeline.path("checkpoints", name) for name in CHECKPOINT_FILES],
-        uptodate=[config_changed(watched), _installed_match_lock(lock_path, key)],
     )

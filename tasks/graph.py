@@ -24,6 +24,7 @@ from . import (
     tfjs,
     tfstyle,
 )
+from .progress import CommitEachStageReporter
 
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
@@ -68,10 +69,12 @@ def load_graph() -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,
-            # sqlite3 commits the database in one transaction: a build killed while doit
-            # saves it leaves the previous state, where the json backend left a torn file.
+            # sqlite3 commits in transactions: a build killed while doit saves leaves the
+            # previous state, where the json backend left a torn file. The reporter commits
+            # after each finished stage (tasks/progress.py).
             "dep_file": str(pipeline.artifacts / ".doit.sqlite3"),
             "backend": "sqlite3",
+            "reporter": CommitEachStageReporter,
             "verbosity": 2,  # stages print progress and summaries as they go
             "check_file_uptodate": hash_cache_checker(pipeline.hash_cache),
         }

@@ -156,6 +156,7 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         patched_dir=str(patched_dir),
         out_dir=str(out),
         width_divisor=TINY,
+        profile="fixture",
         shard_bytes=4 * 1024 * 1024,
         resolutions=[64, 96],
         warmup=0,

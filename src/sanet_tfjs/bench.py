@@ -512,12 +512,20 @@ def plot(report: dict, path: Path) -> None:
     plt.close(figure)
 
 
+WEIGHTS_NOTES = {
+    "fixture": "Fixture weights (seeded stand-ins, not trained): speed is the model's, but "
+    "quantization quality with the trained SANet weights may differ.",
+    "upstream": "The upstream SANet checkpoints (trained weights).",
+}
+
+
 def run_bench_stage(
     tfstyle_dir: str,
     onnx_dir: str,
     patched_dir: str,
     out_dir: str,
     width_divisor: int,
+    profile: str,
     shard_bytes: int,
     resolutions: list[int],
     warmup: int,
@@ -628,8 +636,8 @@ def run_bench_stage(
         },
         "rows": rows,
         "peer_comparison": peer_comparison(rows),
-        "note": "Fixture weights (seeded stand-ins): quantization quality with the trained "
-        "SANet weights may differ.",
+        "weights": profile,
+        "note": WEIGHTS_NOTES[profile],
     }
     report["elapsed_s"] = time.perf_counter() - started
     table = format_table(report)

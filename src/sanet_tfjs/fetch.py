@@ -384,16 +384,17 @@ def fetch_checkpoints(
 
 
 def run_fetch_stage(
-    fetch: dict,
     key: str,
-    dest_dir: str,
+    out_dir: str,
     lock_path: str,
-    fixture_dir: str | None = None,
-    mirror: str = "",
+    fixture_dir: str | None,
+    mirror_override: str = "",
+    **fetch: Any,
 ) -> dict[str, str]:
-    """The `fetch` stage: all three checkpoints into `dest_dir`; returns their sha256 sums.
+    """The `fetch` stage: all three checkpoints into `out_dir`; returns their sha256 sums.
 
-    In the fixture profile a loopback server stands in for the upstream hosts, serving the
+    `fetch` holds pipeline.yaml's fetch keys; `mirror_override` is `doit fetch --mirror`. In
+    the fixture profile a loopback server stands in for the upstream hosts, serving the
     generated checkpoints from `fixture_dir`, and the same download code runs against it.
     """
     from .config import FetchSection
@@ -413,11 +414,11 @@ def run_fetch_stage(
 
         with serve_directory(Path(fixture_dir)) as server:
             no_upstream = {name: {} for name in CHECKPOINT_FILES}
-            results = fetch_checkpoints(fetcher, no_upstream, server.url, Path(dest_dir), lock, key)
+            results = fetch_checkpoints(fetcher, no_upstream, server.url, Path(out_dir), lock, key)
     else:
         links = {name: sources.model_dump() for name, sources in section.checkpoints.items()}
-        chosen = resolve_mirror(section.mirror, mirror or None)
-        results = fetch_checkpoints(fetcher, links, chosen, Path(dest_dir), lock, key)
+        chosen = resolve_mirror(section.mirror, mirror_override or None)
+        results = fetch_checkpoints(fetcher, links, chosen, Path(out_dir), lock, key)
     for result in results.values():
         origin = "already in place" if not result.downloaded else f"from {result.source.kind}"
         print(f"  {result.name}: {result.size / 1e6:.1f} MB, sha256 {result.sha256[:16]}… {origin}")

@@ -45,6 +45,11 @@ def _git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def git_commit() -> str:
+    """The commit the repository is at, or "unknown" outside a git checkout."""
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
 def write_archive(site: Path, dest: Path, epoch: int) -> None:
     """A tar.gz of `site` under TOP/, byte-for-byte determined by the files and `epoch`."""
     paths = sorted(site.rglob("*"), key=lambda p: p.relative_to(site).as_posix())
@@ -76,7 +81,7 @@ def manifest(parity: dict, smoke: dict, lock: dict, config_path: Path, epoch: in
     return {
         "name": TOP,
         "source_date_epoch": epoch,
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_commit": git_commit(),
         "pipeline_yaml_sha256": sha256_file(config_path),
         "checkpoints": lock,
         "versions": _versions(),

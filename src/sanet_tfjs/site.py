@@ -62,7 +62,7 @@ def copy_vendor_files(node_modules: Path, vendor: Path) -> None:
         shutil.copyfile(node_modules / source, vendor / name)
 
 
-def run_page_stage(web_dir: str, model_dir: str, out_dir: str, weights: str) -> dict:
+def run_page_stage(web_dir: str, model_dir: str, out_dir: str, profile: str) -> dict:
     node_modules = ROOT / "node_modules"
     with atomic_output(Path(out_dir)) as staged:
         shutil.copytree(web_dir, staged)
@@ -74,7 +74,7 @@ def run_page_stage(web_dir: str, model_dir: str, out_dir: str, weights: str) -> 
         tfjs_version = json.loads((node_modules / "@tensorflow/tfjs/package.json").read_text())
         model_bytes = folder_bytes(staged / "model")
         build = {
-            "weights": weights,
+            "weights": profile,
             "model_bytes": model_bytes,
             "tfjs": tfjs_version["version"],
             # Every file's sum: what was deployed can be checked, and build.json changes

@@ -1,0 +1,57 @@
+"""Where each stage writes under artifacts/: every output named once, here.
+
+A stage's `products` are what later stages read; its `reports` are what people (and the
+report stage) read. When a stage succeeds it also writes `sums/<stage>.sha256`, the sha256 of
+every product file in `sha256sum -c` format: a stage that reads another's products depends on
+that one file, so it reruns exactly when a byte it could read changed (a folder of weight
+shards or a SavedModel's variables included), and not when only a timing in a report did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUMS_DIR = "sums"
+
+
+@dataclass(frozen=True)
+class StageOutputs:
+    folder: str | None  # the folder the stage writes (its `out_dir`), if it has one
+    products: tuple[str, ...]  # paths under artifacts/, files or folders
+    reports: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (*self.products, *self.reports)
+
+
+def sums_file(stage: str) -> str:
+    """The sums of a stage's products, under artifacts/."""
+    return f"{SUMS_DIR}/{stage}.sha256"
+
+
+PARTS = ("encoder", "transform", "decoder")
+
+OUTPUTS: dict[str, StageOutputs] = {
+    "fixtures": StageOutputs("fixtures", products=("fixtures",)),
+    "fetch": StageOutputs("checkpoints", products=("checkpoints",)),
+    "patch": StageOutputs("patched", products=("patched",)),
+    "onnx": StageOutputs(
+        "onnx", products=tuple(f"onnx/{part}.onnx" for part in PARTS), reports=("onnx/parity.json",)
+    ),
+    "tf": StageOutputs(
+        "tf", products=tuple(f"tf/{part}" for part in PARTS), reports=("tf/parity.json",)
+    ),
+    "tfstyle": StageOutputs(
+        "tfstyle", products=("tfstyle/saved_model",), reports=("tfstyle/parity.json",)
+    ),
+    # tfjs/ is the deployable bundle (copied whole into the site), so its report lies beside it.
+    "tfjs": StageOutputs("tfjs", products=("tfjs",), reports=("tfjs_parity.json",)),
+    "report": StageOutputs(None, products=("parity.json", "parity.md")),
+    "page": StageOutputs("site", products=("site",)),
+    "smoke": StageOutputs("smoke", products=("smoke",)),
+    "release": StageOutputs("release", products=("release",)),
+    "bench": StageOutputs("bench", products=("bench",)),
+}
+
+SMOKE_REPORT = "smoke/smoke.json"  # inside the smoke stage's folder; the release reads it
