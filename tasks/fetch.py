@@ -66,7 +66,7 @@ def task_fetch(pipeline: Pipeline) -> dict:
             "lock_path": lock_path(pipeline),
             "fixture_dir": pipeline.folder("fixtures") if fixture else None,
         },
-        reads=each_key("fetch"),
+        reads=(*each_key("fetch"), "model.width_divisor"),  # the width: to validate new files
         unwatched=("fetch.mirror",),
         inputs=("fixtures",) if fixture else (),
         checks=[

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import io
+import json
 import math
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -32,12 +35,22 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sanet_tfjs.architecture import DECODER_FILE, TRANSFORM_FILE, VGG_FILE
+from sanet_tfjs.architecture import CHECKPOINT_FILES, DECODER_FILE, TRANSFORM_FILE, VGG_FILE
 from sanet_tfjs.checkpoints import CheckpointError, load_checkpoint
 from sanet_tfjs.config import ConfigError, parse_config
-from sanet_tfjs.fetch import NETWORK_CHUNK, CheckpointFetcher, FetchError, FetchSettings, Source
+from sanet_tfjs.fetch import (
+    NETWORK_CHUNK,
+    CheckpointFetcher,
+    ChecksumLock,
+    FetchError,
+    FetchSettings,
+    Source,
+    checkpoint_validator,
+    fetch_checkpoints,
+)
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
+from sanet_tfjs.server import serve_directory
 from tests.conftest import (
     ALL_STAGES,
     DOIT_TIMEOUT_S,
@@ -360,6 +373,71 @@ def _truncations_rejected(scratch: Path) -> int:
     return runs
 
 
+def _first_use_never_pins_a_bad_file(scratch: Path) -> int:
+    """A first fetch (no lock entry) from a mirror folder or over HTTP of a bad decoder, then
+    of the good one, then of a wrong one against the sum just pinned."""
+    served = Served(scratch / "served")
+    other_width = io.BytesIO()
+    torch.save(fixture_state_dicts(5, WIDTH // 2)[DECODER_FILE], other_width)
+    good = served.path.read_bytes()
+    bad = {
+        "truncated to half (a mirror's partial copy)": good[: len(good) // 2],
+        "truncated by 1000 bytes": good[:-1000],
+        "another checkpoint (the transformer)": served.other,
+        "the decoder at another width": other_width.getvalue(),
+    }
+    runs = 0
+    for label, data in bad.items():
+        for over_http in (False, True):
+            folder = Path(tempfile.mkdtemp(dir=scratch))
+            for name in CHECKPOINT_FILES:
+                shutil.copyfile(served.folder / "files" / name, folder / name)
+            (folder / DECODER_FILE).write_bytes(data)
+            dest_dir = folder / "installed"
+            lock = ChecksumLock.read(folder / "lock.json")
+            fetcher = CheckpointFetcher(
+                FetchSettings(retries=0, backoff_s=0.0, progress=False),
+                validate=checkpoint_validator(WIDTH),
+            )
+            links = {name: {} for name in CHECKPOINT_FILES}
+            with serve_directory(folder) if over_http else contextlib.nullcontext() as server:
+                mirror = server.url if over_http else str(folder)
+                try:
+                    fetch_checkpoints(fetcher, links, mirror, dest_dir, lock, "key")
+                    error = None
+                except FetchError as exc:
+                    error = str(exc)
+                expect(error is not None, f"{label}: installed")
+                expect(DECODER_FILE in error and "not a valid" in error, f"{label}: {error}")
+                expect(not (dest_dir / DECODER_FILE).exists(), f"{label}: left at the final path")
+                locked = json.loads((folder / "lock.json").read_text())["checkpoints"]["key"]
+                expect(DECODER_FILE not in locked, f"{label}: its sum was recorded in the lock")
+                # The user replaces the mirror's copy: the good file installs and is pinned.
+                (folder / DECODER_FILE).write_bytes(good)
+                fetch_checkpoints(
+                    fetcher, links, mirror, dest_dir, ChecksumLock.read(lock.path), "key"
+                )
+                expect(
+                    sha256_file(dest_dir / DECODER_FILE) == served.sha256, f"{label}: not installed"
+                )
+                # A wrong file against that pin: the message names the entry to delete.
+                (dest_dir / DECODER_FILE).unlink()
+                (folder / DECODER_FILE).write_bytes(served.other)
+                try:
+                    fetch_checkpoints(
+                        fetcher, links, mirror, dest_dir, ChecksumLock.read(lock.path), "key"
+                    )
+                    error = None
+                except FetchError as exc:
+                    error = str(exc)
+                entry = f'"checkpoints" -> "key" -> "{DECODER_FILE}"'
+                expect(
+                    error is not None and entry in error, f"{label}: lock entry not named: {error}"
+                )
+            runs += 1
+    return runs
+
+
 def checkpoint_scenarios() -> list[Scenario]:
     area = "untrusted checkpoints"
     key = "sanet4_1.f.weight"
@@ -421,6 +499,16 @@ def checkpoint_scenarios() -> list[Scenario]:
                 },
                 f"'{key}' has dtype",
             ),
+        ),
+        Scenario(
+            area,
+            "first fetch, nothing pinned yet, from a mirror folder or over HTTP: the decoder "
+            "truncated to half or by 1000 bytes, another checkpoint in its place, the decoder "
+            "at another width; then the good file; then a wrong one against its new pin",
+            "validated before its sum is recorded: refused as 'not a valid' file, nothing at "
+            "the final path, no lock entry; the good file then installs and is pinned; a "
+            "mismatch with the pin names the lock entry to delete",
+            _first_use_never_pins_a_bad_file,
         ),
         Scenario(
             area,
@@ -539,9 +627,9 @@ def reference_build(root: Path) -> tuple[Path, ScratchPipeline, dict[str, str], 
     return copy, pipeline, artifact_sums(pipeline.artifacts), seconds
 
 
-def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> bool:
+def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[str] | None:
     """Start `doit`; SIGKILL its whole process group `delay_s` after it starts `stage`.
-    Returns whether the build reached the stage."""
+    Returns the stages it started (`stage` last), or None if it never reached `stage`."""
     command, environment = doit_command(config)
     process = subprocess.Popen(
         command,
@@ -554,30 +642,36 @@ def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> bool:
     )
     watchdog = threading.Timer(DOIT_TIMEOUT_S, os.killpg, (process.pid, signal.SIGKILL))
     watchdog.start()
-    reached = False
+    started = []
     try:
         for line in process.stdout:
-            if line.startswith(".  ") and line[3:].strip() == stage:
-                reached = True
-                time.sleep(delay_s)
-                break
+            if line.startswith(".  "):
+                started.append(line[3:].strip())
+                if started[-1] == stage:
+                    time.sleep(delay_s)
+                    break
     finally:
         watchdog.cancel()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
         process.stdout.close()
-    return reached
+    return started if started and started[-1] == stage else None
 
 
 def _killed_inside_every_stage(scratch: Path) -> int:
     _, _, expected, seconds = reference_build(scratch.parent)
     copy, pipeline = tiny_repo(scratch / "killed")
+    killed = None
     for stage in ALL_STAGES:  # a kill halfway through each stage, one build after another
-        reached = kill_inside(copy, pipeline.config_path, stage, seconds.get(stage, 0.2) / 2)
-        expect(reached, f"the build never reached stage {stage}")
+        started = kill_inside(copy, pipeline.config_path, stage, seconds.get(stage, 0.2) / 2)
+        expect(started is not None, f"the build never reached stage {stage}")
+        # Each finished stage was committed: only the stage killed last time may run again.
+        rerun = set(started) - {stage, killed}
+        expect(not rerun, f"killed in {stage}: finished stages ran again: {sorted(rerun)}")
+        killed = stage
     executed = run_doit(copy, pipeline.config_path)
-    expect(bool(executed), "the build after the kills had nothing to do")
+    expect(executed == [killed], f"the build after the kills ran {executed}, not [{killed}]")
     wrong = differences(expected, artifact_sums(pipeline.artifacts))
     expect(not wrong, f"differ from an uninterrupted build: {wrong}")
     expect(not leftovers(pipeline.artifacts), f"left over: {leftovers(pipeline.artifacts)}")
@@ -618,7 +712,9 @@ def build_scenarios() -> list[Scenario]:
             "interrupted builds",
             "`doit` killed with SIGKILL halfway through each stage in turn "
             f"({', '.join(ALL_STAGES)}), then run to the end",
-            "the next `doit` finishes; every artifact is byte-identical to an uninterrupted "
+            "no stage that had finished runs again (each is committed to doit's database as "
+            "it finishes): each build reruns only the stage killed last; the last build runs "
+            "only the stage killed; every artifact is byte-identical to an uninterrupted "
             "build's (timing reports aside); no temporary file is left",
             _killed_inside_every_stage,
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,12 @@ from tests.conftest import (
     TINY,
     ScratchPipeline,
     artifact_sums,
+    doit_command,
     executed_tasks,
     flip_a_byte,
     repo_copy,
     run_doit,
+    run_doit_output,
     tiny_repo,
 )
 
@@ -61,6 +64,32 @@ def test_doit_list_describes_every_stage(scratch_pipeline):
     assert all(len(doc) > 20 for doc in lines.values())
 
 
+def test_pipeline_yaml_and_readme_name_the_stages_that_read_each_section(monkeypatch):
+    # Each stage declares the keys it reads once (tasks/); the comments must say the same.
+    from tasks.graph import load_graph
+
+    monkeypatch.setenv("SANET_PIPELINE", str(ROOT / "pipeline.yaml"))
+    readers: dict[str, set[str]] = {}
+    for name, creator in load_graph().items():
+        if name.startswith("task_"):
+            for key in creator()["meta"]["reads"]:
+                readers.setdefault(key.split(".")[0], set()).add(name.removeprefix("task_"))
+    text = (ROOT / "pipeline.yaml").read_text()
+    stated = {
+        section: {stage.strip() for stage in re.split(r"[;(.]", stages)[0].split(",")}
+        for stages, section in re.findall(r"# Read by: ([^\n]*)\n(?:#[^\n]*\n)*(\w+):", text)
+    }
+    assert stated == readers
+    # The README's stage table too (sections per stage).
+    table = re.findall(r"^\| `(\w+)`[^|]*\|([^|]*)\|", (ROOT / "README.md").read_text(), re.M)
+    listed = {stage: set(re.findall(r"`(\w+)`", cell)) for stage, cell in table}
+    assert listed == {
+        stage: {section for section, stages in readers.items() if stage in stages}
+        for stage in listed
+    }
+    assert set(listed) == {*ALL_STAGES, "release", "bench"}
+
+
 def test_upstream_profile_has_no_fixture_stage(scratch_pipeline):
     scratch_pipeline.config["fetch"]["profile"] = "upstream"
     scratch_pipeline.save()
@@ -96,21 +125,33 @@ def cache_key_of(copy: Path, config_path: Path) -> str:
     ).stdout.strip()
 
 
+def test_cache_key_covers_the_configured_lock_file(scratch_pipeline):
+    scratch_pipeline.config["fetch"]["lock_file"] = "pins.json"
+    scratch_pipeline.save()
+    pins = scratch_pipeline.folder / "pins.json"
+    pins.write_text('{"checkpoints": {}}')
+    before = cache_key_of(ROOT, scratch_pipeline.config_path)
+    pins.write_text('{"checkpoints": {"upstream": {}}}')
+    assert cache_key_of(ROOT, scratch_pipeline.config_path) != before
+
+
 def append_line(path: Path, line: str) -> None:
     path.write_text(path.read_text() + line + "\n")
 
 
 RELEASE_EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 CONVERSION = {"onnx", "tf", "tfstyle", "tfjs", "report", "page"}
+AUDIT = {"SANET_AUDIT": "1"}
 
 
 def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
     """(what is edited, the edit, the exact set of stages that must rerun), applied in order.
 
-    A stage reruns when its settings, code, tool versions or input bytes change, or when its
-    own outputs were changed on disk; what follows it reruns only if its output bytes changed
-    (the stages are deterministic). The page also reruns after any tfjs build: its file_dep
-    tfjs_parity.json stands for the shards, and carries timings.
+    A stage reruns when a pipeline.yaml key it reads, a module its action can import, a
+    script it runs, a tool version or a product of a stage it reads changes, or when its own
+    outputs were changed on disk. What follows it reruns only if the bytes it reads changed
+    (the stages are deterministic): a stage reads another's products through their sums
+    (artifacts/sums/), and the report stage reads the parity reports, which carry timings.
     """
     artifacts = pipeline.artifacts
 
@@ -121,16 +162,29 @@ def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
 
         return edit
 
+    def code(module: str):
+        return lambda: append_line(copy / f"src/sanet_tfjs/{module}.py", "# x")
+
     def lock_bump() -> None:
         lock = copy / "requirements.lock"
         lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
 
+    model_users = {"fixtures", "patch", "onnx", "tf", "tfstyle", "tfjs", "smoke"}
     return [
         ("nothing", lambda: None, set()),
         ("fetch setting", setting("fetch", "read_timeout_s", 30), {"fetch"}),
         ("fetch mirror (where bytes come from)", setting("fetch", "mirror", str(copy)), set()),
         ("onnx setting", setting("onnx", "constant_folding", True), CONVERSION | {"smoke"}),
-        ("parity tolerance", setting("parity", "image_max_abs", 2e-4), CONVERSION),
+        (
+            "image tolerance (onnx, tf)",
+            setting("parity", "image_max_abs", 2e-4),
+            {"onnx", "tf", "report"},
+        ),
+        (
+            "result tolerance (tfstyle, tfjs)",
+            setting("parity", "result_max_abs", 2 / 255),
+            {"tfstyle", "tfjs", "report"},
+        ),
         (
             "tfjs setting",
             setting("tfjs", "shard_bytes", 65536),
@@ -138,19 +192,17 @@ def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
         ),
         ("smoke setting", setting("smoke", "max_abs", 3 / 255), {"smoke"}),
         ("bench setting (bench runs only when asked for)", setting("bench", "runs", 5), set()),
-        ("patch code", lambda: append_line(copy / "src/sanet_tfjs/patch.py", "# x"), {"patch"}),
-        (
-            "TFStyle code",
-            lambda: append_line(copy / "src/sanet_tfjs/tfstyle.py", "# x"),
-            {"tfstyle"},
-        ),
-        (
-            "model code",
-            lambda: append_line(copy / "src/sanet_tfjs/model.py", "# x"),
-            {"fixtures", "patch", "onnx"},
-        ),
+        ("patch code (imported by every stage that loads the model)", code("patch"), model_users),
+        ("TFStyle code", code("tfstyle"), {"tfstyle"}),
+        ("model code", code("model"), model_users),
+        ("report code", code("report"), {"report"}),
         ("page source", lambda: append_line(copy / "web/style.css", "p {}"), {"page", "smoke"}),
-        ("tool version in the lock", lock_bump, {"tfjs", "report", "page"}),
+        (
+            "a script the Node check imports",
+            lambda: append_line(copy / "js/disk_model.mjs", "// x"),
+            {"tfjs"},
+        ),
+        ("tool version in the lock", lock_bump, {"tfjs", "report"}),
         (
             "checkpoint edited on disk",
             lambda: flip_a_byte(artifacts / "checkpoints" / "decoder_iter_500000.pth"),
@@ -174,7 +226,7 @@ def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
         (
             "weight shard edited on disk",
             lambda: flip_a_byte(sorted((artifacts / "tfjs").glob("*.bin"))[0]),
-            {"tfjs", "report", "page"},
+            {"tfjs", "report"},
         ),
         ("site file removed", lambda: (artifacts / "site" / "style.css").unlink(), {"page"}),
         (
@@ -182,21 +234,68 @@ def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
             lambda: (artifacts / "site" / "stray.js").write_text("alert(1)"),
             {"page"},
         ),
+        (
+            "sums file edited on disk",
+            lambda: append_line(artifacts / "sums" / "tf.sha256", "x"),
+            {"tf"},
+        ),
         ("fixture seed (new checkpoint bytes)", setting("fixture", "seed", 2020), set(ALL_STAGES)),
         ("model width", setting("model", "width_divisor", 16), set(ALL_STAGES)),
     ]
 
 
+def stages_out_of_date(copy: Path, config_path: Path) -> set[str]:
+    """The stages `doit list --status` marks to run (R), release and bench aside."""
+    output = run_doit_output(copy, config_path, "list", "--status")
+    marked = {line.split()[1] for line in output.splitlines() if line.startswith("R ")}
+    return marked & set(ALL_STAGES)
+
+
+def stage_code(copy: Path, config_path: Path) -> dict[str, set[str]]:
+    """Each stage's code inputs as the graph derives them (`doit info` lists file_dep)."""
+    code = {}
+    for stage in ALL_STAGES:
+        output = run_doit_output(copy, config_path, "info", stage)
+        code[stage] = {
+            line.split("src/sanet_tfjs/")[1].strip()
+            for line in output.splitlines()
+            if "src/sanet_tfjs/" in line and line.strip().startswith("- ")
+        }
+    return code
+
+
+def check_each_module_marks_exactly_its_importers(copy: Path, config_path: Path) -> list[str]:
+    """Edit every module of the package in turn: exactly the stages whose derived import
+    closure holds it are out of date. Returns what went wrong."""
+    code = stage_code(copy, config_path)
+    assert code["tf"] >= {"tf_convert.py", "onnx_tf_compat.py", "parity.py", "model.py"}
+    wrong = []
+    for module in sorted((copy / "src" / "sanet_tfjs").glob("*.py")):
+        original = module.read_bytes()
+        module.write_bytes(original + b"# edited\n")
+        try:
+            marked = stages_out_of_date(copy, config_path)
+        finally:
+            module.write_bytes(original)
+        expected = {stage for stage, files in code.items() if module.name in files}
+        if marked != expected:
+            wrong.append(f"{module.name}: marks {sorted(marked)}, imported by {sorted(expected)}")
+    return wrong
+
+
 def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path):
     copy, pipeline = tiny_repo(tmp_path / "repo")
-    assert set(run_doit(copy, pipeline.config_path)) == set(ALL_STAGES)
+    # The first build runs under the read audit: no stage touches a file it does not declare.
+    assert set(run_doit(copy, pipeline.config_path, env=AUDIT)) == set(ALL_STAGES)
     summary = json.loads((pipeline.artifacts / "patched" / "patch.json").read_text())
     assert summary["width_divisor"] == 8
     assert summary["dropped_vgg_tensors"][0] == "45.weight"
     lock = json.loads((copy / "checkpoints.lock.json").read_text())
     assert set(lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]) == set(CHECKPOINT_FILES)
 
-    wrong = []
+    wrong = check_each_module_marks_exactly_its_importers(copy, pipeline.config_path)
+    assert run_doit(copy, pipeline.config_path) == []  # the edits were undone
+
     for label, edit, expected in invalidation_matrix(copy, pipeline):
         edit()
         before = artifact_sums(pipeline.artifacts)
@@ -215,6 +314,26 @@ def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path):
     assert not (pipeline.artifacts / "site" / "stray.js").exists()
     shards = json.loads((pipeline.artifacts / "tfjs" / "model.json").read_text())
     assert len(shards["weightsManifest"][0]["paths"]) > 1  # the 64 KiB shard setting held
+
+    # The audit catches the next undeclared input: the report stage made to read a file it
+    # does not declare fails, naming it, and runs again once the read is gone.
+    report_code = copy / "src/sanet_tfjs/report.py"
+    original = report_code.read_text()
+    report_code.write_text(
+        original + "from .repo import ROOT  # noqa: E402\n"
+        'UNDECLARED = (ROOT / "requirements.lock").read_text()\n'
+    )
+    command, environment = doit_command(pipeline.config_path, "report", env=AUDIT)
+    failed = subprocess.run(
+        command, cwd=copy, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert failed.returncode != 0
+    assert (
+        "report touched 1 file(s) it does not declare: requirements.lock"
+        in failed.stdout + failed.stderr
+    )
+    report_code.write_text(original)
+    assert run_doit(copy, pipeline.config_path, "report", env=AUDIT) == ["report"]
 
 
 @pytest.mark.parametrize(

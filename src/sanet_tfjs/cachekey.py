@@ -13,6 +13,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+from sanet_tfjs.config import load_config
 from sanet_tfjs.repo import ROOT
 
 INPUT_FILES = ("dodo.py", "requirements.lock", "package-lock.json")
@@ -28,7 +29,7 @@ def key_inputs(config_path: Path) -> list[Path]:
             if path.is_file() and "__pycache__" not in path.parts
         ]  # fmt: skip
     files.append(config_path)
-    lock = config_path.parent / "checkpoints.lock.json"
+    lock = config_path.parent / load_config(config_path).fetch.lock_file
     if lock.exists():
         files.append(lock)
     return sorted(set(files))

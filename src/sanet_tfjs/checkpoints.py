@@ -76,8 +76,13 @@ def state_dict_problems(
 
 def load_checkpoint(path: Path, width_divisor: int = 1) -> dict[str, torch.Tensor]:
     """Load the upstream checkpoint at `path` (named as upstream) and validate every tensor."""
+    return validate_checkpoint(Path(path), Path(path).name, width_divisor)
+
+
+def validate_checkpoint(path: Path, name: str, width_divisor: int) -> dict[str, torch.Tensor]:
+    """Load `path` as the upstream checkpoint `name` and validate every tensor; return it."""
     path = Path(path)
-    expected = checkpoint_tensors(path.name, width_divisor)
+    expected = checkpoint_tensors(name, width_divisor)
     state = load_state_dict(path)
     problems = state_dict_problems(state, expected)
     if problems:

@@ -75,6 +75,9 @@ class FetchSettings:
     progress: bool = True
 
 
+Validator = Callable[[Path, str], None]  # (downloaded file, checkpoint name); raises if bad
+
+
 @dataclass(frozen=True)
 class FetchResult:
     name: str
@@ -121,8 +124,16 @@ def _check_magic(path: Path) -> None:
 class CheckpointFetcher:
     """Downloads checkpoints over one HTTP session with the configured timeouts and retries."""
 
-    def __init__(self, settings: FetchSettings, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings,
+        session: requests.Session | None = None,
+        validate: Validator | None = None,
+    ) -> None:
         self.settings = settings
+        # Trust on first use must not pin a corrupt file: with no sum to check against, the
+        # bytes are first validated as the checkpoint they claim to be.
+        self.validate = validate
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "sanet-tfjs-pipeline")
 
@@ -150,6 +161,16 @@ class CheckpointFetcher:
                 failures.append(f"  - {source}: {exc}")
                 continue
             actual = sha256_file(part)
+            if not expected_sha256 and self.validate is not None:
+                try:
+                    self.validate(part, name)
+                except PipelineError as exc:
+                    part.unlink(missing_ok=True)
+                    failures.append(
+                        f"  - {source} ({url}): not a valid {name}, so neither installed nor "
+                        f"recorded in the lock: {exc}"
+                    )
+                    continue
             if expected_sha256 and actual != expected_sha256:
                 part.unlink(missing_ok=True)
                 raise ChecksumMismatch(
@@ -157,8 +178,8 @@ class CheckpointFetcher:
                     f"  expected {expected_sha256} (from the lock file)\n"
                     f"  actual   {actual}\n"
                     f"Nothing was installed. If the source is right and upstream changed the "
-                    f"file, delete its entry from the lock file to accept the new sum; "
-                    f"otherwise use a trusted mirror."
+                    f"file, delete its entry from the lock file to accept the new sum "
+                    f"(the entry is named below); otherwise use a trusted mirror."
                 )
             size = part.stat().st_size
             fsync_file(part)
@@ -335,6 +356,10 @@ class ChecksumLock:
             ) from None
         return cls(path, entries)
 
+    def describe_entry(self, key: str, name: str) -> str:
+        """Where the entry for `name` is, for a message whose remedy is to delete it."""
+        return f'the lock entry: {self.path}, "checkpoints" -> "{key}" -> "{name}"'
+
     def expected(self, key: str, name: str) -> str | None:
         return self.entries.get(key, {}).get(name, {}).get("sha256")
 
@@ -371,7 +396,12 @@ def fetch_checkpoints(
     results = {}
     for name in CHECKPOINT_FILES:
         sources = sources_for(links[name], mirror)
-        result = fetcher.fetch(name, Path(dest_dir) / name, sources, lock.expected(lock_key, name))
+        try:
+            result = fetcher.fetch(
+                name, Path(dest_dir) / name, sources, lock.expected(lock_key, name)
+            )
+        except ChecksumMismatch as exc:
+            raise ChecksumMismatch(f"{exc}\n  {lock.describe_entry(lock_key, name)}") from None
         if lock.record(lock_key, result):
             lock.write()
             print(
@@ -383,11 +413,24 @@ def fetch_checkpoints(
     return results
 
 
+def checkpoint_validator(width_divisor: int) -> Validator:
+    """Loads a downloaded file safely and checks every tensor against the architecture
+    (sanet_tfjs.checkpoints); raises a PipelineError naming what is wrong."""
+
+    def validate(path: Path, name: str) -> None:
+        from .checkpoints import validate_checkpoint  # torch: only when a file is new
+
+        validate_checkpoint(path, name, width_divisor)
+
+    return validate
+
+
 def run_fetch_stage(
     key: str,
     out_dir: str,
     lock_path: str,
     fixture_dir: str | None,
+    width_divisor: int,
     mirror_override: str = "",
     **fetch: Any,
 ) -> dict[str, str]:
@@ -407,7 +450,7 @@ def run_fetch_stage(
         backoff_s=section.backoff_s,
         yandex_api=section.yandex_api,
     )
-    fetcher = CheckpointFetcher(settings)
+    fetcher = CheckpointFetcher(settings, validate=checkpoint_validator(width_divisor))
     lock = ChecksumLock.read(Path(lock_path))
     if fixture_dir is not None:
         from .server import serve_directory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .files import write_json
+from .files import atomic_output, write_json
 
 
 def _rows(stage_report: dict) -> list[dict]:
@@ -56,5 +56,6 @@ def run_report_stage(stage_reports: dict[str, str], out_json: str, out_table: st
     table = format_table(report)
     print(table)
     write_json(Path(out_json), report)
-    Path(out_table).write_text(table + "\n")
+    with atomic_output(Path(out_table)) as staged:
+        staged.write_text(table + "\n")
     return {"passed": report["passed"]}
