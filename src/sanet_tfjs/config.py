@@ -1,8 +1,8 @@
 """pipeline.yaml: the one place for settings, validated on load.
 
-Each stage reads only its own section (`section()`), and its doit task depends on exactly that
-section, so editing one section reruns only the stages that read it. An invalid file stops
-everything with one message that names every bad key path; nothing is built.
+Each stage declares the keys it reads (tasks/), is handed their values, and its doit task
+depends on exactly those values, so editing a key reruns only the stages that read it. An
+invalid file stops everything with one message that names every bad key path; nothing is built.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class PipelineConfig(Section):
     bench: BenchSection = BenchSection()
 
     def section(self, name: str) -> dict[str, Any]:
-        """A section as plain JSON data: what a stage reads and what doit watches."""
+        """A section as plain JSON data (the values handed to stages and watched by doit)."""
         return getattr(self, name).model_dump(mode="json")
 
 
