@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sanet_tfjs.architecture import PATCHED_PARTS as PARTS
+
 SUMS_DIR = "sums"
 
 
@@ -29,8 +31,6 @@ def sums_file(stage: str) -> str:
     """The sums of a stage's products, under artifacts/."""
     return f"{SUMS_DIR}/{stage}.sha256"
 
-
-PARTS = ("encoder", "transform", "decoder")
 
 OUTPUTS: dict[str, StageOutputs] = {
     "fixtures": StageOutputs("fixtures", products=("fixtures",)),

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .architecture import PATCHED_PARTS
 from .files import atomic_output, write_json
 from .parity import PartsBackend, compare_parts, enforce_parts
 from .patch import load_patched_model
@@ -82,7 +83,7 @@ def onnxruntime_backend(onnx_dir: Path) -> PartsBackend:
         name: ort.InferenceSession(
             str(Path(onnx_dir) / f"{name}.onnx"), options, providers=["CPUExecutionProvider"]
         )
-        for name in ("encoder", "transform", "decoder")
+        for name in PATCHED_PARTS
     }
 
     def encode(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

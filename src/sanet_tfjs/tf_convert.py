@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .architecture import PATCHED_PARTS as PARTS
 from .errors import PipelineError
 from .files import atomic_output, write_json
 from .onnx_export import FEATURE_INPUTS
 from .parity import PartsBackend, compare_parts, enforce_parts
 from .patch import load_patched_model
-
-PARTS = ("encoder", "transform", "decoder")
 
 
 class UnsupportedOnnxOp(PipelineError):

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .architecture import PATCHED_PARTS as PARTS
 from .errors import PipelineError
 from .files import atomic_output, write_json
 from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
 from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE
 from .tf_convert import fix_fingerprint_uuid
-
-PARTS = ("encoder", "transform", "decoder")
 
 
 def build_module(tf_dir: Path):
