@@ -20,7 +20,7 @@ SUMS_DIR = "sums"
 class StageOutputs:
     folder: str | None  # the folder the stage writes (its `out_dir`), if it has one
     products: tuple[str, ...]  # paths under artifacts/, files or folders
-    reports: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()  # a checking stage's parity report first
 
     @property
     def all(self) -> tuple[str, ...]:
@@ -35,7 +35,11 @@ def sums_file(stage: str) -> str:
 OUTPUTS: dict[str, StageOutputs] = {
     "fixtures": StageOutputs("fixtures", products=("fixtures",)),
     "fetch": StageOutputs("checkpoints", products=("checkpoints",)),
-    "patch": StageOutputs("patched", products=("patched",)),
+    "patch": StageOutputs(
+        "patched",
+        products=tuple(f"patched/{part}.pt" for part in PARTS),
+        reports=("patched/parity.json", "patched/patch.json"),
+    ),
     "onnx": StageOutputs(
         "onnx", products=tuple(f"onnx/{part}.onnx" for part in PARTS), reports=("onnx/parity.json",)
     ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import Pipeline, stage
 
-CHECKED_STAGES = ("onnx", "tf", "tfstyle", "tfjs")  # each writes one parity report
+CHECKED_STAGES = ("patch", "onnx", "tf", "tfstyle", "tfjs")  # each writes one parity report
 
 
 def stage_parity_files(pipeline: Pipeline) -> dict[str, str]:

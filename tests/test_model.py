@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sanet_tfjs.architecture import RELU5_1_END, used_encoder_keys
+from sanet_tfjs.folds import folded_model
 from sanet_tfjs.model import ATTENTION_CHUNKS, PatchedSANet, SANet
 from sanet_tfjs.patch import model_from_states
 from tests.conftest import TINY, painting, photo
@@ -111,3 +112,38 @@ def test_the_page_memory_guard_knows_the_slices():
     """web/app.js models the attention's memory with the same number of slices."""
     app = (Path(__file__).parents[1] / "web" / "app.js").read_text()
     assert f"const ATTENTION_SLICES = {ATTENTION_CHUNKS};" in app
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("content_hw", "style_hw"), [((64, 64), (64, 64)), ((97, 131), (80, 48))])
+def test_folded_model_computes_the_same_with_fewer_parameters(tiny_states, content_hw, style_hw):
+    model = model_from_states(tiny_states, TINY)
+    folded = folded_model(model, TINY)
+    channels = 512 // TINY
+    # per SANet block: f, g, h, out_conv (4c^2 + 4c) -> key, key_bias, value, out_bias
+    # (2c^2 + 2c); the encoder's 1x1 input convolution (12) disappears into the next one.
+    assert _parameters(model) - _parameters(folded) == 2 * (2 * channels**2 + 2 * channels) + 12
+    assert "0.weight" not in folded.encoder.state_dict()
+    content, style = photo(*content_hw), painting(5, *style_hw)
+    with torch.no_grad():  # the unfolded model is upstream's function (tests above)
+        expected, actual = model(content, style), folded(content, style)
+        c4, c5 = model.encoder(content)
+        s4, s5 = model.encoder(style)
+        features = model.transform(c4, s4, c5, s5)
+        folded_c4, folded_c5 = folded.encoder(content)
+        folded_features = folded.transform(c4, s4, c5, s5)
+        twice = (model.stylize(content, style, 2), folded.stylize(content, style, 2))
+    assert float((actual - expected).abs().max()) <= 1e-5
+    assert float((folded_c4 - c4).norm() / c4.norm()) <= 1e-6
+    assert float((folded_c5 - c5).norm() / c5.norm()) <= 1e-6
+    assert float((folded_features - features).norm() / features.norm()) <= 1e-6
+    assert float((twice[0] - twice[1]).abs().max()) <= 1e-4
+
+
+def test_folds_bring_the_full_model_under_20_million_parameters(full_states):
+    model = model_from_states(full_states, 1)
+    assert _parameters(model) == 20_911_247
+    assert _parameters(folded_model(model, 1)) == 19_860_611

@@ -15,9 +15,8 @@ DECODER_FILE = "decoder_iter_500000.pth"
 TRANSFORM_FILE = "transformer_iter_500000.pth"
 CHECKPOINT_FILES = (VGG_FILE, DECODER_FILE, TRANSFORM_FILE)
 
-# What the `patch` stage writes: the three parts of the patched model, and a summary.
+# The three parts of the patched model (the `patch` stage writes one state dict each).
 PATCHED_PARTS = ("encoder", "transform", "decoder")
-PATCHED_FILES = tuple(f"{part}.pt" for part in PATCHED_PARTS) + ("patch.json",)
 
 # Modules [0, RELU4_1_END) of the VGG produce relu4_1, [RELU4_1_END, RELU5_1_END) relu5_1.
 RELU4_1_END = 31

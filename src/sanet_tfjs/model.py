@@ -58,10 +58,14 @@ def _modules(layers: tuple[Layer, ...], width_divisor: int) -> list[nn.Module]:
 
 
 class Encoder(nn.Sequential):
-    """VGG-19 modules 0..43 (through relu5_1); state-dict keys as upstream (`0.weight` ...)."""
+    """VGG-19 modules 0..43 (through relu5_1); state-dict keys as upstream (`0.weight` ...).
+    Folded (sanet_tfjs.folds): module 0, the 1x1 input convolution, lives in module 2."""
 
-    def __init__(self, width_divisor: int = 1) -> None:
-        super().__init__(*_modules(VGG_LAYERS[:RELU5_1_END], width_divisor))
+    def __init__(self, width_divisor: int = 1, folded: bool = False) -> None:
+        modules = _modules(VGG_LAYERS[:RELU5_1_END], width_divisor)
+        if folded:
+            modules[0] = nn.Identity()
+        super().__init__(*modules)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = image
@@ -114,15 +118,48 @@ class SANet(nn.Module):
         return self.out_conv(out) + content
 
 
-class Transform(nn.Module):
-    """Two SANet blocks (relu4_1, relu5_1) merged by a 3x3 conv; keys as upstream."""
+class FoldedSANet(nn.Module):
+    """SANet with its four 1x1 convolutions folded into two (sanet_tfjs.folds): the same
+    attention and output up to float rounding, half the parameters, and no convolution on
+    the content side."""
 
-    def __init__(self, width_divisor: int = 1) -> None:
+    def __init__(self, channels: int, chunks: int = 1) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.key = nn.Conv2d(channels, channels, 1, bias=False)  # Wf^T Wg
+        self.key_bias = nn.Conv2d(channels, 1, 1, bias=False)  # bf^T Wg
+        self.value = nn.Conv2d(channels, channels, 1, bias=False)  # Wout Wh
+        self.out_bias = nn.Parameter(torch.zeros(channels))  # Wout bh + bout
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        normalised_style = mean_variance_norm(style)
+        keys = torch.flatten(self.key(normalised_style), 2)  # b, c, Ns
+        key_bias = torch.flatten(self.key_bias(normalised_style), 2)  # b, 1, Ns
+        values = torch.flatten(self.value(style), 2)  # b, c, Ns
+        queries = torch.flatten(mean_variance_norm(content), 2).transpose(1, 2)  # b, Nc, c
+        positions = queries.shape[1]
+        parts = []
+        for chunk in range(self.chunks):
+            rows = queries[
+                :, chunk * positions // self.chunks : (chunk + 1) * positions // self.chunks
+            ]
+            attention = torch.softmax(torch.bmm(rows, keys) + key_bias, dim=-1)
+            parts.append(torch.bmm(values, attention.transpose(1, 2)))
+        out = (parts[0] if self.chunks == 1 else torch.cat(parts, 2)).reshape_as(content)
+        return out + self.out_bias.reshape(1, -1, 1, 1) + content
+
+
+class Transform(nn.Module):
+    """Two SANet blocks (relu4_1, relu5_1) merged by a 3x3 conv; keys as upstream (folded:
+    the blocks' keys as sanet_tfjs.folds writes them)."""
+
+    def __init__(self, width_divisor: int = 1, folded: bool = False) -> None:
         super().__init__()
         check_width_divisor(width_divisor)
         channels = scaled(FEATURES, width_divisor)
-        self.sanet4_1 = SANet(channels, ATTENTION_CHUNKS)
-        self.sanet5_1 = SANet(channels)
+        block = FoldedSANet if folded else SANet
+        self.sanet4_1 = block(channels, ATTENTION_CHUNKS)
+        self.sanet5_1 = block(channels)
         self.merge_conv_pad = nn.ReflectionPad2d(1)
         self.merge_conv = nn.Conv2d(channels, channels, 3)
 
@@ -141,12 +178,14 @@ class Transform(nn.Module):
 
 
 class PatchedSANet(nn.Module):
-    """Encoder, transform and decoder, with the product's stylization loop."""
+    """Encoder, transform and decoder, with the product's stylization loop. `folded`: the
+    exact algebraic folds of sanet_tfjs.folds (fewer parameters, same outputs)."""
 
-    def __init__(self, width_divisor: int = 1) -> None:
+    def __init__(self, width_divisor: int = 1, folded: bool = False) -> None:
         super().__init__()
-        self.encoder = Encoder(width_divisor)
-        self.transform = Transform(width_divisor)
+        self.folded = folded
+        self.encoder = Encoder(width_divisor, folded)
+        self.transform = Transform(width_divisor, folded)
         self.decoder = Decoder(width_divisor)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The outputs are what every later stage starts from: the encoder only through relu5_1 (the VGG
 tensors after module 43 are dropped here, never shipped), the transform and the decoder, each
-validated tensor by tensor on the way in.
+validated tensor by tensor on the way in, then folded (sanet_tfjs.folds: 5 % fewer parameters,
+the same outputs up to float rounding, checked here against the upstream layout).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from .architecture import (
 )
 from .checkpoints import CheckpointError, load_checkpoint, load_state_dict, state_dict_problems
 from .files import atomic_output, sha256_file, write_json
+from .folds import folded_model
 from .model import PatchedSANet
+from .parity import PartsBackend, compare_parts, enforce_parts
+
+FLOPS_SIDE = 256  # the photo and style size at which the folds' saving is counted
 
 
 def model_from_states(states: dict[str, dict], width_divisor: int = 1) -> PatchedSANet:
@@ -43,26 +48,66 @@ def model_from_checkpoints(checkpoints_dir: Path, width_divisor: int = 1) -> Pat
 
 
 def load_patched_model(patched_dir: Path, width_divisor: int = 1) -> PatchedSANet:
-    """The patched model from the `patch` stage's outputs (safe load, shapes checked)."""
-    model = PatchedSANet(width_divisor).eval()
-    for part in PATCHED_PARTS:
+    """The patched model from the `patch` stage's outputs (safe load, shapes checked). The
+    `patch` stage writes it folded (sanet_tfjs.folds); an unfolded set (no encoder module 0
+    folded away) loads as the upstream layout."""
+    states = {part: load_state_dict(Path(patched_dir) / f"{part}.pt") for part in PATCHED_PARTS}
+    model = PatchedSANet(width_divisor, folded="0.weight" not in states["encoder"]).eval()
+    for part, state in states.items():
         module = getattr(model, part)
-        path = Path(patched_dir) / f"{part}.pt"
-        state = load_state_dict(path)
         expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
         problems = state_dict_problems(state, expected)
         if problems:
             raise CheckpointError(
-                f"{path} does not match the patched {part}: {problems}; run `doit patch`"
+                f"{Path(patched_dir) / part}.pt does not match the patched {part}: {problems}; "
+                "run `doit patch`"
             )
         module.load_state_dict(state)
     return model
 
 
-def run_patch_stage(checkpoints_dir: Path, out_dir: Path, width_divisor: int) -> dict:
-    """Write encoder.pt, transform.pt, decoder.pt and a patch.json summary into `out_dir`."""
+def torch_backend(model: PatchedSANet) -> PartsBackend:
+    """A PyTorch model as a parity backend (numpy in and out)."""
+
+    def run(function):
+        def call(*arrays):
+            with torch.no_grad():
+                result = function(*(torch.from_numpy(array) for array in arrays))
+            return tuple(t.numpy() for t in result) if isinstance(result, tuple) else result.numpy()
+
+        return call
+
+    return PartsBackend(run(model.encoder), run(model.transform), run(model.decoder))
+
+
+def stylization_flops(model: PatchedSANet, side: int = FLOPS_SIDE) -> int:
+    """Floating-point operations of one stylization (iters 1) of a side x side photo with a
+    side x side style, as torch's FLOP counter counts them (convolutions and products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    content, style = (
+        torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(s)) for s in (0, 1)
+    )
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.stylize(content, style)
+    return counter.get_total_flops()
+
+
+def run_patch_stage(
+    checkpoints_dir: Path,
+    out_dir: Path,
+    width_divisor: int,
+    feature_rel_l2: float,
+    image_max_abs: float,
+) -> dict:
+    """Write the folded encoder.pt, transform.pt, decoder.pt, a patch.json summary, and
+    parity.json: the folded model against the upstream layout (the folds are exact up to
+    float rounding; pipeline.yaml's parity tolerances apply)."""
     checkpoints_dir, out_dir = Path(checkpoints_dir), Path(out_dir)
-    model = model_from_checkpoints(checkpoints_dir, width_divisor)
+    upstream = model_from_checkpoints(checkpoints_dir, width_divisor)
+    model = folded_model(upstream, width_divisor)
+    report = compare_parts(torch_backend(model), upstream)
+    enforce_parts(report, "patch", feature_rel_l2, image_max_abs)
     summary = {
         "width_divisor": width_divisor,
         "parameters": {},
@@ -75,13 +120,27 @@ def run_patch_stage(checkpoints_dir: Path, out_dir: Path, width_divisor: int) ->
             for key in checkpoint_tensors(VGG_FILE, width_divisor)
             if key not in used_encoder_keys(width_divisor)
         ],
+        "folds": {
+            "parameters_before": sum(p.numel() for p in upstream.parameters()),
+            "parameters_after": sum(p.numel() for p in model.parameters()),
+            f"flops_{FLOPS_SIDE}px_before": stylization_flops(upstream),
+            f"flops_{FLOPS_SIDE}px_after": stylization_flops(model),
+        },
     }
-    for part in PATCHED_PARTS:
-        module = getattr(model, part)
-        state = {key: value.contiguous() for key, value in module.state_dict().items()}
-        with atomic_output(out_dir / f"{part}.pt") as staged:
-            torch.save(state, staged)
-        summary["parameters"][part] = sum(value.numel() for value in state.values())
-    summary["parameters"]["total"] = sum(summary["parameters"].values())
-    write_json(out_dir / "patch.json", summary)
+    with atomic_output(out_dir) as staged:
+        staged.mkdir()
+        for part in PATCHED_PARTS:
+            module = getattr(model, part)
+            state = {key: value.contiguous() for key, value in module.state_dict().items()}
+            torch.save(state, staged / f"{part}.pt")
+            summary["parameters"][part] = sum(value.numel() for value in state.values())
+        summary["parameters"]["total"] = sum(summary["parameters"].values())
+        write_json(staged / "patch.json", summary)
+        write_json(staged / "parity.json", report)
+    folds = summary["folds"]
+    print(
+        f"  folds: {folds['parameters_before']:,} -> {folds['parameters_after']:,} parameters; "
+        f"{folds[f'flops_{FLOPS_SIDE}px_before'] / 1e9:.2f} -> "
+        f"{folds[f'flops_{FLOPS_SIDE}px_after'] / 1e9:.2f} GFLOP per {FLOPS_SIDE}-px stylization"
+    )
     return summary
