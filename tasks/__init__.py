@@ -156,9 +156,8 @@ def stage(
     (derived: tasks/closure.py), when a tool in `tools` changed version in a lock file, when
     `watch`'s values or its own arguments changed, when one of its own `checks` says so (each
     an uptodate callable and the files it reads, which may not exist yet and which the stage
-    may write), or when one of its
-    outputs was changed on disk (recorded sums, sanet_tfjs.integrity). `always`: it runs
-    every time it is asked for.
+    may write), or when one of its outputs was changed on disk (recorded sums,
+    sanet_tfjs.integrity). `always`: it runs every time it is asked for.
     """
     reads, unwatched, inputs = tuple(reads), set(unwatched), tuple(inputs)
     settings = {key.rpartition(".")[2]: pipeline.setting(key) for key in reads}
