@@ -49,8 +49,8 @@ def model_from_checkpoints(checkpoints_dir: Path, width_divisor: int = 1) -> Pat
 
 def load_patched_model(patched_dir: Path, width_divisor: int = 1) -> PatchedSANet:
     """The patched model from the `patch` stage's outputs (safe load, shapes checked). The
-    `patch` stage writes it folded (sanet_tfjs.folds); an unfolded set (no encoder module 0
-    folded away) loads as the upstream layout."""
+    `patch` stage writes it folded (sanet_tfjs.folds); a set still holding the encoder's
+    module 0 (`0.weight`) is unfolded and loads in the upstream layout."""
     states = {part: load_state_dict(Path(patched_dir) / f"{part}.pt") for part in PATCHED_PARTS}
     model = PatchedSANet(width_divisor, folded="0.weight" not in states["encoder"]).eval()
     for part, state in states.items():
