@@ -1,6 +1,7 @@
 """Stage `bench` (asked for by name: `doit bench`): every runtime timed on the same images.
 
-Writes artifacts/bench/ (bench.json, bench.md, bench.png). A measurement, not a build product:
+Writes artifacts/bench/ (bench.json, bench.md, bench.png; with the "auto" bundle, its plan:
+quantization.json and the size/quality curve quantization.png). A measurement, not a build product:
 it runs every time it is asked for, after building what it measures (ONNX, TFStyle) if that is
 out of date.
 """
@@ -21,7 +22,13 @@ def task_bench(pipeline: Pipeline) -> dict:
             "onnx_dir": pipeline.folder("onnx"),
             "patched_dir": pipeline.folder("patch"),
         },
-        reads=("model.width_divisor", "fetch.profile", "tfjs.shard_bytes", *each_key("bench")),
+        reads=(
+            "model.width_divisor",
+            "fetch.profile",
+            "tfjs.shard_bytes",
+            "tfjs.fidelity",
+            *each_key("bench"),
+        ),
         inputs=("patch", "onnx", "tfstyle"),
         scripts=("js/bench", "js/sanet.mjs"),
         always=True,

@@ -21,6 +21,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             "model.width_divisor",
             "tfjs.shard_bytes",
             "tfjs.quantization",
+            "tfjs.fidelity",
             "tfjs.optimize",
             "tfjs.max_size_ratio",
             "parity.result_max_abs",

@@ -27,6 +27,7 @@ from sanet_tfjs.tfstyle import run_tfstyle_stage
 ROOT = Path(__file__).resolve().parent.parent
 TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
 ONE_LEVEL = 1 / 255
+FIDELITY = {"psnr_db": 35.0, "ssim": 0.99, "resolution": 64}  # tfjs.fidelity, at tiny sizes
 TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
 DOIT_TIMEOUT_S = 900
 ALL_STAGES = [
@@ -196,7 +197,7 @@ def tiny_build(tmp_path_factory, patched_dir):
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
     run_tfjs_stage(
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL,
+        TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, FIDELITY,
     )  # fmt: skip
     return root
 

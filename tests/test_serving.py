@@ -19,7 +19,7 @@ from sanet_tfjs.stylize import (
 )
 from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR, run_in_node, run_tfjs_stage
 from sanet_tfjs.tfstyle import saved_model_stylize
-from tests.conftest import ONE_LEVEL, TINY
+from tests.conftest import FIDELITY, ONE_LEVEL, TINY
 
 
 @pytest.fixture(scope="module")
@@ -138,17 +138,29 @@ def test_tfjs_and_python_reject_the_same_inputs(tiny_build):
             check_inputs(content_shape, style_shape, iters, max_resolution)
 
 
-def test_float16_bundle_is_half_the_size(tiny_build, patched_dir, tmp_path):
-    report_path = tmp_path / "tfjs16.json"
+@pytest.mark.parametrize("quantization", ["float16", "auto"])
+def test_quantized_bundles_are_measured_not_enforced(
+    tiny_build, patched_dir, tmp_path, quantization
+):
+    report_path = tmp_path / "tfjs.json"
     run_tfjs_stage(
-        str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs16"), str(report_path),
-        TINY, 4 * 1024 * 1024, "float16", True, 1.02, ONE_LEVEL,
+        str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs"), str(report_path),
+        TINY, 4 * 1024 * 1024, quantization, True, 1.02, ONE_LEVEL, FIDELITY,
     )  # fmt: skip
     report = json.loads(report_path.read_text())
-    assert report["quantization"] == "float16"
+    assert report["quantization"] == quantization
     assert report["passed"] is None  # quantized: errors are reported, not enforced
-    assert 0.49 <= report["size"]["ratio"] <= 0.52
     assert report["worst"]["result max_abs"]["value"] < 0.1  # still the same picture
+    if quantization == "float16":
+        assert 0.49 <= report["size"]["ratio"] <= 0.52
+        return
+    plan = report["quantization_plan"]
+    assert plan["chosen"]["psnr_db"] >= FIDELITY["psnr_db"]
+    assert plan["chosen"]["ssim"] >= FIDELITY["ssim"]
+    # the bundle is what the plan chose (plus the small constants it leaves alone)
+    assert report["size"]["weights"] == pytest.approx(plan["chosen"]["bytes"], rel=0.02)
+    assert report["size"]["ratio"] < 0.5
+    assert {layer["dtype"] for layer in plan["layers"]} >= {"uint8"}
 
 
 # Sides from 1 (strips) to 130, dense around the minimum side (16, 17, 18) and its

@@ -40,27 +40,19 @@ import numpy as np
 
 from .errors import PipelineError
 from .files import atomic_output, folder_bytes, write_json
-from .images import load_rgb, sample_photo_path, synthetic_painting
+from .images import bench_images, quality
+from .quantize import FidelityTarget, QuantizationPlan, plot_curve
 from .repo import ROOT
 from .server import serve_directory
 from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
-CONTENT_SIZE = (1024, 1024)  # (width, height) of the content photo: the large case's size
-STYLE_SIDE = 512
 ITERS = 1
 BASELINE_BUNDLE = "float32-converter-graph"  # the graph before tfjs_graph.py's rewrites
 
 
 class BenchError(PipelineError):
     """A runtime failed while being measured."""
-
-
-def bench_images() -> tuple[np.ndarray, np.ndarray]:
-    """The content photo and the style painting every runtime stylizes, HWC float32."""
-    return load_rgb(sample_photo_path(), CONTENT_SIZE), synthetic_painting(
-        7, STYLE_SIDE, STYLE_SIDE
-    )
 
 
 # --- Python runtimes, each in a child process -------------------------------------------
@@ -147,9 +139,15 @@ def measure_python_runtime(runtime: str, job: dict, scratch: Path) -> dict:
 
 
 def build_bundles(
-    saved_model: Path, root: Path, shard_bytes: int, quantizations: list[str], baseline: bool
+    saved_model: Path,
+    root: Path,
+    shard_bytes: int,
+    quantizations: list[str],
+    baseline: bool,
+    plan: QuantizationPlan | None = None,
 ) -> dict[str, Path]:
-    """Every TFJS bundle from one converter run: name -> folder under `root`."""
+    """Every TFJS bundle from one converter run: name -> folder under `root` ("auto" follows
+    `plan`)."""
     from .tfjs_convert import finish_bundle, run_converter
 
     raw = root / "raw"
@@ -162,7 +160,7 @@ def build_bundles(
     bundles = {}
     for name, (quantization, optimize) in settings.items():
         bundles[name] = root / "models" / name
-        finish_bundle(raw, bundles[name], shard_bytes, quantization, optimize)
+        finish_bundle(raw, bundles[name], shard_bytes, quantization, optimize, plan)
     shutil.rmtree(raw)
     return bundles
 
@@ -317,19 +315,6 @@ def measure_in_browser(
 
 
 # --- quality and the report ----------------------------------------------------------------
-
-
-def quality(actual: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """PSNR (dB), SSIM and max abs error of an image in [0, 1] against a reference."""
-    import tensorflow as tf
-
-    a = tf.constant(np.clip(actual, 0, 1)[None], tf.float32)
-    b = tf.constant(np.clip(reference, 0, 1)[None], tf.float32)
-    return {
-        "psnr_db": float(tf.image.psnr(a, b, max_val=1.0)[0]),
-        "ssim": float(tf.image.ssim(a, b, max_val=1.0)[0]),
-        "max_abs": float(np.abs(actual - reference).max()),
-    }
 
 
 def summarize(rows: list[dict]) -> None:
@@ -538,12 +523,21 @@ def run_bench_stage(
     reported_cores: int,
     onnxruntime_web: bool,
     large_resolution: int | None,
+    fidelity: dict,
 ) -> dict:
     from .browser import chromium
     from .stylize import fitted_nchw
 
     started = time.perf_counter()
     content, style = bench_images()
+    quantization_plan = None
+    if "auto" in quantizations:
+        from .patch import load_patched_model
+        from .quantize import plan_quantization
+
+        quantization_plan = plan_quantization(
+            load_patched_model(Path(patched_dir), width_divisor), FidelityTarget(**fidelity)
+        )
     every_resolution = resolutions + ([large_resolution] if large_resolution else [])
     job = {
         "patched_dir": patched_dir,
@@ -582,7 +576,7 @@ def run_bench_stage(
         root.mkdir()
         bundles = build_bundles(
             Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
-            unoptimized_baseline,
+            unoptimized_baseline, quantization_plan,
         )  # fmt: skip
         harness_root(root, Path(onnx_dir))
         inputs: dict = {
@@ -661,6 +655,9 @@ def run_bench_stage(
             f"(the whole tab: JS heaps, wasm memory, workers). {report['note']}\n\n" + table
         )
         plot(report, staged / "bench.png")
+        if quantization_plan is not None:
+            write_json(staged / "quantization.json", quantization_plan.report())
+            plot_curve(quantization_plan, staged / "quantization.png")
     print(table)
     print(f"  benchmark took {report['elapsed_s']:.0f} s; report in {out_dir}/")
     return {"elapsed_s": report["elapsed_s"]}

@@ -100,11 +100,22 @@ class ParitySection(Section):
     result_max_abs: PositiveFloat = 1 / 255  # max abs error of a whole stylization result
 
 
-Quantization = Literal["none", "float16", "uint8"]
+Quantization = Literal["none", "float16", "uint8", "auto"]
+
+Resolution = Annotated[int, Field(ge=17, le=2048)]
+
+
+class FidelitySection(Section):
+    # What `quantization: auto` keeps: PSNR and SSIM of the benchmark's pair at `resolution`
+    # against the float32 model (src/sanet_tfjs/quantize.py).
+    psnr_db: Annotated[float, Field(gt=0)] = 35.0
+    ssim: Annotated[float, Field(gt=0, le=1)] = 0.99
+    resolution: Resolution = 256
 
 
 class TfjsSection(Section):
     quantization: Quantization = "none"
+    fidelity: FidelitySection = FidelitySection()
     optimize: bool = True  # the graph rewrites of tfjs_graph.py; false: the converter's graph
     shard_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     # An unquantized bundle may exceed the float32 parameters by this factor at most
@@ -113,9 +124,6 @@ class TfjsSection(Section):
 
 
 Backend = Literal["webgl", "wasm", "cpu"]
-
-
-Resolution = Annotated[int, Field(ge=17, le=2048)]
 
 
 class SmokeSection(Section):
@@ -138,7 +146,7 @@ class BenchSection(Section):
     ]
     browser_backends: list[Backend] = ["wasm"]
     # TFJS bundles besides the float32 one; each is timed and compared with float32.
-    quantizations: list[Literal["float16", "uint8"]] = ["float16", "uint8"]
+    quantizations: list[Literal["float16", "uint8", "auto"]] = ["float16", "uint8", "auto"]
     # The converter's graph without tfjs_graph.py's rewrites, timed at the first resolution
     # only: the "before" of the speed work.
     unoptimized_baseline: bool = True

@@ -8,11 +8,16 @@ import numpy as np
 from PIL import Image
 
 
-def sample_photo_path() -> Path:
-    """A natural photograph that ships inside matplotlib (Grace Hopper, public domain, US Navy)."""
+def sample_data_path(name: str) -> Path:
+    """An image that ships inside matplotlib's sample data (no download)."""
     import matplotlib.cbook
 
-    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return Path(matplotlib.cbook.get_sample_data(name, asfileobj=False))
+
+
+def sample_photo_path() -> Path:
+    """A natural photograph that ships inside matplotlib (Grace Hopper, public domain, US Navy)."""
+    return sample_data_path("grace_hopper.jpg")
 
 
 def load_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -41,6 +46,31 @@ def synthetic_painting(seed: int, height: int, width: int) -> np.ndarray:
     image = np.stack(channels, axis=-1)
     image = (image - image.min()) / (image.max() - image.min() + 1e-6)
     return image.astype(np.float32)
+
+
+# The benchmark's pair: every runtime stylizes it, and quantization is judged on it.
+BENCH_CONTENT_SIZE = (1024, 1024)  # (width, height) of the photo: the large case's size
+BENCH_STYLE_SIDE = 512
+
+
+def bench_images() -> tuple[np.ndarray, np.ndarray]:
+    """The content photo and the style painting every runtime stylizes, HWC float32."""
+    return load_rgb(sample_photo_path(), BENCH_CONTENT_SIZE), synthetic_painting(
+        7, BENCH_STYLE_SIDE, BENCH_STYLE_SIDE
+    )
+
+
+def quality(actual: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """PSNR (dB), SSIM and max abs error of an image in [0, 1] against a reference."""
+    import tensorflow as tf
+
+    a = tf.constant(np.clip(actual, 0, 1)[None], tf.float32)
+    b = tf.constant(np.clip(reference, 0, 1)[None], tf.float32)
+    return {
+        "psnr_db": float(tf.image.psnr(a, b, max_val=1.0)[0]),
+        "ssim": float(tf.image.ssim(a, b, max_val=1.0)[0]),
+        "max_abs": float(np.abs(actual - reference).max()),
+    }
 
 
 def to_nchw(image: np.ndarray):  # -> torch.Tensor

@@ -26,6 +26,7 @@ from .errors import PipelineError
 from .files import atomic_output, write_json
 from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
+from .quantize import FidelityTarget, QuantizationPlan, bundle_encodings, plan_quantization
 from .repo import ROOT
 from .tfjs_graph import GraphBundle
 from .tfjs_graph import optimize as optimize_graph
@@ -62,25 +63,45 @@ def run_converter(saved_model: Path, out_dir: Path) -> None:
 
 
 def finish_bundle(
-    raw_dir: Path, out_dir: Path, shard_bytes: int, quantization: str, optimize: bool
+    raw_dir: Path,
+    out_dir: Path,
+    shard_bytes: int,
+    quantization: str,
+    optimize: bool,
+    plan: QuantizationPlan | None = None,
 ) -> dict[str, int]:
-    """The converter's bundle, rewritten (if `optimize`) and quantized, into `out_dir`.
+    """The converter's bundle, rewritten (if `optimize`) and quantized, into `out_dir`;
+    quantization "auto" follows `plan` (sanet_tfjs.quantize).
 
     Returns what each graph rewrite changed."""
     bundle = GraphBundle.load(raw_dir)
     rewrites = optimize_graph(bundle, ATTENTION_MATMUL_RANK) if optimize else {}
+    encodings = None
+    if quantization == "auto":
+        if plan is None:
+            raise ConversionError("quantization 'auto' needs a plan (quantize.plan_quantization)")
+        encodings, unmatched = bundle_encodings(bundle.weights, plan)
+        if unmatched:
+            print(f"  auto quantization: {len(unmatched)} tensors match no parameter, kept float32")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    bundle.save(Path(out_dir), shard_bytes, quantization)
+    bundle.save(Path(out_dir), shard_bytes, quantization, encodings)
     normalize_model_json(Path(out_dir) / "model.json")
     return rewrites
 
 
 def convert(
-    saved_model: Path, out_dir: Path, shard_bytes: int, quantization: str, optimize: bool
+    saved_model: Path,
+    out_dir: Path,
+    shard_bytes: int,
+    quantization: str,
+    optimize: bool,
+    plan: QuantizationPlan | None = None,
 ) -> dict[str, int]:
     with tempfile.TemporaryDirectory(prefix="tfjs-raw-") as raw:
         run_converter(saved_model, Path(raw) / "model")
-        return finish_bundle(Path(raw) / "model", out_dir, shard_bytes, quantization, optimize)
+        return finish_bundle(
+            Path(raw) / "model", out_dir, shard_bytes, quantization, optimize, plan
+        )
 
 
 def normalize_model_json(path: Path) -> None:
@@ -166,13 +187,17 @@ def run_tfjs_stage(
     optimize: bool,
     max_size_ratio: float,
     result_max_abs: float,
+    fidelity: dict,
 ) -> dict:
     model = load_patched_model(Path(patched_dir), width_divisor)
     parameters = sum(p.numel() for p in model.parameters())
     unquantized = quantization == "none"
+    plan = None
+    if quantization == "auto":
+        plan = plan_quantization(model, FidelityTarget(**fidelity))
     with atomic_output(Path(out_dir)) as staged:
         rewrites = convert(
-            Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize
+            Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize, plan
         )
         print(f"  graph rewrites: {rewrites or 'none (tfjs.optimize is off)'}")
         size = bundle_bytes(staged)
@@ -192,6 +217,8 @@ def run_tfjs_stage(
         report = compare_in_node(staged, model, result_max_abs if unquantized else None)
         report["size"] = size
         report["quantization"] = quantization
+        if plan is not None:
+            report["quantization_plan"] = plan.report()
         report["graph_rewrites"] = rewrites
     write_json(Path(report_path), report)
     return {"passed": bool(report["passed"])}

@@ -53,7 +53,7 @@ MATMUL_ADJOINTS = {"BatchMatMul": ("adj_x", "adj_y"), "BatchMatMulV2": ("adj_x",
 LOOP_PLUMBING = {"Enter", "Exit", "Identity", "NextIteration", "Switch"}
 
 
-def _quiet_tensorflowjs_import() -> None:
+def quiet_tensorflowjs_import() -> None:
     # tensorflowjs imports tensorflow_decision_forests, which takes any captured stdout (pytest,
     # doit) for a notebook and imports IPython (not installed) to greet it. This turns that off.
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
@@ -76,7 +76,7 @@ class GraphBundle:
 
     @classmethod
     def load(cls, folder: Path) -> GraphBundle:
-        _quiet_tensorflowjs_import()
+        quiet_tensorflowjs_import()
         from tensorflowjs.read_weights import read_weights
 
         model = json.loads((Path(folder) / "model.json").read_text())
@@ -84,27 +84,55 @@ class GraphBundle:
         entries = read_weights(manifest, str(folder), flatten=True)
         return cls(model, {entry["name"]: entry["data"] for entry in entries})
 
-    def save(self, folder: Path, shard_bytes: int, quantization: str = "none") -> None:
-        """model.json and its shards into the existing, empty `folder`."""
-        _quiet_tensorflowjs_import()
+    def save(
+        self,
+        folder: Path,
+        shard_bytes: int,
+        quantization: str = "none",
+        encodings: dict[str, str | dict] | None = None,
+    ) -> None:
+        """model.json and its shards into the existing, empty `folder`.
+
+        `quantization` applies to every float tensor of QUANTIZE_MIN_ELEMENTS or more; for
+        "auto", `encodings` says it per weight: "float16", or a pre-quantized manifest entry
+        (sanet_tfjs.quantize), the others staying float32."""
+        quiet_tensorflowjs_import()
         from tensorflowjs.write_weights import write_weights
 
         if quantization not in QUANTIZATIONS:
             raise GraphRewriteError(
                 f"unknown quantization {quantization!r}: use one of {sorted(QUANTIZATIONS)}"
             )
-        group = [{"name": name, "data": data} for name, data in self.weights.items()]
-        quantized = [
-            glob.escape(name)  # the converter's map takes fnmatch patterns
+        if (quantization == "auto") != (encodings is not None):
+            raise GraphRewriteError("per-weight encodings go with quantization 'auto' only")
+        encodings = encodings or {}
+        group = [
+            encodings[name]
+            if isinstance(encodings.get(name), dict)
+            else {"name": name, "data": data}
+            for name, data in self.weights.items()
+        ]
+        quantizable = [
+            name
             for name, data in self.weights.items()
             if data.dtype == np.float32 and data.size >= QUANTIZE_MIN_ELEMENTS
         ]
+        if quantization == "auto":
+            dtype_map = {"float16": [n for n in quantizable if encodings.get(n) == "float16"]}
+        elif quantization != "none":
+            dtype_map = {quantization: quantizable}
+        else:
+            dtype_map = None
+        if dtype_map is not None:  # the converter's map takes fnmatch patterns
+            dtype_map = {
+                dtype: [glob.escape(n) for n in names] for dtype, names in dtype_map.items()
+            }
         manifest = write_weights(
             [group],
             str(folder),
             shard_size_bytes=shard_bytes,
             write_manifest=False,
-            quantization_dtype_map=None if quantization == "none" else {quantization: quantized},
+            quantization_dtype_map=dtype_map,
         )
         model = dict(self.model, weightsManifest=manifest)
         (Path(folder) / "model.json").write_text(json.dumps(model))
