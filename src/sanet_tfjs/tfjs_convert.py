@@ -2,7 +2,8 @@
 
 `tensorflowjs_converter` freezes the serving signature into model.json plus weight shards.
 The graph is then rewritten for TensorFlow.js's kernels (tfjs_graph.py, `tfjs.optimize`), the
-weights written again with the quantization asked for (`tfjs.quantization`), and model.json
+weights written again with the quantization asked for (`tfjs.quantization`; `auto`: chosen
+per tensor to the `tfjs.fidelity` budget by quantize.py, its plan in the report), and model.json
 written with sorted keys so that the same graph always gives the same bytes.
 TensorFlow.js has no Assert op, so the converter strips the signature's input checks
 (`--strip_debug_ops`); web code validates inputs before calling the model (see js/). The stage
