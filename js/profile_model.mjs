@@ -31,9 +31,9 @@ const side = Number(resolution);
 const content = tf.randomUniform([side, side, 3]);
 const style = tf.randomUniform([side, side, 3]);
 async function once() {
-  const result = await stylize(tf, model, content, style, 1, side);
+  const { result, styleFeatures } = await stylize(tf, model, content, style, 1, side);
   await result.data();
-  result.dispose();
+  tf.dispose([result, styleFeatures]);
 }
 let started = performance.now();
 await once();

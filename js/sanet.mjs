@@ -75,18 +75,40 @@ export async function loadModel(tf, url, options) {
   return model;
 }
 
-// content, style: float32 tensors [H, W, 3] in [0, 1]. Returns the result tensor [H, W, 3].
-export async function stylize(tf, model, content, style, iters, maxResolution) {
+// The model's feed points for the style features of an earlier run (tfjs_graph.py
+// expose_style_features writes them into model.json): {style4_1: node, style5_1: node}.
+function styleFeatureInputs(model) {
+  const inputs = model.metadata && model.metadata.style_feature_inputs;
+  if (!inputs || !inputs.style4_1 || !inputs.style5_1) {
+    throw new Error('this model cannot take style features back: rebuild it (doit tfjs)');
+  }
+  return inputs;
+}
+
+// content, style: float32 tensors [H, W, 3] in [0, 1]. Returns {result, styleFeatures}: the
+// result tensor [H, W, 3], and the style's encoded features {style4_1, style5_1}. Passing
+// those back as `options.styleFeatures` (same style, same maxResolution) skips encoding the
+// style: one encoder pass of the 1 + iters. The caller disposes every tensor returned; given
+// features are returned as they are, not copied.
+export async function stylize(tf, model, content, style, iters, maxResolution, options = {}) {
   checkInputs(content.shape, style.shape, iters, maxResolution);
   shareIdentityOnWasm(tf);
+  const given = options.styleFeatures || null;
   const inputs = {
     content,
     style,
     iters: tf.scalar(iters, 'int32'),
     max_resolution: tf.scalar(maxResolution, 'int32'),
   };
+  if (given) {
+    const feeds = styleFeatureInputs(model);
+    inputs[feeds.style4_1] = given.style4_1;
+    inputs[feeds.style5_1] = given.style5_1;
+  }
   try {
-    return await model.executeAsync(inputs, ['result']);
+    if (given) return { result: await model.executeAsync(inputs, ['result']), styleFeatures: given };
+    const [result, style4_1, style5_1] = await model.executeAsync(inputs, ['result', 'style4_1', 'style5_1']);
+    return { result, styleFeatures: { style4_1, style5_1 } };
   } finally {
     inputs.iters.dispose();
     inputs.max_resolution.dispose();

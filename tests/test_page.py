@@ -113,6 +113,23 @@ def test_two_iterations_offline_once_loaded(page, site, model):
     assert matches_pytorch(page, model) <= TWO_LEVELS
 
 
+def test_the_same_style_again_is_not_encoded_again(page, site, images, model):
+    """Another photo and other iterations with the same style reuse its features; the style
+    scaled to another size, or another style, are encoded again. Each result is PyTorch's."""
+    page.choose("content", site / "examples" / "grace_hopper.jpg")
+    page.choose("style", site / "examples" / "swirls.png")
+    assert page.stylize(1, 96) == "done", page.status()
+    page.choose("content", images / "gray.jpg")
+    assert page.stylize(2, 96) == "done", page.status()
+    assert "same style" in page.status()
+    assert matches_pytorch(page, model) <= TWO_LEVELS
+    assert page.stylize(1, 128) == "done", page.status()
+    page.choose("style", site / "examples" / "waves.png")
+    assert page.stylize(1, 128) == "done", page.status()
+    assert [run["styleReused"] for run in page.stats()["runs"]] == [False, True, False, False]
+    assert matches_pytorch(page, model) <= TWO_LEVELS
+
+
 def test_png_with_alpha_is_composited_over_white(page, site, images):
     page.choose("content", images / "alpha.png")
     page.choose("style", site / "examples" / "swirls.png")

@@ -18,6 +18,7 @@ from sanet_tfjs.stylize import (
     reference_stylize,
 )
 from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR, run_in_node, run_tfjs_stage
+from sanet_tfjs.tfjs_graph import GraphBundle, GraphRewriteError, expose_style_features
 from sanet_tfjs.tfstyle import saved_model_stylize
 from tests.conftest import FIDELITY, ONE_LEVEL, TINY
 
@@ -62,14 +63,14 @@ def test_signature_contract(tiny_build):
         "iters": (tf.int32, []),
         "max_resolution": (tf.int32, []),
     }
-    assert list(signature.structured_outputs) == ["result"]
+    assert list(signature.structured_outputs) == ["result", "style4_1", "style5_1"]
     text = (tiny_build / "tfjs" / "model.json").read_text()
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
     nodes = json.loads(text)["modelTopology"]["node"]
     assert not [n["name"] for n in nodes if UNSTABLE_NODE_ATTR in n.get("attr", {})]
     topology = json.loads(text)["signature"]
     assert {name.split(":")[0] for name in topology["inputs"]} == set(inputs)
-    assert list(topology["outputs"]) == ["result"]
+    assert sorted(topology["outputs"]) == ["result", "style4_1", "style5_1"]
 
 
 def test_saved_model_matches_pytorch_on_any_sizes(tiny_build, model):
@@ -93,6 +94,9 @@ def test_tfjs_matches_pytorch_on_any_sizes(tiny_build, model):
         assert entry["shape"] == list(content.shape)
         expected = reference_stylize(model, content, style, iters, res)
         assert np.abs(entry["result"] - expected).max() <= ONE_LEVEL
+        # again with the first run's style features fed back and a blank style image: the
+        # style's picture still, so the features fed are the ones used
+        assert np.abs(entry["restyled"] - expected).max() <= ONE_LEVEL
 
 
 def test_tfjs_stylizes_a_1024_px_photo_with_a_512_px_style(tiny_build, model):
@@ -114,6 +118,25 @@ def test_bundle_stores_each_weight_once(tiny_build):
     manifest = json.loads((tiny_build / "tfjs" / "model.json").read_text())["weightsManifest"]
     names = [weight["name"] for group in manifest for weight in group["weights"]]
     assert len(names) == len(set(names))
+
+
+def test_bundle_names_where_the_style_features_are_fed(tiny_build):
+    """model.json tells the page where to feed an earlier run's style features: an Identity
+    before each loop variable's Enter; the stage checked the fed-back runs against PyTorch."""
+    model = json.loads((tiny_build / "tfjs" / "model.json").read_text())
+    feeds = model["userDefinedMetadata"]["style_feature_inputs"]
+    assert sorted(feeds) == ["style4_1", "style5_1"]
+    nodes = model["modelTopology"]["node"]
+    for name in feeds.values():
+        (node,) = [n for n in nodes if n["name"] == name]
+        assert node["op"] == "Identity"
+        assert [n["op"] for n in nodes if name in n.get("input", [])] == ["Enter"]
+    report = json.loads((tiny_build / "tfjs.json").read_text())
+    assert report["style_features_fed_back"]["passed"] is True
+    assert all(row["restyled_ms"] > 0 for row in report["pairs"])
+    older = GraphBundle({"signature": {"outputs": {"result": {}}}, "modelTopology": {"node": []}})
+    with pytest.raises(GraphRewriteError, match=r"no output 'style4_1'.*rebuild the tfstyle"):
+        expose_style_features(older)
 
 
 def test_saved_model_rejects_bad_input_clearly(tiny_build):

@@ -219,20 +219,24 @@ def test_quality_measures():
 def test_browser_plan():
     """float32 and the peer at every thread count, the other bundles at the first; the
     converter's graph at the first resolution only; webgl has no threads; the large
-    resolution for wasm float32 and the peer at the most threads."""
+    resolution for wasm float32 and the peer at the most threads; the same style again for
+    float32 and the peer, not at the large resolution."""
     plan = browser_plan(
         ["float32", "float16", BASELINE_BUNDLE], ["wasm", "webgl"], [256, 512], [1, 2], True, 1024
     )
-    assert [(c.name, c.harness, c.bundle, c.threads, c.resolutions) for c in plan] == [
-        ("TF.js wasm float32, 1 thread", "index.html", "float32", 1, [256, 512]),
-        ("TF.js wasm float32, 2 threads", "index.html", "float32", 2, [256, 512, 1024]),
-        ("TF.js wasm float16, 1 thread", "index.html", "float16", 1, [256, 512]),
-        (f"TF.js wasm {BASELINE_BUNDLE}, 1 thread", "index.html", BASELINE_BUNDLE, 1, [256]),
-        ("TF.js webgl float32", "index.html", "float32", None, [256, 512]),
-        ("TF.js webgl float16", "index.html", "float16", None, [256, 512]),
-        (f"TF.js webgl {BASELINE_BUNDLE}", "index.html", BASELINE_BUNDLE, None, [256]),
-        (f"{PEER} wasm, 1 thread", "ort.html", None, 1, [256, 512]),
-        (f"{PEER} wasm, 2 threads", "ort.html", None, 2, [256, 512, 1024]),
+    both = [256, 512]
+    assert [
+        (c.name, c.harness, c.bundle, c.threads, c.resolutions, c.restyle_resolutions) for c in plan
+    ] == [
+        ("TF.js wasm float32, 1 thread", "index.html", "float32", 1, both, both),
+        ("TF.js wasm float32, 2 threads", "index.html", "float32", 2, [256, 512, 1024], both),
+        ("TF.js wasm float16, 1 thread", "index.html", "float16", 1, both, []),
+        (f"TF.js wasm {BASELINE_BUNDLE}, 1 thread", "index.html", BASELINE_BUNDLE, 1, [256], []),
+        ("TF.js webgl float32", "index.html", "float32", None, both, both),
+        ("TF.js webgl float16", "index.html", "float16", None, both, []),
+        (f"TF.js webgl {BASELINE_BUNDLE}", "index.html", BASELINE_BUNDLE, None, [256], []),
+        (f"{PEER} wasm, 1 thread", "ort.html", None, 1, both, both),
+        (f"{PEER} wasm, 2 threads", "ort.html", None, 2, [256, 512, 1024], both),
     ]
 
 
@@ -311,9 +315,20 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         speedup = line["tfjs_speedup_vs_1_thread"]  # none at the large size: no 1-thread run
         assert speedup > 0 if line["resolution"] != 128 else speedup is None
         assert line["peer_page_memory_bytes"] > 0
+    # the same style again: PyTorch, TF.js float32 and the peer, at the two resolutions; the
+    # same picture as the first stylization (the bench times it; no timing is asserted here)
+    again = report["same_style_again"]
+    peers = (f"{PEER} wasm, 1 thread", f"{PEER} wasm, 2 threads")
+    assert sorted((line["runtime"], line["resolution"]) for line in again) == sorted(
+        (name, res) for name in ("PyTorch", float32, float32_2, *peers) for res in (64, 96)
+    )
+    for line in again:
+        assert line["max_abs_vs_first"] <= 1e-6, line
+        assert line["saved"] == pytest.approx(1 - line["again_s"] / line["first_s"])
     table = (out / "bench.md").read_text()
     assert all(f"| {name} |" in table for name in rows)
     assert f"| TF.js / {PEER} |" in table
+    assert "| same style again s |" in table
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the auto bundle: its plan and curve beside the report, its quality measured in TF.js
     plan = json.loads((out / "quantization.json").read_text())

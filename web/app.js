@@ -34,6 +34,9 @@ const images = { content: null, style: null }; // {name, bitmap}
 let model = null;
 let weightBytes = 0; // the model's float32 weights (build.json)
 let busy = false;
+// The style's encoded features from the last run, to stylize again with the same style (any
+// content, iterations) without encoding it again: {style: images.style, shape, features}.
+let styleMemo = null;
 const stats = { backend: null, threads: null, isolated: null, modelLoadMs: null, warmupMs: null, runs: [] };
 // For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
 window.sanet = { stats, phase: 'loading', status: '', lastInputs: null };
@@ -90,6 +93,7 @@ function outOfMemoryMessage(maxResolution, needed) {
 // After a wasm out-of-memory the backend's module is not to be trusted: make a fresh one and
 // load the model into it again (from the browser's cache), so the page stays usable.
 async function restartBackend() {
+  styleMemo = null; // its tensors lived in the old module
   const name = tf.getBackend();
   const engine = tf.engine();
   const { factory, priority } = engine.registryFactory[name];
@@ -145,7 +149,13 @@ async function decode(file) {
   }
 }
 
+function forgetStyle() {
+  if (styleMemo) tf.dispose(styleMemo.features);
+  styleMemo = null;
+}
+
 async function useImage(role, file) {
+  if (role === 'style' && !busy) forgetStyle(); // a run in progress may be using them
   try {
     const bitmap = await decode(file);
     images[role] = { name: file.name, bitmap };
@@ -202,22 +212,34 @@ async function run() {
     style = tf.tidy(() => tf.browser.fromPixels(styleCanvas).toFloat().div(255));
     setStatus(`Stylizing ${contentShape[1]}x${contentShape[0]} with ${iters} iteration(s) on ${stats.backend}…`);
     await tf.nextFrame();
+    // The features depend on the style and its scaled size only.
+    const styleImage = images.style; // the user may choose another while this runs
+    const styleKey = styleShape.join('x');
+    const styleReused = Boolean(styleMemo && styleMemo.style === styleImage && styleMemo.shape === styleKey);
     const started = performance.now();
-    result = await stylize(tf, model, content, style, iters, maxResolution);
+    const out = await stylize(tf, model, content, style, iters, maxResolution, {
+      styleFeatures: styleReused ? styleMemo.features : null,
+    });
+    result = out.result;
+    if (!styleReused) {
+      forgetStyle();
+      styleMemo = { style: styleImage, shape: styleKey, features: out.styleFeatures };
+    }
     const canvas = $('result');
     canvas.width = result.shape[1];
     canvas.height = result.shape[0];
     await tf.browser.toPixels(result, canvas);
     const ms = performance.now() - started;
     const heapBytes = stats.backend === 'wasm' ? tf.backend().wasm.HEAPU8.buffer.byteLength : null;
-    stats.runs.push({ ms, iters, maxResolution, contentShape, styleShape, backend: stats.backend, neededBytes: needed, heapBytes });
+    stats.runs.push({ ms, iters, maxResolution, contentShape, styleShape, styleReused, backend: stats.backend, neededBytes: needed, heapBytes });
     canvas.hidden = false;
     const download = $('download');
     if (download.href) URL.revokeObjectURL(download.href);
     download.href = URL.createObjectURL(await new Promise((done) => canvas.toBlob(done, 'image/png')));
     download.hidden = false;
-    $('elapsed').textContent = `Elapsed: ${(ms / 1000).toFixed(2)} s (${stats.backend})`;
-    setStatus(`Done in ${(ms / 1000).toFixed(2)} s.`, 'done');
+    const reuseNote = styleReused ? ', the style encoded in an earlier run' : '';
+    $('elapsed').textContent = `Elapsed: ${(ms / 1000).toFixed(2)} s (${stats.backend}${reuseNote})`;
+    setStatus(`Done in ${(ms / 1000).toFixed(2)} s${styleReused ? ' (same style: not encoded again)' : ''}.`, 'done');
     window.sanet.phase = 'done';
   } catch (error) {
     if (error instanceof UserError || error instanceof StylizeInputError) {
@@ -415,7 +437,7 @@ async function main() {
   setStatus('Warming up…');
   const warmStarted = performance.now();
   const blank = tf.zeros([WARMUP_SIDE, WARMUP_SIDE, 3]);
-  (await stylize(tf, model, blank, blank, 1, WARMUP_SIDE)).dispose();
+  tf.dispose(await stylize(tf, model, blank, blank, 1, WARMUP_SIDE));
   blank.dispose();
   stats.warmupMs = performance.now() - warmStarted;
   window.sanet.phase = 'ready';

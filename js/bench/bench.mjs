@@ -1,7 +1,7 @@
 // The TensorFlow.js harness page: doit bench (src/sanet_tfjs/bench.py) drives window.bench
 // through Playwright. It times the model the product page uses, through the same js/sanet.mjs
 // call, on inputs fetched from the bench server, and hands back the last result.
-import { fetchFloats, pageMemoryBytes, timeRuns } from './common.mjs';
+import { fetchFloats, report, timeRuns } from './common.mjs';
 import { loadModel, stylize } from './sanet.mjs';
 
 const tf = window.tf;
@@ -35,24 +35,25 @@ window.bench = {
     return { loadMs: performance.now() - started };
   },
   // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
-  async run(spec, iters, maxResolution, warmup, runs) {
+  // With `restyle`, then `runs` more with the style's features from the first runs fed back.
+  async run(spec, iters, maxResolution, warmup, runs, restyle) {
     const content = tf.tensor(await fetchFloats(spec.content.url), spec.content.shape);
     const style = tf.tensor(await fetchFloats(spec.style.url), spec.style.shape);
+    let features = null;
+    const once = async (styleFeatures) => {
+      const out = await stylize(tf, model, content, style, iters, maxResolution, { styleFeatures });
+      const values = await out.result.data(); // waits for the backend to finish
+      out.result.dispose();
+      if (out.styleFeatures !== features) tf.dispose(features);
+      features = out.styleFeatures;
+      return { values, shape: out.result.shape };
+    };
     try {
-      const timed = await timeRuns(
-        async () => {
-          const result = await stylize(tf, model, content, style, iters, maxResolution);
-          const values = await result.data(); // waits for the backend to finish
-          result.dispose();
-          return { values, shape: result.shape };
-        },
-        warmup,
-        runs,
-      );
-      return { ...timed, backendBytes: backendBytes(), pageBytes: await pageMemoryBytes() };
+      const first = await timeRuns(() => once(null), warmup, runs);
+      const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
+      return { ...(await report(first, restyled)), backendBytes: backendBytes() };
     } finally {
-      content.dispose();
-      style.dispose();
+      tf.dispose([content, style, features]);
     }
   },
 };

@@ -25,7 +25,27 @@ export async function timeRuns(once, warmup, runs) {
     const elapsed = performance.now() - started;
     if (i >= warmup) ms.push(elapsed);
   }
-  return { ms, shape: last.shape, result: base64(last.values) };
+  return { ms, last };
+}
+
+// What a harness hands back for one resolution: the first runs' times and last result, and
+// with `restyled` (timeRuns of the same style again, its features kept from the first runs)
+// those times and how far their result is from the first's.
+export async function report(first, restyled) {
+  const out = {
+    ms: first.ms,
+    shape: first.last.shape,
+    result: base64(first.last.values),
+    pageBytes: await pageMemoryBytes(),
+  };
+  if (restyled) {
+    let maxAbs = 0;
+    first.last.values.forEach((value, i) => {
+      maxAbs = Math.max(maxAbs, Math.abs(value - restyled.last.values[i]));
+    });
+    Object.assign(out, { restyledMs: restyled.ms, restyledMaxAbs: maxAbs });
+  }
+  return out;
 }
 
 // The whole page's memory (JS heaps, wasm memories, workers, DOM), as the browser accounts it.

@@ -1,9 +1,10 @@
 // The onnxruntime-web harness page: the benchmark's peer. It runs this pipeline's own three
 // ONNX files (encoder, transform, decoder) with the product's loop (model.stylize_loop: the
-// style encoded once; each pass encodes, transforms, decodes, crops to the content size and
-// clips to [0, 1]) on NCHW inputs that the bench has already scaled to the maximum resolution.
+// style encoded once, or its features kept from an earlier run; each pass encodes, transforms,
+// decodes, crops to the content size and clips to [0, 1]) on NCHW inputs that the bench has
+// already scaled to the maximum resolution.
 import * as ort from './vendor/ort/ort.wasm.min.mjs';
-import { fetchFloats, pageMemoryBytes, timeRuns } from './common.mjs';
+import { fetchFloats, report, timeRuns } from './common.mjs';
 
 const PARTS = ['encoder', 'transform', 'decoder'];
 let sessions = null;
@@ -23,9 +24,13 @@ function cropAndClip(tensor, height, width) {
   return new ort.Tensor('float32', values, [1, channels, height, width]);
 }
 
-async function stylize(content, style, iters) {
-  const [, , height, width] = content.dims;
+async function encodeStyle(style) {
   const { relu4_1: s4, relu5_1: s5 } = await sessions.encoder.run({ image: style });
+  return { s4, s5 };
+}
+
+async function stylize(content, { s4, s5 }, iters) {
+  const [, , height, width] = content.dims;
   let image = content;
   for (let i = 0; i < iters; i++) {
     const { relu4_1: c4, relu5_1: c5 } = await sessions.encoder.run({ image });
@@ -36,10 +41,10 @@ async function stylize(content, style, iters) {
     image = cropAndClip(decoded, height, width);
     [c4, c5, features, decoded].forEach((t) => t.dispose());
   }
-  s4.dispose();
-  s5.dispose();
   return image;
 }
+
+const disposeFeatures = (features) => features && [features.s4, features.s5].forEach((t) => t.dispose());
 
 window.bench = {
   async init(threads) {
@@ -57,19 +62,27 @@ window.bench = {
     }
     return { loadMs: performance.now() - started };
   },
-  // spec: {content, style: {url, shape}} of NCHW float32 inputs, already fitted.
-  async run(spec, iters, warmup, runs) {
+  // spec: {content, style: {url, shape}} of NCHW float32 inputs, already fitted. With
+  // `restyle`, then `runs` more with the style's features from the first runs kept.
+  async run(spec, iters, warmup, runs, restyle) {
     const content = new ort.Tensor('float32', await fetchFloats(spec.content.url), spec.content.shape);
     const style = new ort.Tensor('float32', await fetchFloats(spec.style.url), spec.style.shape);
-    const timed = await timeRuns(
-      async () => {
-        const result = await stylize(content, style, iters);
-        return { values: result.data, shape: result.dims };
-      },
-      warmup,
-      runs,
-    );
-    return { ...timed, backendBytes: null, pageBytes: await pageMemoryBytes() };
+    let features = null;
+    const once = async (given) => {
+      if (!given) {
+        disposeFeatures(features);
+        features = await encodeStyle(style);
+      }
+      const result = await stylize(content, features, iters);
+      return { values: result.data, shape: result.dims };
+    };
+    try {
+      const first = await timeRuns(() => once(null), warmup, runs);
+      const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
+      return { ...(await report(first, restyled)), backendBytes: null };
+    } finally {
+      disposeFeatures(features);
+    }
   },
 };
 window.benchReady = true;

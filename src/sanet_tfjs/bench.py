@@ -59,16 +59,33 @@ class BenchError(PipelineError):
 
 
 def _stylizer(runtime: str, job: dict):
+    """(version, stylize(content, style, res), restyler or None); restyler(style, res) encodes
+    the style now and returns restyle(content): the same style again, not encoded again."""
     from .stylize import reference_stylize, stylize_hwc
 
     if runtime == "pytorch":
         import torch
 
+        from .model import stylize_loop
         from .patch import load_patched_model
+        from .stylize import fitted_nchw
 
         model = load_patched_model(Path(job["patched_dir"]), job["width_divisor"])
-        return f"torch {torch.__version__}, {torch.get_num_threads()} threads", (
-            lambda c, s, res: reference_stylize(model, c, s, ITERS, res)
+
+        def restyler(style, res):
+            with torch.no_grad():
+                features = model.encoder(fitted_nchw(style, res))
+
+            def loop(content_in, style_in, iters):
+                parts = (model.encoder, model.transform, model.decoder)
+                return stylize_loop(*parts, content_in, style_in, iters, features)
+
+            return lambda content: stylize_hwc(loop, content, style, ITERS, res)
+
+        return (
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+            lambda c, s, res: reference_stylize(model, c, s, ITERS, res),
+            restyler,
         )
     if runtime == "onnxruntime":
         import onnxruntime
@@ -76,8 +93,10 @@ def _stylizer(runtime: str, job: dict):
         from .onnx_export import onnxruntime_backend
 
         parts = onnxruntime_backend(Path(job["onnx_dir"]))
-        return f"onnxruntime {onnxruntime.__version__}", (
-            lambda c, s, res: stylize_hwc(parts.stylize, c, s, ITERS, res)
+        return (
+            f"onnxruntime {onnxruntime.__version__}",
+            lambda c, s, res: stylize_hwc(parts.stylize, c, s, ITERS, res),
+            None,
         )
     if runtime == "tensorflow":
         import tensorflow as tf
@@ -85,7 +104,7 @@ def _stylizer(runtime: str, job: dict):
         from .tfstyle import saved_model_stylize
 
         run = saved_model_stylize(Path(job["tfstyle_dir"]) / "saved_model")
-        return f"tensorflow {tf.__version__}", (lambda c, s, res: run(c, s, ITERS, res))
+        return f"tensorflow {tf.__version__}", (lambda c, s, res: run(c, s, ITERS, res)), None
     raise BenchError(f"unknown runtime {runtime!r}")
 
 
@@ -103,7 +122,7 @@ def worker(runtime: str, job_path: Path) -> None:
     job = json.loads(Path(job_path).read_text())
     out = Path(job["out_dir"])
     content, style = np.load(job["content"]), np.load(job["style"])
-    version, stylize = _stylizer(runtime, job)
+    version, stylize, restyler = _stylizer(runtime, job)
     entry: dict = {"version": version, "resolutions": {}}
     for res in job["resolutions"]:
         timings = []
@@ -113,7 +132,16 @@ def worker(runtime: str, job_path: Path) -> None:
             if index >= job["warmup"]:
                 timings.append((time.perf_counter() - started) * 1e3)
         np.save(out / f"{runtime}-{res}.npy", np.asarray(result, np.float32))
-        entry["resolutions"][str(res)] = {"ms": timings, "peak_memory_bytes": peak_rss_bytes()}
+        measured = {"ms": timings, "peak_memory_bytes": peak_rss_bytes()}
+        if restyler is not None and res in job["restyle_resolutions"]:
+            restyle = restyler(style, res)
+            measured["restyled_ms"] = []
+            for _ in range(job["runs"]):
+                started = time.perf_counter()
+                restyled = restyle(content)
+                measured["restyled_ms"].append((time.perf_counter() - started) * 1e3)
+            measured["restyled_max_abs"] = float(np.abs(restyled - result).max())
+        entry["resolutions"][str(res)] = measured
     write_json(out / f"{runtime}.json", entry)
 
 
@@ -181,6 +209,7 @@ class BrowserCase:
     backend: str
     threads: int | None  # wasm threads asked for; None: the backend has none
     resolutions: list[int]
+    restyle_resolutions: list[int]  # where the same style is also timed again, not encoded
 
 
 def harness_root(root: Path, onnx_dir: Path) -> None:
@@ -220,7 +249,8 @@ def browser_plan(
     """Every browser row. The float32 bundle runs at each thread count, the other bundles at
     the first; the converter's graph (slow: the "before") at the first resolution only; the
     peer at each thread count. The `large` resolution is added for float32 and the peer at
-    the most threads (on wasm)."""
+    the most threads (on wasm). float32 and the peer also time the same style again at
+    `resolutions` (quantized bundles run the same kernels)."""
     plan = []
     with_large = resolutions + ([large] if large else [])
     for backend in backends:
@@ -238,14 +268,14 @@ def browser_plan(
                 plan.append(
                     BrowserCase(
                         f"TF.js {backend} {bundle}{_threads_label(count)}", "index.html", bundle,
-                        backend, count, sizes,
+                        backend, count, sizes, resolutions if bundle == "float32" else [],
                     )
                 )  # fmt: skip
     if peer:
         plan += [
             BrowserCase(
                 f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm", count,
-                with_large if count == threads[-1] else resolutions,
+                with_large if count == threads[-1] else resolutions, resolutions,
             )
             for count in threads
         ]  # fmt: skip
@@ -286,16 +316,18 @@ def measure_in_browser(
             )
         entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
         for res in case.resolutions:
+            restyle = res in case.restyle_resolutions
             if tfjs:
                 out = page.evaluate(
-                    "([spec, iters, res, warmup, runs]) => window.bench.run(spec, iters, res, "
-                    "warmup, runs)",
-                    [inputs["original"], ITERS, res, job["warmup"], job["runs"]],
+                    "([spec, iters, res, warmup, runs, restyle]) => window.bench.run(spec, iters, "
+                    "res, warmup, runs, restyle)",
+                    [inputs["original"], ITERS, res, job["warmup"], job["runs"], restyle],
                 )
             else:
                 out = page.evaluate(
-                    "([spec, iters, warmup, runs]) => window.bench.run(spec, iters, warmup, runs)",
-                    [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"]],
+                    "([spec, iters, warmup, runs, restyle]) => window.bench.run(spec, iters, "
+                    "warmup, runs, restyle)",
+                    [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"], restyle],
                 )
             result = np.frombuffer(base64.b64decode(out["result"]), np.float32).copy()
             result = result.reshape(out["shape"])
@@ -307,6 +339,10 @@ def measure_in_browser(
                 "page_memory_bytes": out["pageBytes"],
                 "result": result,
             }
+            if restyle:
+                entry["resolutions"][str(res)].update(
+                    restyled_ms=out["restyledMs"], restyled_max_abs=out["restyledMaxAbs"]
+                )
     except Exception as exc:  # a Playwright error names the failing call; add what we ran
         raise BenchError(f"{case.name} failed: {exc}; {errors}") from exc
     finally:
@@ -328,6 +364,8 @@ def summarize(rows: list[dict]) -> None:
     for row in rows:
         for res, measured in row["resolutions"].items():
             measured["median_ms"] = statistics.median(measured["ms"])
+            if "restyled_ms" in measured:
+                measured["restyled_median_ms"] = statistics.median(measured["restyled_ms"])
             if pytorch and res in pytorch["resolutions"]:
                 reference = pytorch["resolutions"][res]
                 measured["ratio_to_pytorch"] = measured["median_ms"] / reference["median_ms"]
@@ -408,6 +446,41 @@ def format_peer_table(lines: list[dict]) -> str:
             number(line["peer_page_memory_bytes"] and line["peer_page_memory_bytes"] / 1e6, ".0f"),
         ]
         out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def same_style_again(rows: list[dict]) -> list[dict]:
+    """Each runtime that timed it: a first stylization against the same style again (its
+    features kept from the first), the time saved, and how far the results are apart."""
+    lines = []
+    for row in rows:
+        for res, measured in row["resolutions"].items():
+            if "restyled_median_ms" in measured:
+                lines.append(
+                    {
+                        "runtime": row["name"],
+                        "resolution": int(res),
+                        "first_s": measured["median_ms"] / 1e3,
+                        "again_s": measured["restyled_median_ms"] / 1e3,
+                        "saved": 1 - measured["restyled_median_ms"] / measured["median_ms"],
+                        "max_abs_vs_first": measured["restyled_max_abs"],
+                    }
+                )
+    return lines
+
+
+def format_same_style_table(lines: list[dict]) -> str:
+    if not lines:
+        return ""
+    out = [
+        "| runtime | resolution | first s | same style again s | time saved | max abs vs first |",
+        "|---|---|---|---|---|---|",
+    ]
+    for line in lines:
+        out.append(
+            f"| {line['runtime']} | {line['resolution']} | {line['first_s']:.2f} | "
+            f"{line['again_s']:.2f} | {line['saved']:.0%} | {line['max_abs_vs_first']:.2g} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -545,6 +618,7 @@ def run_bench_stage(
         "onnx_dir": onnx_dir,
         "tfstyle_dir": tfstyle_dir,
         "resolutions": every_resolution,
+        "restyle_resolutions": resolutions,
         "warmup": warmup,
         "runs": runs,
     }
@@ -630,6 +704,7 @@ def run_bench_stage(
         },
         "rows": rows,
         "peer_comparison": peer_comparison(rows),
+        "same_style_again": same_style_again(rows),
         "weights": profile,
         "note": WEIGHTS_NOTES[profile],
     }
@@ -640,6 +715,13 @@ def run_bench_stage(
         table += (
             f"\nTF.js (float32 bundle) against {PEER} on the same ONNX files, at equal wasm "
             f"threads (the tabs report {reported_cores} cores):\n\n" + peer_table
+        )
+    same_style_table = format_same_style_table(report["same_style_again"])
+    if same_style_table:
+        table += (
+            "\nThe same style again (another photo, other iterations): the style's features "
+            "kept from the first stylization, not encoded again (medians of "
+            f"{runs} runs each):\n\n" + same_style_table
         )
     with atomic_output(Path(out_dir)) as staged:
         staged.mkdir()

@@ -200,14 +200,15 @@ class PatchedSANet(nn.Module):
         return stylize_loop(self.encoder, self.transform, self.decoder, content, style, iters)
 
 
-def stylize_loop(encode, transform, decode, content, style, iters: int):
+def stylize_loop(encode, transform, decode, content, style, iters: int, style_features=None):
     """The product's loop over any implementation of the three parts (NCHW torch tensors or
     numpy arrays): style encoded once; each pass re-stylizes the previous output, cropped to
-    the content size and clipped to [0, 1]."""
+    the content size and clipped to [0, 1]. `style_features`, encode(style) of an earlier
+    run, skip encoding the style again (`style` is then not read)."""
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     height, width = content.shape[2], content.shape[3]
-    s4, s5 = encode(style)
+    s4, s5 = encode(style) if style_features is None else style_features
     image = content
     for _ in range(iters):
         c4, c5 = encode(image)

@@ -8,7 +8,9 @@ Contract (the serving signature of the TF and TFJS models, see tfstyle.py):
   the relu5_1 map is 1 pixel and the network's reflection padding is undefined;
 - `iters` >= 1: each pass re-stylizes the previous output with the style (encoded once),
   cropped to the scaled content size and clipped to [0, 1];
-- `result`: [H, W, 3] at the content image's original size (bilinear back up if scaled).
+- `result`: [H, W, 3] at the content image's original size (bilinear back up if scaled);
+- `style4_1`, `style5_1`: the style's encoded features ([1, C, h, w], the scaled style), which a
+  TF.js caller may feed back to stylize again with the same style without encoding it again.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from .parity import compare_stylizations, stylization_runs
 from .patch import load_patched_model
 from .quantize import FidelityTarget, QuantizationPlan, bundle_encodings, plan_quantization
 from .repo import ROOT
-from .tfjs_graph import GraphBundle
+from .tfjs_graph import GraphBundle, expose_style_features
 from .tfjs_graph import optimize as optimize_graph
 
 NODE_RUNNER = ROOT / "js" / "run_model.mjs"
@@ -61,6 +61,37 @@ def run_converter(saved_model: Path, out_dir: Path) -> None:
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise ConversionError(f"tensorflowjs_converter failed on {saved_model}:\n{tail}")
+    restore_output_names(saved_model, Path(out_dir) / "model.json")
+
+
+def restore_output_names(saved_model: Path, model_json: Path) -> None:
+    """Key model.json's signature outputs by the SavedModel's output names.
+
+    tensorflowjs_converter finds an output's name by its dtype and static shape
+    (`_find_signature_def_name`), and keys it by its frozen tensor name when another output
+    has the same ones: style4_1 and style5_1 (both [?, ?, ?, ?] float32) came out as
+    "Identity_1:0" and "Identity_2:0". Both sides follow the signature's flat output order:
+    the SavedModel's i-th output is `StatefulPartitionedCall:i`, the frozen graph's is
+    `Identity` (i = 0) or `Identity_i`."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((Path(saved_model) / "saved_model.pb").read_bytes())
+    signature = saved.meta_graphs[0].signature_def["serving_default"]
+    model = json.loads(model_json.read_text())
+    outputs = model["signature"]["outputs"]
+    for key, info in signature.outputs.items():
+        if key in outputs:
+            continue
+        index = int(info.name.rpartition(":")[2])
+        frozen = f"Identity_{index}:0" if index else "Identity:0"
+        if frozen not in outputs:
+            raise ConversionError(
+                f"the converted model has no output {key!r} (looked for {frozen}); its "
+                f"outputs: {sorted(outputs)}"
+            )
+        outputs[key] = outputs.pop(frozen)
+    model_json.write_text(json.dumps(model))
 
 
 def finish_bundle(
@@ -72,11 +103,13 @@ def finish_bundle(
     plan: QuantizationPlan | None = None,
 ) -> dict[str, int]:
     """The converter's bundle, rewritten (if `optimize`) and quantized, into `out_dir`;
-    quantization "auto" follows `plan` (sanet_tfjs.quantize).
+    quantization "auto" follows `plan` (sanet_tfjs.quantize). Always: the style features'
+    feed points named (tfjs_graph.expose_style_features), for the same style again.
 
     Returns what each graph rewrite changed."""
     bundle = GraphBundle.load(raw_dir)
     rewrites = optimize_graph(bundle, ATTENTION_MATMUL_RANK) if optimize else {}
+    expose_style_features(bundle)
     encodings = None
     if quantization == "auto":
         if plan is None:
@@ -133,7 +166,9 @@ def bundle_bytes(model_dir: Path) -> dict[str, int]:
 
 
 def run_in_node(model_dir: Path, cases: list[tuple], backend: str = "wasm") -> dict:
-    """Run (content, style, iters, max_resolution) cases in Node; results and timings."""
+    """Run (content, style, iters, max_resolution) cases in Node (js/run_model.mjs): each
+    case's result, and its result again with the style features of the first run fed back
+    (`restyled`), with timings."""
     if shutil.which("node") is None:
         raise ConversionError("node is not installed; run scripts/setup.sh")
     with tempfile.TemporaryDirectory(prefix="tfjs-cases-") as folder:
@@ -157,8 +192,9 @@ def run_in_node(model_dir: Path, cases: list[tuple], backend: str = "wasm") -> d
         report = json.loads((folder / "results.json").read_text())
         for index, entry in enumerate(report["results"]):
             if "shape" in entry:
-                data = np.fromfile(folder / f"result_{index}.bin", np.float32)
-                entry["result"] = data.reshape(entry["shape"])
+                for key in ("result", "restyled"):
+                    data = np.fromfile(folder / f"{key}_{index}.bin", np.float32)
+                    entry[key] = data.reshape(entry["shape"])
     return report
 
 
@@ -171,9 +207,13 @@ def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dic
             raise ConversionError(f"TensorFlow.js failed on {name}: {entry['error']}")
     results = [entry["result"] for entry in node["results"]]
     report = compare_stylizations("tfjs", runs, results, model, result_max_abs)
+    restyled = [entry["restyled"] for entry in node["results"]]
+    report["style_features_fed_back"] = compare_stylizations(
+        "tfjs, style features fed back", runs, restyled, model, result_max_abs
+    )
     report["backend"] = node["backend"]
     for row, entry in zip(report["pairs"], node["results"], strict=True):
-        row["ms"] = entry["ms"]
+        row["ms"], row["restyled_ms"] = entry["ms"], entry["restyledMs"]
     return report
 
 

@@ -580,6 +580,61 @@ def prune_unreachable(bundle: GraphBundle) -> int:
     return dropped
 
 
+# Signature outputs (tfstyle.py) that a caller may feed back to skip encoding the same style.
+STYLE_FEATURES = ("style4_1", "style5_1")
+STYLE_FEATURE_INPUTS_KEY = "style_feature_inputs"  # in model.json's userDefinedMetadata
+
+
+def _loop_initial_value(nodes: dict[str, dict], output_ref: str) -> dict:
+    """The Enter node that brings the initial value of the loop variable leaving as
+    `output_ref`: up through Identity, Exit and Switch to the variable's Merge."""
+    name = _split_ref(output_ref)[0]
+    for _ in range(len(nodes)):  # bounded: a chain of pass-through nodes, then the Merge
+        node = nodes.get(name)
+        if node is None or node["op"] not in {"Identity", "Exit", "Switch", "Merge"}:
+            break
+        if node["op"] == "Merge":
+            enters = [
+                nodes[_split_ref(ref)[0]]
+                for ref in _data_inputs(node)
+                if nodes[_split_ref(ref)[0]]["op"] == "Enter"
+            ]
+            if len(enters) == 1:
+                return enters[0]
+            break
+        name = _split_ref(_data_inputs(node)[0])[0]
+    raise GraphRewriteError(
+        f"output {output_ref} does not leave the while loop as a loop variable: "
+        "cannot name the place to feed it back"
+    )
+
+
+def expose_style_features(bundle: GraphBundle) -> dict[str, str]:
+    """Name the place where a caller feeds the style features of an earlier run: one Identity
+    node per feature, between the while loop's initial value (empty features) and its Enter.
+    TensorFlow.js accepts any node as a feed, so `executeAsync({..., [name]: features})` runs
+    the loop with the style already encoded (tfstyle.py). Returns signature output -> node
+    name, also written to model.json's userDefinedMetadata for the page."""
+    nodes = {node["name"]: node for node in bundle.nodes}
+    outputs = bundle.model["signature"]["outputs"]
+    exposed = {}
+    for key in STYLE_FEATURES:
+        if key not in outputs:
+            raise GraphRewriteError(
+                f"the signature has no output {key!r}: rebuild the tfstyle stage"
+            )
+        enter = _loop_initial_value(nodes, outputs[key]["name"])
+        name = f"style_features/{key}"
+        bundle.nodes.append(
+            {"name": name, "op": "Identity", "input": [enter["input"][0]],
+             "attr": {"T": {"type": "DT_FLOAT"}}}
+        )  # fmt: skip
+        enter["input"][0] = name
+        exposed[key] = name
+    bundle.model.setdefault("userDefinedMetadata", {})[STYLE_FEATURE_INPUTS_KEY] = exposed
+    return exposed
+
+
 def _counts(bundle: GraphBundle) -> tuple[int, int]:
     return len(bundle.nodes), sum(node["op"] == "Transpose" for node in bundle.nodes)
 

@@ -2,13 +2,16 @@
 
 Signature `serving_default` (the seed's; contract in stylize.py):
     content [H, W, 3] float32, style [h, w, 3] float32, iters int32, max_resolution int32
-    -> result [H, W, 3] float32
+    -> result [H, W, 3] float32, and the style's features style4_1, style5_1 (NCHW)
 
 Each part is called from exactly one place in the graph, so that freezing for TensorFlow.js
 inlines each weight once (two encoder call sites made a 132 MB bundle, see the notes): one
-`tf.while_loop` runs iters + 1 passes over a single encoder call; pass 0 encodes the style and
-keeps its features, passes 1..iters encode the current image and run transform and decoder
-inside a `tf.cond` branch.
+`tf.while_loop` over a single encoder call carries (step, image, style4_1, style5_1). While
+the style features are empty (zero positions, their initial value) a pass encodes the style
+and keeps its features; every other pass encodes the current image and runs transform and
+decoder, iters of them. A caller that feeds the features of an earlier run in place of the
+empty initial value skips the style's encoding: TF.js does, for the same style again
+(tfjs_graph.expose_style_features names the place to feed).
 
 The SavedModel is written by a child Python with PYTHONHASHSEED=0: TensorFlow orders the
 function library it saves by iterating a hash-ordered set, so the same module saved by two
@@ -120,14 +123,18 @@ def build_module(tf_dir: Path):
             transform = self.transform.signatures["serving_default"]
             decode = self.decoder.signatures["serving_default"]
             channels = encode.structured_outputs["relu4_1"].shape[1]
-            empty = tf.zeros([1, channels, 1, 1])
+            # No style features yet: zero positions. A caller that has them (TF.js, the same
+            # style again) feeds them in place of these, and the loop never encodes the style.
+            no_features = tf.zeros([1, channels, 0, 0])
 
             def body(step, image, style4_1, style5_1):
-                features = encode(image=image)
+                encode_style = tf.equal(tf.size(style4_1), 0)
+                source = tf.cond(encode_style, lambda: style_in, lambda: image)
+                features = encode(image=source)
                 relu4_1, relu5_1 = features["relu4_1"], features["relu5_1"]
 
                 def keep_style():
-                    return content_in, relu4_1, relu5_1
+                    return step, image, relu4_1, relu5_1
 
                 def stylize():
                     merged = transform(
@@ -137,21 +144,24 @@ def build_module(tf_dir: Path):
                         style5_1=style5_1,
                     )["features"]
                     out = decode(features=merged)["image"][:, :, :height, :width]
-                    return tf.clip_by_value(out, 0.0, 1.0), style4_1, style5_1
+                    return step + 1, tf.clip_by_value(out, 0.0, 1.0), style4_1, style5_1
 
-                image, style4_1, style5_1 = tf.cond(tf.equal(step, 0), keep_style, stylize)
-                return step + 1, image, style4_1, style5_1
+                return tf.cond(encode_style, keep_style, stylize)
 
             spatial = tf.TensorShape([None, None, None, None])
-            _, image, _, _ = tf.while_loop(
-                lambda step, *_: step <= iters,
+            _, image, style4_1, style5_1 = tf.while_loop(
+                lambda step, *_: step < iters,
                 body,
-                (tf.constant(0), style_in, empty, empty),
+                (tf.constant(0), content_in, no_features, no_features),
                 shape_invariants=(tf.TensorShape([]), spatial, spatial, spatial),
             )
             image = tf.transpose(image, [0, 2, 3, 1])
             result = tf.image.resize(image, tf.shape(content)[:2], method="bilinear")
-            return {"result": tf.reshape(result[0], tf.shape(content))}
+            return {
+                "result": tf.reshape(result[0], tf.shape(content)),
+                "style4_1": style4_1,
+                "style5_1": style5_1,
+            }
 
     return TFStyle()
 
