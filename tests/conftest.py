@@ -27,7 +27,7 @@ from sanet_tfjs.tfstyle import run_tfstyle_stage
 ROOT = Path(__file__).resolve().parent.parent
 TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
 ONE_LEVEL = 1 / 255
-FIDELITY = {"psnr_db": 35.0, "ssim": 0.99, "resolution": 64}  # tfjs.fidelity, at tiny sizes
+FIDELITY = {"psnr_db": 35.0, "ssim": 0.99, "resolutions": [64, 96]}  # tfjs.fidelity, at tiny sizes
 TOLERANCES = {"feature_rel_l2": 1e-5, "image_max_abs": 1e-4}
 DOIT_TIMEOUT_S = 900
 ALL_STAGES = [

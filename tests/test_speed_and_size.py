@@ -12,6 +12,7 @@ from sanet_tfjs.images import quality
 from sanet_tfjs.model import ATTENTION_CHUNKS
 from sanet_tfjs.quantize import (
     FidelityTarget,
+    QuantizationError,
     bundle_encodings,
     choose_point,
     gptq_uint8,
@@ -153,7 +154,7 @@ def test_gptq_keeps_a_layer_output_closer_than_rounding():
 
 
 def test_the_chosen_point_is_the_best_of_the_smallest_that_meet_the_target():
-    target = FidelityTarget(psnr_db=35.0, ssim=0.99, resolution=64)
+    target = FidelityTarget(psnr_db=35.0, ssim=0.99, resolutions=(64,))
     curve = [
         {"bytes": 1000, "psnr_db": None, "ssim": 1.0},
         {"bytes": 500, "psnr_db": 50.0, "ssim": 0.999},
@@ -162,7 +163,9 @@ def test_the_chosen_point_is_the_best_of_the_smallest_that_meet_the_target():
         {"bytes": 250, "psnr_db": 34.0, "ssim": 0.999},  # below the target
     ]
     assert choose_point(curve, target, 1000) == 2
-    assert choose_point(curve, FidelityTarget(60.0, 0.99, 64), 1000) == 0  # only float32
+    assert choose_point(curve, FidelityTarget(60.0, 0.99, (64,)), 1000) == 0  # only float32
+    with pytest.raises(QuantizationError, match="at least one resolution"):
+        FidelityTarget(35.0, 0.99, ())
 
 
 def test_auto_bundle_stores_exactly_the_plans_values(raw_bundle, tiny_model, tmp_path):
@@ -171,6 +174,10 @@ def test_auto_bundle_stores_exactly_the_plans_values(raw_bundle, tiny_model, tmp
     assert len(progress) == 3 and "of float32" in progress[-1]  # one line per phase
     chosen = plan.curve[plan.chosen]
     assert chosen["psnr_db"] >= FIDELITY["psnr_db"] and chosen["ssim"] >= FIDELITY["ssim"]
+    # the target holds at every resolution, and the point's figures are the worst of them
+    assert sorted(chosen["at"]) == ["64", "96"]
+    assert chosen["psnr_db"] == min(m["psnr_db"] for m in chosen["at"].values())
+    assert all(FidelityTarget(**FIDELITY).met_by(m) for m in chosen["at"].values())
     assert plan.curve[0]["bytes"] == plan.float32_bytes
     assert [p["bytes"] for p in plan.curve] == sorted(
         (p["bytes"] for p in plan.curve), reverse=True

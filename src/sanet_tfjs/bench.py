@@ -41,7 +41,7 @@ import numpy as np
 from .errors import PipelineError
 from .files import atomic_output, folder_bytes, write_json
 from .images import bench_images, quality
-from .quantize import FidelityTarget, QuantizationPlan, plot_curve
+from .quantize import FidelityTarget, QuantizationPlan, plan_quantization, plot_curve
 from .repo import ROOT
 from .server import serve_directory
 from .site import copy_vendor_files
@@ -606,7 +606,6 @@ def run_bench_stage(
     quantization_plan = None
     if "auto" in quantizations:
         from .patch import load_patched_model
-        from .quantize import plan_quantization
 
         quantization_plan = plan_quantization(
             load_patched_model(Path(patched_dir), width_divisor), FidelityTarget(**fidelity)

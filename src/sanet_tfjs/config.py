@@ -106,11 +106,11 @@ Resolution = Annotated[int, Field(ge=17, le=2048)]
 
 
 class FidelitySection(Section):
-    # What `quantization: auto` keeps: PSNR and SSIM of the benchmark's pair at `resolution`
-    # against the float32 model (src/sanet_tfjs/quantize.py).
+    # What `quantization: auto` keeps: PSNR and SSIM of the benchmark's pair at each of
+    # `resolutions` against the float32 model (src/sanet_tfjs/quantize.py).
     psnr_db: Annotated[float, Field(gt=0)] = 35.0
     ssim: Annotated[float, Field(gt=0, le=1)] = 0.99
-    resolution: Resolution = 256
+    resolutions: Annotated[list[Resolution], Field(min_length=1)] = [256, 512]
 
 
 class TfjsSection(Section):

@@ -49,11 +49,17 @@ class QuantizationError(PipelineError):
 
 @dataclass(frozen=True)
 class FidelityTarget:
-    """What `auto` must keep, against float32 on the benchmark's pair at `resolution`."""
+    """What `auto` must keep, against float32 on the benchmark's pair, at every one of
+    `resolutions` (the first also ranks the tensors and calibrates GPTQ: the cheapest)."""
 
     psnr_db: float
     ssim: float
-    resolution: int
+    resolutions: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.resolutions:
+            raise QuantizationError("the fidelity target needs at least one resolution")
+        object.__setattr__(self, "resolutions", tuple(self.resolutions))
 
     def met_by(self, measured: dict[str, float]) -> bool:
         return measured["psnr_db"] >= self.psnr_db and measured["ssim"] >= self.ssim
@@ -98,10 +104,12 @@ def uint8_grid(values: np.ndarray) -> tuple[float, float]:
 
 
 def round_to_nearest_uint8(values: np.ndarray) -> EncodedUint8:
-    """What `tfjs.quantization: uint8` does to every tensor."""
-    low, scale = uint8_grid(values)
-    codes = np.clip(np.round((values.astype(np.float64) - low) / scale), 0, 255)
-    return EncodedUint8(codes.astype(np.uint8), low, scale)
+    """What `tfjs.quantization: uint8` does to every tensor (tensorflowjs's own function)."""
+    quiet_tensorflowjs_import()
+    from tensorflowjs.quantization import quantize_weights
+
+    codes, grid = quantize_weights(values, np.uint8)
+    return EncodedUint8(codes, float(grid["min"]), float(grid["scale"]))
 
 
 def gptq_uint8(weight: np.ndarray, hessian: np.ndarray) -> EncodedUint8:
@@ -239,10 +247,11 @@ class QuantizationPlan:
             "target": {
                 "psnr_db": self.target.psnr_db,
                 "ssim": self.target.ssim,
-                "resolution": self.target.resolution,
+                "resolutions": list(self.target.resolutions),
             },
             "measured_on": "the benchmark's pair (bench_images), float32 PyTorch as reference",
             "calibrated_on": "calibration_pairs(): images disjoint from the benchmark's",
+            "alone_measured_at": self.target.resolutions[0],
             "float32_bytes": self.float32_bytes,
             "chosen": point,
             "chosen_fraction": point["bytes"] / self.float32_bytes,
@@ -287,21 +296,21 @@ def _candidates(model, hessians: dict[str, np.ndarray]) -> dict[str, Candidate]:
 
 
 class _Evaluator:
-    """The model with some tensors swapped, measured against its float32 result."""
+    """The model with some tensors swapped, measured against its float32 results."""
 
-    def __init__(self, model, target: FidelityTarget) -> None:
-        from .stylize import reference_stylize
-
+    def __init__(self, model, resolutions: tuple[int, ...]) -> None:
         self.model = model
         self.content, self.style = bench_images()
-        self.resolution = target.resolution
-        self.stylize = lambda: reference_stylize(
-            model, self.content, self.style, 1, self.resolution
-        )
-        self.reference = self.stylize()
+        self.references = {res: self._stylize(res) for res in resolutions}
         self.parameters = dict(model.named_parameters())
 
-    def measure(self, values: dict[str, np.ndarray]) -> dict[str, float]:
+    def _stylize(self, resolution: int) -> np.ndarray:
+        from .stylize import reference_stylize
+
+        return reference_stylize(self.model, self.content, self.style, 1, resolution)
+
+    def measure(self, values: dict[str, np.ndarray], resolution: int) -> dict[str, float]:
+        """PSNR, SSIM, max abs and mean squared error at `resolution`."""
         import torch
 
         saved = {name: self.parameters[name].detach().clone() for name in values}
@@ -309,14 +318,21 @@ class _Evaluator:
             with torch.no_grad():
                 for name, value in values.items():
                     self.parameters[name].copy_(torch.from_numpy(value))
-            result = self.stylize()
+            result = self._stylize(resolution)
         finally:
             with torch.no_grad():
                 for name, value in saved.items():
                     self.parameters[name].copy_(value)
-        measured = quality(result, self.reference)
-        measured["mse"] = float(np.mean((result - self.reference) ** 2))
+        reference = self.references[resolution]
+        measured = quality(result, reference)
+        measured["mse"] = float(np.mean((result - reference) ** 2))
         return measured
+
+    def worst(self, values: dict[str, np.ndarray]) -> tuple[dict[str, float], dict]:
+        """The worst PSNR and SSIM over every resolution, and each one's."""
+        each = {res: self.measure(values, res) for res in self.references}
+        worst = {key: min(m[key] for m in each.values()) for key in ("psnr_db", "ssim")}
+        return worst, each
 
 
 def _greedy_order(steps: list[Step]) -> list[Step]:
@@ -352,20 +368,22 @@ def plan_quantization(
     model, target: FidelityTarget, log: Callable[[str], None] = print
 ) -> QuantizationPlan:
     """Choose float32, float16 or uint8 for every float tensor of `model` (a PatchedSANet),
-    the fewest bytes whose stylization of the benchmark's pair meets `target`."""
+    the fewest bytes whose stylization of the benchmark's pair meets `target` at each of its
+    resolutions. Each tensor is measured alone at the first; each curve point at all."""
     started = time.monotonic()
-    hessians = layer_hessians(model, calibration_pairs(), target.resolution)
+    ranking = target.resolutions[0]
+    hessians = layer_hessians(model, calibration_pairs(), ranking)
     candidates = _candidates(model, hessians)
     del hessians
     log(
         f"  auto quantization: {len(candidates)} tensors encoded (GPTQ on the convolutions) "
         f"in {time.monotonic() - started:.0f} s"
     )
-    evaluate = _Evaluator(model, target)
+    evaluate = _Evaluator(model, target.resolutions)
     steps = []
     for c in candidates.values():
         for dtype in ("float16", "uint8"):
-            c.alone[dtype] = evaluate.measure({c.name: c.value(dtype)})
+            c.alone[dtype] = evaluate.measure({c.name: c.value(dtype)}, ranking)
         half = c.alone["float16"]["mse"]
         steps.append(Step(c.name, "float16", 2 * c.elements, half))
         steps.append(Step(c.name, "uint8", c.elements, max(c.alone["uint8"]["mse"] - half, 0.0)))
@@ -377,7 +395,7 @@ def plan_quantization(
     float32_bytes = sum(DTYPE_BYTES["float32"] * c.elements for c in candidates.values())
     dtypes = {name: "float32" for name in candidates}
     current = float32_bytes
-    curve = [{"bytes": current, "psnr_db": None, "ssim": 1.0, "steps": 0}]
+    curve = [{"bytes": current, "psnr_db": None, "ssim": 1.0, "steps": 0, "at": {}}]
     last_measured = current
     order = _greedy_order(steps)
     for index, step in enumerate(order, start=1):
@@ -385,13 +403,17 @@ def plan_quantization(
         current -= step.bytes_saved
         if last_measured - current < CURVE_STEP_FRACTION * float32_bytes and index < len(order):
             continue
-        measured = evaluate.measure({n: candidates[n].value(d) for n, d in dtypes.items()})
+        worst, each = evaluate.worst({n: candidates[n].value(d) for n, d in dtypes.items()})
         curve.append(
             {
                 "bytes": current,
-                "psnr_db": _finite(measured["psnr_db"]),
-                "ssim": round(measured["ssim"], 5),
+                "psnr_db": _finite(worst["psnr_db"]),
+                "ssim": round(worst["ssim"], 5),
                 "steps": index,
+                "at": {
+                    str(res): {"psnr_db": _finite(m["psnr_db"]), "ssim": round(m["ssim"], 5)}
+                    for res, m in each.items()
+                },
             }
         )
         last_measured = current
@@ -403,7 +425,8 @@ def plan_quantization(
     log(
         f"  auto quantization: {point['bytes'] / 1e6:.2f} MB "
         f"({point['bytes'] / float32_bytes:.1%} of float32), PSNR {point['psnr_db']} dB, "
-        f"SSIM {point['ssim']} at {target.resolution} px; {len(curve)} curve points "
+        f"SSIM {point['ssim']} (the worst at {', '.join(map(str, target.resolutions))} px); "
+        f"{len(curve)} curve points "
         f"({time.monotonic() - started:.0f} s)"
     )
     return QuantizationPlan(target, candidates, choices, curve, chosen, float32_bytes)
@@ -470,13 +493,14 @@ def plot_curve(plan: QuantizationPlan, path: Path) -> None:
 
     points = [p for p in plan.curve if p["psnr_db"] is not None]
     figure, axes = plt.subplots(figsize=(7, 4.2))
-    axes.plot(
-        [100 * p["bytes"] / plan.float32_bytes for p in points],
-        [p["psnr_db"] for p in points],
-        marker="o",
-        markersize=3,
-        label="greedy plan, measured",
-    )
+    for res in plan.target.resolutions:
+        axes.plot(
+            [100 * p["bytes"] / plan.float32_bytes for p in points],
+            [p["at"][str(res)]["psnr_db"] for p in points],
+            marker="o",
+            markersize=3,
+            label=f"greedy plan, measured at {res} px",
+        )
     axes.axhline(plan.target.psnr_db, color="grey", linestyle="--", label="target PSNR")
     chosen = plan.curve[plan.chosen]
     if chosen["psnr_db"] is not None:
@@ -487,11 +511,11 @@ def plot_curve(plan: QuantizationPlan, path: Path) -> None:
             markersize=14,
             color="red",
             linestyle="none",
-            label="chosen",
+            label="chosen (its worst resolution)",
         )
     axes.invert_xaxis()
     axes.set_xlabel("bundle weights, % of float32")
-    axes.set_ylabel(f"PSNR vs float32 at {plan.target.resolution} px (dB)")
+    axes.set_ylabel("PSNR vs float32 (dB)")
     axes.set_title("Automatic quantization: size against fidelity")
     axes.legend(fontsize=8)
     figure.tight_layout()
