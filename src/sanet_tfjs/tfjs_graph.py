@@ -21,8 +21,9 @@ passing one (`clone`, a real copy on wasm). Every weight reached its convolution
 several of them (`bypass_loop_plumbing`, `fold_constant_transposes`), and onnx-tf wraps every
 pad in a `tf.cond` whose predicate freezing made constant (`eliminate_constant_conds`), so
 every padded activation lived until the stylization ended. Wasm heap at 512x512: 3,629 MB
-before these rewrites, 558 MB after (of which 269 MB are the weights and XNNPACK's packed
-copy of them, present after any run).
+before these rewrites, 558 MB after (of which 269 MB are the weights and XNNPACK's packed copy
+of them, present after any run); 628 MB on a second run since the graph also returns the
+style's features (README, "Benchmark").
 
 A bundle is loaded with every weight dequantized to its float value and written again with
 the quantization asked for, so the rewrites and the quantization never depend on each other.
