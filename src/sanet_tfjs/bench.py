@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +76,8 @@ def _stylizer(runtime: str, job: dict):
         def restyler(style, res):
             with torch.no_grad():
                 features = model.encoder(fitted_nchw(style, res))
-
-            def loop(content_in, style_in, iters):
-                parts = (model.encoder, model.transform, model.decoder)
-                return stylize_loop(*parts, content_in, style_in, iters, features)
-
+            parts = (model.encoder, model.transform, model.decoder)
+            loop = partial(stylize_loop, *parts, style_features=features)
             return lambda content: stylize_hwc(loop, content, style, ITERS, res)
 
         return (

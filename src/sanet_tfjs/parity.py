@@ -143,16 +143,30 @@ def stylization_runs() -> list[tuple[str, Array, Array, int, int]]:
     ]
 
 
-def compare_stylizations(
-    stage: str, runs: list[tuple], results: list[Array], model, result_max_abs: float | None
-) -> dict:
-    """Whole-stylization errors against the PyTorch reference. With a tolerance, raise
-    ParityError beyond it; without one (quantized models) the errors are only reported."""
+def reference_results(model, runs: list[tuple]) -> list[Array]:
+    """The PyTorch reference stylization of each (name, content, style, iters, max_res) run."""
     from .stylize import reference_stylize
 
+    return [reference_stylize(model, *run[1:]) for run in runs]
+
+
+def compare_stylizations(
+    stage: str,
+    runs: list[tuple],
+    results: list[Array],
+    model,
+    result_max_abs: float | None,
+    references: list[Array] | None = None,
+) -> dict:
+    """Whole-stylization errors against the PyTorch reference (`references`, computed from
+    `model` when not given). With a tolerance, raise ParityError beyond it; without one
+    (quantized models) the errors are only reported."""
+    if references is None:
+        references = reference_results(model, runs)
     rows = []
-    for (name, content, style, iters, max_resolution), actual in zip(runs, results, strict=True):
-        expected = reference_stylize(model, content, style, iters, max_resolution)
+    for (name, _, _, iters, max_resolution), actual, expected in zip(
+        runs, results, references, strict=True
+    ):
         rows.append(
             {
                 "pair": name,

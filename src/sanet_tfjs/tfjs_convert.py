@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import PipelineError
 from .files import atomic_output, write_json
-from .parity import compare_stylizations, stylization_runs
+from .parity import compare_stylizations, reference_results, stylization_runs
 from .patch import load_patched_model
 from .quantize import FidelityTarget, QuantizationPlan, bundle_encodings, plan_quantization
 from .repo import ROOT
@@ -205,11 +205,12 @@ def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dic
     for (name, *_), entry in zip(runs, node["results"], strict=True):
         if "error" in entry:
             raise ConversionError(f"TensorFlow.js failed on {name}: {entry['error']}")
+    references = reference_results(model, runs)  # one PyTorch run each, for both checks
     results = [entry["result"] for entry in node["results"]]
-    report = compare_stylizations("tfjs", runs, results, model, result_max_abs)
+    report = compare_stylizations("tfjs", runs, results, model, result_max_abs, references)
     restyled = [entry["restyled"] for entry in node["results"]]
     report["style_features_fed_back"] = compare_stylizations(
-        "tfjs, style features fed back", runs, restyled, model, result_max_abs
+        "tfjs, style features fed back", runs, restyled, model, result_max_abs, references
     )
     report["backend"] = node["backend"]
     for row, entry in zip(report["pairs"], node["results"], strict=True):
