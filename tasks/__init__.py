@@ -40,6 +40,7 @@ from sanet_tfjs.config import PipelineConfig, load_config  # noqa: E402
 from sanet_tfjs.errors import PipelineError  # noqa: E402
 from sanet_tfjs.files import atomic_output  # noqa: E402
 from sanet_tfjs.integrity import HashCache, changed_outputs, record_outputs  # noqa: E402
+from sanet_tfjs.logs import quiet_native_logs  # noqa: E402
 from sanet_tfjs.repo import pinned  # noqa: E402
 
 from .closure import python_closure, script_closure  # noqa: E402
@@ -246,7 +247,7 @@ def _action(
         # be bound by TensorFlow's log handler and break logging's shutdown at exit.
         started = time.monotonic()
         auditing = os.environ.get(audit.AUDIT_ENV) == "1"
-        with redirect_stdout(sys.__stdout__), redirect_stderr(sys.__stderr__):
+        with redirect_stdout(sys.__stdout__), redirect_stderr(sys.__stderr__), quiet_native_logs():
             with audit.recording() if auditing else nullcontext() as recorded:
                 try:
                     module = importlib.import_module(f"sanet_tfjs.{module_name}")

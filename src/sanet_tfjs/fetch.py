@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .architecture import CHECKPOINT_FILES
 from .errors import PipelineError
 from .files import CHUNK, fsync_file, sha256_file, write_json
+from .logs import stderr_is_terminal
 
 # What a checkpoint file starts with: torch's zip container, or a legacy protocol-2 pickle.
 CHECKPOINT_MAGICS = (b"PK\x03\x04", b"\x80\x02")
@@ -292,7 +293,8 @@ class CheckpointFetcher:
     def _stream(
         self, response: requests.Response, part: Path, offset: int, total: int | None, name: str
     ) -> None:
-        interactive = sys.stderr.isatty()
+        # A bar on a terminal; in a log, the one line per file that fetch prints anyway.
+        interactive = stderr_is_terminal()
         with (
             open(part, "ab" if offset else "wb") as out,
             tqdm(
@@ -302,8 +304,8 @@ class CheckpointFetcher:
                 unit_scale=True,
                 desc=name,
                 file=sys.stderr,
-                mininterval=0.2 if interactive else 10.0,
-                disable=not self.settings.progress,
+                mininterval=0.2,
+                disable=not (self.settings.progress and interactive),
                 leave=False,
             ) as bar,
         ):

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import PipelineError
 from .images import bench_images, load_rgb, quality, sample_data_path, synthetic_painting
-from .tfjs_graph import QUANTIZE_MIN_ELEMENTS, quiet_tensorflowjs_import
+from .tfjs_graph import QUANTIZE_MIN_ELEMENTS
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "uint8": 1}
 # GPTQ's damping of the Hessian's diagonal (a fraction of its mean), for layers whose inputs
@@ -93,7 +93,6 @@ class EncodedUint8:
 
 def uint8_grid(values: np.ndarray) -> tuple[float, float]:
     """(min, scale) of tensorflowjs's uint8 range for these values (nudged so 0 is a level)."""
-    quiet_tensorflowjs_import()
     from tensorflowjs.quantization import _get_affine_quantization_range
 
     low, high = float(values.min()), float(values.max())
@@ -105,7 +104,6 @@ def uint8_grid(values: np.ndarray) -> tuple[float, float]:
 
 def round_to_nearest_uint8(values: np.ndarray) -> EncodedUint8:
     """What `tfjs.quantization: uint8` does to every tensor (tensorflowjs's own function)."""
-    quiet_tensorflowjs_import()
     from tensorflowjs.quantization import quantize_weights
 
     codes, grid = quantize_weights(values, np.uint8)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import glob
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
@@ -54,12 +53,6 @@ MATMUL_ADJOINTS = {"BatchMatMul": ("adj_x", "adj_y"), "BatchMatMulV2": ("adj_x",
 LOOP_PLUMBING = {"Enter", "Exit", "Identity", "NextIteration", "Switch"}
 
 
-def quiet_tensorflowjs_import() -> None:
-    # tensorflowjs imports tensorflow_decision_forests, which takes any captured stdout (pytest,
-    # doit) for a notebook and imports IPython (not installed) to greet it. This turns that off.
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
-
-
 class GraphRewriteError(PipelineError):
     """A rewrite met a graph it cannot handle safely."""
 
@@ -77,7 +70,6 @@ class GraphBundle:
 
     @classmethod
     def load(cls, folder: Path) -> GraphBundle:
-        quiet_tensorflowjs_import()
         from tensorflowjs.read_weights import read_weights
 
         model = json.loads((Path(folder) / "model.json").read_text())
@@ -97,7 +89,6 @@ class GraphBundle:
         `quantization` applies to every float tensor of QUANTIZE_MIN_ELEMENTS or more; for
         "auto", `encodings` says it per weight: "float16", or a pre-quantized manifest entry
         (sanet_tfjs.quantize), the others staying float32."""
-        quiet_tensorflowjs_import()
         from tensorflowjs.write_weights import write_weights
 
         if quantization not in QUANTIZATIONS:
