@@ -11,6 +11,7 @@ from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan, run_bench_stag
 from sanet_tfjs.images import quality
 from sanet_tfjs.model import ATTENTION_CHUNKS
 from sanet_tfjs.quantize import (
+    CURVE_STEP_FRACTION,
     FidelityTarget,
     QuantizationError,
     bundle_encodings,
@@ -27,6 +28,7 @@ from sanet_tfjs.tfjs_convert import (
 )
 from sanet_tfjs.tfjs_graph import (
     LOOP_PLUMBING,
+    MATMUL_ADJOINTS,
     GraphBundle,
     GraphRewriteError,
     cancel_layout_transposes,
@@ -55,8 +57,21 @@ def test_the_built_graph_has_no_transposed_matmul_operands(tiny_build, raw_bundl
     assert adjoints == ATTENTION_CHUNKS + 1
     built = GraphBundle.load(tiny_build / "tfjs")
     assert matmul_adjoints(built) == 0
-    transposes = [n for n in built.nodes if n["name"].endswith(("/sanet_tfjs_adj_x", "_adj_y"))]
-    assert len(transposes) == adjoints
+    # each flag became a Transpose of the operand (the built graph's names are short)
+    assert (
+        transposed_matmul_operands(built) - transposed_matmul_operands(GraphBundle.load(raw_bundle))
+        == adjoints
+    )
+
+
+def transposed_matmul_operands(bundle: GraphBundle) -> int:
+    op_of = {node["name"]: node["op"] for node in bundle.nodes}
+    return sum(
+        op_of[ref.split(":")[0]] == "Transpose"
+        for node in bundle.nodes
+        if node["op"] in MATMUL_ADJOINTS
+        for ref in node["input"][:2]
+    )
 
 
 def large_weights(bundle: GraphBundle) -> list[bytes]:
@@ -103,6 +118,11 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
         if node["op"] == "Transpose":
             assert node["input"][0] not in rewritten.weights, node["name"]
     assert set(rewritten.weights) <= set(nodes)  # no weight without its Const
+    # every node is named by its position but those the signature names
+    signature = rewritten.model["signature"]
+    named = {spec["name"].split(":")[0] for part in signature.values() for spec in part.values()}
+    assert changes["nodes_renamed"] == len(nodes) - len(named)
+    assert all(len(name) <= 4 for name in set(nodes) - named) and named <= set(nodes)
     with pytest.raises(GraphRewriteError, match="rank >= 2"):
         optimize(rewritten, 1)
 
@@ -156,14 +176,17 @@ def test_gptq_keeps_a_layer_output_closer_than_rounding():
 def test_the_chosen_point_is_the_best_of_the_smallest_that_meet_the_target():
     target = FidelityTarget(psnr_db=35.0, ssim=0.99, resolutions=(64,))
     curve = [
-        {"bytes": 1000, "psnr_db": None, "ssim": 1.0},
-        {"bytes": 500, "psnr_db": 50.0, "ssim": 0.999},
-        {"bytes": 260, "psnr_db": 38.0, "ssim": 0.995},
-        {"bytes": 258, "psnr_db": 36.0, "ssim": 0.995},  # 2 bytes less for 2 dB: not taken
-        {"bytes": 250, "psnr_db": 34.0, "ssim": 0.999},  # below the target
+        {"bytes": 10000, "psnr_db": None, "ssim": 1.0},
+        {"bytes": 5000, "psnr_db": 50.0, "ssim": 0.999},
+        {"bytes": 2600, "psnr_db": 38.0, "ssim": 0.995},
+        {"bytes": 2595, "psnr_db": 36.0, "ssim": 0.995},  # 0.05 % less for 2 dB: not taken
+        {"bytes": 2500, "psnr_db": 34.0, "ssim": 0.999},  # below the target
     ]
-    assert choose_point(curve, target, 1000) == 2
-    assert choose_point(curve, FidelityTarget(60.0, 0.99, (64,)), 1000) == 0  # only float32
+    assert CURVE_STEP_FRACTION * 10000 == 10  # the window the test's figures straddle
+    assert choose_point(curve, target, 10000) == 2
+    curve[3]["bytes"] = 2580  # 0.2 % less: the smallest wins
+    assert choose_point(curve, target, 10000) == 3
+    assert choose_point(curve, FidelityTarget(60.0, 0.99, (64,)), 10000) == 0  # only float32
     with pytest.raises(QuantizationError, match="at least one resolution"):
         FidelityTarget(35.0, 0.99, ())
 
