@@ -41,7 +41,7 @@ GPTQ_DAMPING = 0.01
 GPTQ_BLOCK = 128
 # A curve point is measured when the bytes fell by at least this fraction of the float32
 # total since the last measured one (and at the end): the small tensors' steps are grouped.
-# 0.5 % missed the full-width plan's best point (26.0 % of the weights, where 25.8 % held).
+# At 0.5 % the full-width curve skipped points up to 0.4 % of the weights smaller that met it.
 CURVE_STEP_FRACTION = 0.001
 
 
