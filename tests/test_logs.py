@@ -73,3 +73,18 @@ def test_tensorflow_at_work_prints_no_native_lines() -> None:
         """
     )
     assert stderr.splitlines() == [b"done"], stderr.decode()[-2000:]
+
+
+def test_absl_info_notes_stay_quiet_even_when_a_library_raises_the_verbosity() -> None:
+    # onnx-tf's pooling handler calls absl's set_verbosity(INFO) in the middle of a conversion
+    stderr = _child_stderr(
+        """
+        import logging
+        from absl import logging as absl_logging
+        logging.basicConfig()
+        absl_logging.set_verbosity(absl_logging.INFO)
+        absl_logging.info("Writing fingerprint")
+        absl_logging.warning("a real warning")
+        """
+    )
+    assert b"Writing fingerprint" not in stderr and b"a real warning" in stderr
