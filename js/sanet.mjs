@@ -65,6 +65,53 @@ export function shareIdentityOnWasm(tf) {
   tf.registerKernel({ ...kernel, kernelFunc: sharedIdentity });
 }
 
+// tfjs-converter reads the shape arguments of some ops (ResizeBilinear's size, MirrorPad's
+// paddings) synchronously, and the graph computes them from max_resolution with small int32
+// ops. tfjs-backend-webgpu 4.22 runs an op on the CPU backend when every input is small and on
+// the CPU, but only in the kernels that have a CPU path: SelectV2, Prod, RealDiv and others put
+// the sizes on the GPU, and reading them back synchronously gave zeros on SwiftShader (a 0x0
+// resize). This applies tfjs's own rule (WEBGPU_CPU_FORWARD, under its size threshold) to every
+// kernel, so the size arithmetic stays on the CPU, as TensorFlow keeps int32 on the host.
+const CPU_FORWARD_DTYPES = new Set(['float32', 'int32', 'bool']);
+
+function cpuForwarded(kernel, cpuKernel, cpu) {
+  const forwarded = (args) => {
+    const { inputs, backend, attrs } = args;
+    const tensors = Object.values(inputs).filter(Boolean);
+    if (!tensors.every((t) => CPU_FORWARD_DTYPES.has(t.dtype)) || !backend.shouldExecuteOnCPU(tensors)) {
+      return kernel.kernelFunc(args);
+    }
+    // Some kernels (Concat, Pack, AddN) take an array of inputs: keep the container's kind.
+    const cpuInputs = Array.isArray(inputs) ? [] : {};
+    for (const [name, t] of Object.entries(inputs)) {
+      cpuInputs[name] = t && cpu.makeTensorInfo(t.shape, t.dtype, backend.readSync(t.dataId));
+    }
+    try {
+      const out = cpuKernel.kernelFunc({ inputs: cpuInputs, backend: cpu, attrs });
+      const outs = Array.isArray(out) ? out : [out];
+      const results = outs.map((o) => backend.makeTensorInfo(o.shape, o.dtype, cpu.readSync(o.dataId)));
+      outs.forEach((o) => cpu.disposeData(o.dataId));
+      return Array.isArray(out) ? results : results[0];
+    } finally {
+      Object.values(cpuInputs).forEach((t) => t && cpu.disposeData(t.dataId));
+    }
+  };
+  forwarded.cpuForwarded = true;
+  return forwarded;
+}
+
+export function keepSmallTensorsOnCpuInWebGPU(tf) {
+  const backend = tf.findBackend('webgpu');
+  const cpu = tf.findBackend('cpu');
+  if (!backend || !cpu) return;
+  for (const kernel of tf.getKernelsForBackend('webgpu')) {
+    const cpuKernel = tf.getKernel(kernel.kernelName, 'cpu');
+    if (!cpuKernel || kernel.kernelFunc.cpuForwarded) continue;
+    tf.unregisterKernel(kernel.kernelName, 'webgpu');
+    tf.registerKernel({ ...kernel, kernelFunc: cpuForwarded(kernel, cpuKernel, cpu) });
+  }
+}
+
 // tf.loadGraphModel, less the model's own copy of its weights: GraphModel keeps the fetched
 // weight bytes (`artifacts.weightData`, the whole model) for `model.save()`, while every
 // weight already lives in the backend's memory. Dropping them saves the model's size in page
@@ -93,6 +140,7 @@ function styleFeatureInputs(model) {
 export async function stylize(tf, model, content, style, iters, maxResolution, options = {}) {
   checkInputs(content.shape, style.shape, iters, maxResolution);
   shareIdentityOnWasm(tf);
+  if (tf.getBackend() === 'webgpu') keepSmallTensorsOnCpuInWebGPU(tf);
   const given = options.styleFeatures || null;
   const inputs = {
     content,

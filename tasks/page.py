@@ -17,5 +17,10 @@ def task_page(pipeline: Pipeline) -> dict:
         reads=("fetch.profile",),
         inputs=("tfjs",),
         scripts=("web", "js/sanet.mjs"),
-        tools=("@tensorflow/tfjs", "coi-serviceworker", "matplotlib"),
+        tools=(
+            "@tensorflow/tfjs",
+            "@tensorflow/tfjs-backend-wasm",
+            "@tensorflow/tfjs-backend-webgpu",
+            "matplotlib",
+        ),
     )

@@ -1,4 +1,5 @@
-"""Cross-origin isolation and wasm threads of the web page, in real headless Chromium.
+"""The page's service worker in real headless Chromium: cross-origin isolation, wasm threads,
+and offline use.
 
 Its own module: each test starts a browser with its own server (no COOP/COEP headers: a plain
 static host), and Playwright's sync API allows one browser driver per thread at a time, so
@@ -7,11 +8,25 @@ these cannot run while test_page's module-wide browser is open.
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 
 from sanet_tfjs.browser import StylePage, chromium
 from sanet_tfjs.server import serve_directory
+from sanet_tfjs.site import SERVICE_WORKER, run_page_stage
 from tests.test_page import TWO_LEVELS, matches_pytorch, stylize_example
+
+
+def build_files(site) -> dict:
+    return json.loads((site / "build.json").read_text())["files"]
+
+
+def page_stage_version(site) -> str:
+    """The build version the page stage wrote into the service worker."""
+    text = (site / SERVICE_WORKER).read_text()
+    return json.loads(text.split("const MANIFEST = ", 1)[1].split(";\n", 1)[0])["version"]
 
 
 def isolation_and_threads(page: StylePage) -> list:
@@ -64,4 +79,82 @@ def test_page_that_cannot_be_isolated_still_works_on_one_thread(tiny_site, tiny_
         assert "1 thread (not cross-origin isolated, so one thread:" in page.runtime()
         stylize_example(page, tiny_site, 96)
         assert matches_pytorch(page, tiny_model) <= TWO_LEVELS
+        assert page.problems.console_errors == [] and page.problems.failed_requests == []
+
+
+def test_after_one_visit_the_page_stylizes_with_the_network_off(tiny_site, tiny_model):
+    """One visit to a plain static host saves the page, TensorFlow.js and the model on the
+    device (each file checked against the build's sums); with the host gone and the browser
+    offline, a reload starts, says it runs offline, and stylizes PyTorch's pixels."""
+    with chromium() as context:
+        with serve_directory(tiny_site) as server:
+            page = StylePage(context, f"{server.url}/?backend=wasm&expose=1", cores=4)
+            assert page.wait_for_phase("ready") == "ready", page.status()
+            assert page.offline() == (
+                "Saved on this device: the page and its model work offline from now on."
+            )
+            files = page.stats()["offline"]
+            assert files["cached"] == files["files"] == len(build_files(tiny_site)) + 1
+            assert page.problems.console_errors == [] and page.problems.failed_requests == []
+        context.set_offline(True)
+        try:
+            page.page.reload()
+            assert page.wait_for_phase("ready") == "ready", page.status()
+            assert page.offline() == "Offline: running from the copy saved on this device."
+            assert isolation_and_threads(page) == [True, 2]  # the worker's headers, from cache
+            stylize_example(page, tiny_site, 96)
+            assert matches_pytorch(page, tiny_model) <= TWO_LEVELS
+            assert page.problems.console_errors == [] and page.problems.failed_requests == []
+        finally:
+            context.set_offline(False)
+
+
+def test_a_new_build_replaces_the_saved_one(tiny_site, tiny_build, tmp_path):
+    """The host is updated to a build with other weights: the next visit installs the new
+    build's worker, which keeps the new model and deletes the old build's cache."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_build / "tfjs", model)
+    (shard,) = model.glob("*.bin")
+    weights = np.frombuffer(shard.read_bytes(), np.uint8).copy()
+    spans, offset = [], 0  # every weight of the tiny model is 4 bytes: float32 or int32
+    for entry in json.loads((model / "model.json").read_text())["weightsManifest"][0]["weights"]:
+        size = 4 * int(np.prod(entry["shape"]))
+        spans.append((size, offset, entry["dtype"]))
+        offset += size
+    size, offset, _ = max(span for span in spans if span[2] == "float32")  # a filter, scaled
+    weights[offset : offset + size].view(np.float32)[:] *= np.float32(1.01)
+    shard.write_bytes(weights.tobytes())
+    new_site = tmp_path / "site"
+    run_page_stage("web", str(model), str(new_site), "fixture")
+    new_version = page_stage_version(new_site)
+    assert new_version != page_stage_version(tiny_site)
+
+    with serve_directory(tiny_site) as server, chromium() as context:
+        page = StylePage(context, f"{server.url}/?backend=wasm")
+        assert page.wait_for_phase("ready") == "ready", page.status()
+        assert page.stats()["offline"]["version"] == page_stage_version(tiny_site)
+        server.directory = new_site  # the host is updated
+        page.page.reload()  # the browser looks for a new worker; the old one answers meanwhile
+        new_build_ready = (
+            "v => window.sanet.phase === 'ready' && window.sanet.stats.offline.version === v"
+        )
+        page.page.wait_for_function(
+            f"v => ({new_build_ready})(v) || document.querySelector('#offline').textContent"
+            ".startsWith('A new version of this page is ready')",
+            arg=new_version,
+        )
+        if page.stats()["offline"]["version"] != new_version:  # it took over once ready
+            page.page.reload()
+        page.page.wait_for_function(new_build_ready, arg=new_version)
+        assert page.offline().startswith("Saved on this device")
+        assert page.page.evaluate("caches.keys()") == [f"sanet-{new_version}"]
+        served = page.page.evaluate(
+            """async (path) => {
+                const bytes = await (await fetch(path)).arrayBuffer();
+                const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+                return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+            }""",
+            f"model/{shard.name}",
+        )
+        assert served == build_files(new_site)[f"model/{shard.name}"]
         assert page.problems.console_errors == [] and page.problems.failed_requests == []

@@ -37,7 +37,7 @@ let busy = false;
 // The style's encoded features from the last run, to stylize again with the same style (any
 // content, iterations) without encoding it again: {style: images.style, shape, features}.
 let styleMemo = null;
-const stats = { backend: null, threads: null, isolated: null, modelLoadMs: null, warmupMs: null, runs: [] };
+const stats = { backend: null, threads: null, isolated: null, offline: null, modelLoadMs: null, warmupMs: null, runs: [] };
 // For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
 window.sanet = { stats, phase: 'loading', status: '', lastInputs: null };
 
@@ -281,29 +281,88 @@ function withTimeout(promise, ms, message) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-// wasm threads need SharedArrayBuffer, which browsers give only to a cross-origin-isolated page
-// (COOP: same-origin, COEP: require-corp). A host that sends those headers isolates the page
-// itself; elsewhere (GitHub Pages, most static hosts) the service worker coi-serviceworker.js
-// adds them to every answer, and the page reloads once to be served through it. Whatever
-// fails here, the page still runs, on one thread, and says why.
-async function crossOriginIsolate() {
+// The page's service worker (sw.js) answers every request of the page: from its cache of this
+// build once fetched, so the page works offline after one visit, and with the COOP/COEP
+// headers that make the page cross-origin isolated (wasm threads need SharedArrayBuffer) on
+// hosts that cannot send them (GitHub Pages, most static hosts). Whatever fails here, the page
+// still runs, online, and says why.
+async function startServiceWorker() {
+  if (!window.isSecureContext) return { running: false, why: 'the page is not served over HTTPS' };
+  if (!('serviceWorker' in navigator)) return { running: false, why: 'this browser gives the page no service worker' };
+  const workers = navigator.serviceWorker;
+  try {
+    // Offline, the worker already installed answers; the update check fails, harmlessly.
+    await workers.register('sw.js', { updateViaCache: 'none' }).catch((error) => {
+      if (!workers.controller) throw error;
+    });
+    await withTimeout(workers.ready, SERVICE_WORKER_TIMEOUT_MS, 'it did not start');
+    if (!workers.controller) {
+      // First visit: the worker takes the page over once active, before the model is fetched
+      // (so the model goes into its cache).
+      const claimed = new Promise((resolve) => workers.addEventListener('controllerchange', resolve, { once: true }));
+      await withTimeout(claimed, SERVICE_WORKER_TIMEOUT_MS, 'it did not take the page over');
+    }
+  } catch (error) {
+    return { running: false, why: `the service worker could not run (${error.message})` };
+  }
+  return { running: true };
+}
+
+async function crossOriginIsolate(worker, servedByWorker) {
   if (window.crossOriginIsolated) {
     sessionStorage.removeItem(RELOAD_KEY);
-    const how = navigator.serviceWorker && navigator.serviceWorker.controller ? 'by its service worker' : 'by the server';
-    return { isolated: true, how };
+    return { isolated: true, how: servedByWorker ? 'by its service worker' : 'by the server' };
   }
-  if (!window.isSecureContext) return { isolated: false, why: 'the page is not served over HTTPS' };
-  if (!('serviceWorker' in navigator)) return { isolated: false, why: 'this browser gives the page no service worker' };
+  if (!worker.running) return { isolated: false, why: worker.why };
   if (sessionStorage.getItem(RELOAD_KEY)) return { isolated: false, why: 'the service worker did not isolate the page' };
-  try {
-    await navigator.serviceWorker.register('coi-serviceworker.js');
-    await withTimeout(navigator.serviceWorker.ready, SERVICE_WORKER_TIMEOUT_MS, 'it did not start');
-  } catch (error) {
-    return { isolated: false, why: `the service worker could not run (${error.message})` };
-  }
+  // Isolation is decided when a page is loaded: load it again, through the worker.
   sessionStorage.setItem(RELOAD_KEY, '1');
   location.reload();
   return new Promise(() => {}); // never settles: the page is reloading
+}
+
+// A new build's worker took the page over (the host was updated). Before the model is loaded,
+// load the page again, so that it does not mix two builds' files; after, keep what the user
+// has and say that a reload gives the new version.
+function followNewBuilds() {
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (window.sanet.phase === 'loading') {
+      location.reload();
+    } else {
+      $('offline').textContent = 'A new version of this page is ready: reload the page to use it.';
+    }
+  });
+}
+
+// What the worker holds of this build: {version, files, cached}, or null without a worker.
+async function offlineStatus() {
+  const controller = navigator.serviceWorker && navigator.serviceWorker.controller;
+  if (!controller) return null;
+  const channel = new MessageChannel();
+  const answered = new Promise((resolve) => {
+    channel.port1.onmessage = (event) => resolve(event.data);
+  });
+  controller.postMessage('offline-status', [channel.port2]);
+  return withTimeout(answered, SERVICE_WORKER_TIMEOUT_MS, 'the service worker did not answer');
+}
+
+async function showOffline(worker) {
+  const line = $('offline');
+  if (!worker.running) {
+    line.textContent = `Not saved for offline use: ${worker.why}.`;
+    return;
+  }
+  const status = await offlineStatus().catch(() => null);
+  stats.offline = status;
+  if (!status) {
+    line.textContent = 'Not saved for offline use: the service worker did not answer.';
+  } else if (status.cached < status.files) {
+    line.textContent = `Saving for offline use: ${status.cached} of ${status.files} files.`;
+  } else {
+    line.textContent = status.reachable && navigator.onLine
+      ? 'Saved on this device: the page and its model work offline from now on.'
+      : 'Offline: running from the copy saved on this device.';
+  }
 }
 
 // The user's thread count: 'auto', or a whole number from 1 to the cores the browser reports
@@ -347,12 +406,27 @@ function describeRuntime(backend, isolation) {
   return `Backend: wasm, ${threads} thread${threads === 1 ? '' : 's'} (${how}).`;
 }
 
+// WebGPU only where the browser gives the page an adapter (tfjs would try, fail and warn).
+async function hasWebGPUAdapter() {
+  try {
+    return Boolean(navigator.gpu && (await navigator.gpu.requestAdapter()));
+  } catch {
+    return false;
+  }
+}
+
+// 'auto' takes the first backend the browser offers, fastest first: WebGPU, WebGL, wasm, and
+// the plain-JavaScript cpu backend as a last resort.
+const AUTO_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'];
+
 async function chooseBackend(requested) {
   tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
   const threads = savedThreads();
   if (threads !== 'auto') tf.wasm.setThreadsCount(Number(threads));
-  const order = requested === 'auto' ? ['webgl', 'wasm', 'cpu'] : [requested];
+  const order = requested === 'auto' ? AUTO_ORDER : [requested];
+  const gpu = order.includes('webgpu') && (await hasWebGPUAdapter());
   for (const name of order) {
+    if (name === 'webgpu' && !gpu) continue;
     try {
       if (await tf.setBackend(name)) {
         await tf.ready();
@@ -411,7 +485,10 @@ async function main() {
   const requested = params.get('backend') || 'auto';
   $('backend').value = requested;
   setStatus('Preparing the page…');
-  const isolation = await crossOriginIsolate().catch((error) => ({ isolated: false, why: error.message }));
+  const servedByWorker = Boolean(navigator.serviceWorker && navigator.serviceWorker.controller);
+  if (servedByWorker) followNewBuilds();
+  const worker = await startServiceWorker();
+  const isolation = await crossOriginIsolate(worker, servedByWorker).catch((error) => ({ isolated: false, why: error.message }));
   stats.isolated = isolation.isolated;
   const build = await (await fetch('build.json')).json();
   weightBytes = build.model_bytes;
@@ -440,6 +517,8 @@ async function main() {
   tf.dispose(await stylize(tf, model, blank, blank, 1, WARMUP_SIDE));
   blank.dispose();
   stats.warmupMs = performance.now() - warmStarted;
+  await showOffline(worker);
+  for (const event of ['online', 'offline']) window.addEventListener(event, () => showOffline(worker));
   window.sanet.phase = 'ready';
   setStatus(`Ready (${stats.backend}). Choose a content photo and a style painting, then Stylize.`);
   updateButton();

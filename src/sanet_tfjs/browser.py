@@ -11,7 +11,7 @@ import base64
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,12 @@ CHROMIUM_FLAGS = [
     # collection (11-18 s per call here otherwise).
     "--enable-blink-features=ForceEagerMeasureMemory",
 ]
+# WebGPU on SwiftShader, Chromium's software adapter (Vulkan on the CPU): slow, but the same
+# shaders as on a real GPU, so the WebGPU backend's results can be checked on machines without
+# one. WebGPU needs a secure context: the loopback servers' http://127.0.0.1 is one.
+WEBGPU_SOFTWARE_FLAGS = ("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader")
+# No WebGL (nor WebGPU): a browser whose graphics are blocked.
+NO_GPU_FLAGS = ("--disable-software-rasterizer",)
 PAGE_TIMEOUT_MS = 300_000
 
 
@@ -47,9 +53,10 @@ class PageProblems:
 
 
 @contextlib.contextmanager
-def chromium(service_workers: str = "allow") -> Iterator:
+def chromium(service_workers: str = "allow", flags: Sequence[str] = ()) -> Iterator:
     """A headless Debian Chromium (never a browser downloaded by a tool) with a fresh profile.
-    `service_workers="block"` stands for a browser or host where pages get none."""
+    `service_workers="block"` stands for a browser or host where pages get none; `flags` are
+    added to CHROMIUM_FLAGS (e.g. WEBGPU_SOFTWARE_FLAGS)."""
     if not Path(CHROMIUM).exists():
         raise BrowserError(
             f"{CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium)"
@@ -63,7 +70,7 @@ def chromium(service_workers: str = "allow") -> Iterator:
                 profile,
                 executable_path=CHROMIUM,
                 headless=True,
-                args=CHROMIUM_FLAGS,
+                args=[*CHROMIUM_FLAGS, *flags],
                 viewport={"width": 1100, "height": 1200},
                 service_workers=service_workers,
             )
@@ -127,6 +134,10 @@ class StylePage:
     def runtime(self) -> str:
         """What the page says it runs on: backend, threads, cross-origin isolation."""
         return self.page.inner_text("#runtime")
+
+    def offline(self) -> str:
+        """What the page says about offline use."""
+        return self.page.inner_text("#offline")
 
     def status_kind(self) -> str:
         return self.page.get_attribute("#status", "data-kind") or ""

@@ -26,7 +26,7 @@ ARCHIVE = "sanet-tfjs.tar.gz"
 TOP = "sanet-tfjs"
 # The tools whose versions the manifest records; the release task reruns when one changes.
 TOOLS = ("torch", "onnx", "onnx-tf", "onnxruntime", "tensorflow", "tensorflowjs")
-NPM_TOOLS = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "coi-serviceworker")
+NPM_TOOLS = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "@tensorflow/tfjs-backend-webgpu")
 
 
 def source_date_epoch() -> int:

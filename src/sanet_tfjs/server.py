@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -102,6 +103,27 @@ class LoopbackServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), handler)
         self.directory = Path(directory)
         self.isolation_headers = isolation_headers
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, tuple]:
+        connection, address = super().get_request()
+        with self.connections_lock:
+            self.connections.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End the kept-alive connections too, as a host that went away would: otherwise their
+        threads go on answering after the server has stopped."""
+        with self.connections_lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     @property
     def url(self) -> str:
@@ -126,4 +148,5 @@ def serve_directory(
     finally:
         server.shutdown()
         server.server_close()
+        server.close_connections()
         thread.join(timeout=5)

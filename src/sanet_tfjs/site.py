@@ -1,11 +1,12 @@
 """Stage `page`: the web page assembled into a folder any static host can serve.
 
-artifacts/site/ holds the page (web/), js/sanet.mjs, the page's own copy of TensorFlow.js and
-its wasm binaries from node_modules (nothing is loaded from a CDN), the service worker that
-makes the page cross-origin isolated on hosts that cannot send COOP/COEP headers (npm
-coi-serviceworker, at the site's root so that its scope covers the page), the TFJS model under
-model/, example images with their licences, and build.json (which weights, model size, and
-the sha256 of every other file).
+artifacts/site/ holds the page (web/), js/sanet.mjs, the page's own copy of TensorFlow.js with
+its wasm and WebGPU backends from node_modules (nothing is loaded from a CDN), the TFJS model
+under model/, example images with their licences, build.json (which weights, model size, and
+the sha256 of every file but itself and sw.js), and sw.js: the page's service worker (web/sw.js)
+with the build's manifest written in. The worker keeps the build for offline use, checking each
+file against its sum, and makes the page cross-origin isolated on hosts that cannot send
+COOP/COEP headers; it sits at the site's root so that its scope covers the page.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .errors import PipelineError
 from .files import atomic_output, folder_bytes, sha256_file
 from .images import sample_photo_path, synthetic_painting
 from .repo import ROOT
@@ -28,8 +30,11 @@ VENDOR_FILES = {
     "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm": (
         "tfjs-backend-wasm-threaded-simd.wasm"
     ),
+    "@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js": "tf-backend-webgpu.min.js",
 }
-SERVICE_WORKER = ("coi-serviceworker/coi-serviceworker.js", "coi-serviceworker.js")
+SERVICE_WORKER = "sw.js"
+# The line of web/sw.js that the build's manifest replaces.
+MANIFEST_LINE = "const MANIFEST = { version: 'unbuilt', files: {} };"
 PAINTINGS = {"swirls.png": (31, "Swirls"), "waves.png": (47, "Waves")}
 LICENSES = """Example images shipped with the page.
 
@@ -62,12 +67,30 @@ def copy_vendor_files(node_modules: Path, vendor: Path) -> None:
         shutil.copyfile(node_modules / source, vendor / name)
 
 
+def write_service_worker(site: Path, template: Path, build_json: Path) -> str:
+    """sw.js in `site`: `template` with the build's manifest written in. Its version is the
+    start of build.json's sum (which covers every other file), and its files are build.json's
+    plus build.json itself. Returns the version."""
+    text = template.read_text()
+    if text.count(MANIFEST_LINE) != 1:
+        raise PipelineError(
+            f"{template} must contain the line {MANIFEST_LINE!r} exactly once: the page stage "
+            "writes the build's manifest in its place"
+        )
+    build_sum = sha256_file(build_json)
+    files = json.loads(build_json.read_text())["files"] | {build_json.name: build_sum}
+    manifest = {"version": build_sum[:16], "files": dict(sorted(files.items()))}
+    (site / SERVICE_WORKER).write_text(
+        text.replace(MANIFEST_LINE, f"const MANIFEST = {json.dumps(manifest, indent=2)};")
+    )
+    return manifest["version"]
+
+
 def run_page_stage(web_dir: str, model_dir: str, out_dir: str, profile: str) -> dict:
     node_modules = ROOT / "node_modules"
     with atomic_output(Path(out_dir)) as staged:
-        shutil.copytree(web_dir, staged)
+        shutil.copytree(web_dir, staged, ignore=shutil.ignore_patterns(SERVICE_WORKER))
         shutil.copyfile(ROOT / "js" / "sanet.mjs", staged / "sanet.mjs")
-        shutil.copyfile(node_modules / SERVICE_WORKER[0], staged / SERVICE_WORKER[1])
         copy_vendor_files(node_modules, staged / "vendor")
         shutil.copytree(model_dir, staged / "model")
         write_examples(staged / "examples")
@@ -78,7 +101,8 @@ def run_page_stage(web_dir: str, model_dir: str, out_dir: str, profile: str) -> 
             "model_bytes": model_bytes,
             "tfjs": tfjs_version["version"],
             # Every file's sum: what was deployed can be checked, and build.json changes
-            # whenever any file of the site does (the smoke stage depends on it alone).
+            # whenever any file of the site does (the smoke stage depends on it alone, and
+            # the service worker names its cache after it).
             "files": {
                 str(path.relative_to(staged)): sha256_file(path)
                 for path in sorted(staged.rglob("*"))
@@ -86,5 +110,10 @@ def run_page_stage(web_dir: str, model_dir: str, out_dir: str, profile: str) -> 
             },
         }
         (staged / "build.json").write_text(json.dumps(build, indent=2) + "\n")
-    print(f"  site: {out_dir} (model {model_bytes / 1e6:.1f} MB, TensorFlow.js {build['tfjs']})")
+        template = Path(web_dir) / SERVICE_WORKER
+        version = write_service_worker(staged, template, staged / "build.json")
+    print(
+        f"  site: {out_dir} (model {model_bytes / 1e6:.1f} MB, TensorFlow.js {build['tfjs']}, "
+        f"offline cache version {version})"
+    )
     return {key: build[key] for key in ("weights", "model_bytes", "tfjs")}
