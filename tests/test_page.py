@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from sanet_tfjs.browser import StylePage, chromium
+from sanet_tfjs.repo import ROOT
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.stylize import reference_stylize
 
@@ -89,9 +90,16 @@ def visible(page: StylePage, selector: str) -> bool:
 
 
 def test_happy_path(page, site, model):
+    assert page.step() == "choose"
     page.choose("content", site / "examples" / "grace_hopper.jpg")
+    assert page.step() == "choose"
     page.choose("style", site / "examples" / "swirls.png")
+    assert page.step() == "stylize"
     assert page.stylize(1, 128) == "done"
+    assert page.step() == "done"
+    assert page.page.eval_on_selector_all(
+        "#phases li", "items => items.map(item => item.dataset.state)"
+    ) == ["done", "done", "done", "done", "active"]
     assert page.status().startswith("Done in") and page.status_kind() == "done"
     assert visible(page, "#result") and visible(page, "#download")
     assert page.page.get_attribute("#download", "href").startswith("blob:")
@@ -162,6 +170,32 @@ def test_huge_photo_is_scaled_down_before_the_model(page, site, images):
     assert page.stylize(1, 256) == "done", page.status()
     assert page.last_inputs()["contentShape"] == [192, 256, 3]
     assert page.result_pixels().shape == (192, 256, 3)
+    assert page.download_size() == [3000, 4000]  # the result at the photo's own size
+    assert "4000x3000" in page.page.inner_text("#download")
+
+
+def test_before_after_comparison(page, site):
+    """The result lies over the content the model saw, shown up to the slider (keyboard
+    operable); 0 shows the content alone, 100 the result alone."""
+    page.choose("content", site / "examples" / "grace_hopper.jpg")
+    page.choose("style", site / "examples" / "waves.png")
+    assert page.stylize(1, 96) == "done", page.status()
+    before = page.page.evaluate(
+        """() => {
+            const c = document.querySelector('#before');
+            return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+        }"""
+    )
+    before = np.array(before, np.uint8).reshape(*page.last_inputs()["contentShape"][:2], 4)
+    assert (before[..., :3] == page.last_inputs()["content"]).all()
+    clip = "document.querySelector('#result').style.clipPath"
+    assert page.page.evaluate(clip) == "inset(0px 0px 0px 50%)"
+    page.page.focus("#compare")
+    page.page.keyboard.press("Home")
+    assert page.page.evaluate(clip) == "inset(0px 0px 0px 100%)"
+    page.page.keyboard.press("End")
+    assert page.page.evaluate(clip) == "inset(0px 0px 0px 0%)"
+    assert "100%" in page.page.get_attribute("#compare", "aria-valuetext")
 
 
 def test_non_image_file_gets_a_clear_message(page, images):
@@ -226,5 +260,94 @@ def test_running_out_of_memory_is_reported_and_the_page_recovers(browser, images
         assert page.page.is_enabled("#stylize")
         assert page.stylize(1, 128) == "done", page.status()
         assert page.result_pixels().shape == (128, 128, 3)
+    finally:
+        page.page.close()
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_accessibility_violations(page: StylePage) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not page.page.evaluate("typeof axe !== 'undefined'"):
+        page.page.add_script_tag(path=str(AXE))
+    violations = page.page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_no_serious_accessibility_violations(page, site):
+    """axe-core on the page when ready, after an error, and with a result shown."""
+    assert serious_accessibility_violations(page) == []
+    page.choose("content", site / "examples" / "grace_hopper.jpg")
+    page.choose("style", site / "examples" / "swirls.png")
+    page.page.fill("#max-resolution", "5")
+    page.page.click("#stylize")
+    assert page.wait_for_phase("done") == "error"
+    assert serious_accessibility_violations(page) == []
+    assert page.stylize(1, 96) == "done", page.status()
+    assert serious_accessibility_violations(page) == []
+    # the check itself: a button without a name is critical
+    page.page.evaluate("document.querySelector('main').append(document.createElement('button'))")
+    assert [v.split(" ")[0] for v in serious_accessibility_violations(page)] == ["button-name"]
+
+
+def tab_to(page: StylePage, selector: str, limit: int = 40) -> None:
+    """Press Tab until `selector` has the focus."""
+    for _ in range(limit):
+        page.page.keyboard.press("Tab")
+        if page.page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} is not reached with Tab")
+
+
+def test_keyboard_alone_stylizes_and_compares(page, model):
+    """Examples, settings, Stylize and the comparison, with the keyboard only."""
+    tab_to(page, "#content-examples button")
+    page.page.keyboard.press("Enter")
+    page.page.wait_for_function("window.sanet.status.startsWith('Content:')")
+    tab_to(page, "#style-examples button")
+    page.page.keyboard.press("Enter")
+    page.page.wait_for_function("window.sanet.status.startsWith('Style:')")
+    tab_to(page, "#max-resolution")
+    page.page.keyboard.press("Control+A")
+    page.page.keyboard.type("64")
+    tab_to(page, "#stylize")
+    page.page.evaluate("window.sanet.phase = 'submitted'")
+    page.page.keyboard.press("Enter")
+    assert page.wait_for_phase("done") == "done", page.status()
+    assert max(page.result_pixels().shape) == 64
+    assert matches_pytorch(page, model) <= TWO_LEVELS
+    tab_to(page, "#compare")
+    page.page.keyboard.press("ArrowLeft")
+    assert page.page.input_value("#compare") == "49"
+
+
+def test_phone_sized_screen(browser, site, model):
+    """On a 390x844 screen nothing is wider than the screen, before or after a result, and
+    the page stylizes."""
+    context, url = browser
+    phone = {"width": 390, "height": 844}
+    page = StylePage(context, f"{url}/?backend=wasm&expose=1", viewport=phone)
+    try:
+        assert page.wait_for_phase("ready") == "ready", page.status()
+        overflow = "document.documentElement.scrollWidth - window.innerWidth"
+        assert page.page.evaluate(overflow) <= 0
+        page.choose("content", site / "examples" / "grace_hopper.jpg")
+        page.choose("style", site / "examples" / "swirls.png")
+        for selector in ("#stylize", "#content-file", "#style-file", "#max-resolution"):
+            box = page.page.locator(selector).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= phone["width"], selector
+        assert page.stylize(1, 512) == "done", page.status()
+        assert page.page.evaluate(overflow) <= 0
+        shown = page.page.locator("#result").bounding_box()
+        assert shown["width"] <= phone["width"]
+        assert matches_pytorch(page, model) <= TWO_LEVELS
+        assert serious_accessibility_violations(page) == []
     finally:
         page.page.close()

@@ -34,6 +34,7 @@ const images = { content: null, style: null }; // {name, bitmap}
 let model = null;
 let weightBytes = 0; // the model's float32 weights (build.json)
 let busy = false;
+let lastResult = null; // {content, style}: the images of the result shown
 // The style's encoded features from the last run, to stylize again with the same style (any
 // content, iterations) without encoding it again: {style: images.style, shape, features}.
 let styleMemo = null;
@@ -179,6 +180,51 @@ async function useImage(role, file) {
 
 function updateButton() {
   $('stylize').disabled = busy || !model || !images.content || !images.style;
+  if (!model || busy) return;
+  const shown = lastResult && lastResult.content === images.content && lastResult.style === images.style;
+  showStep(!images.content || !images.style ? 'choose' : shown ? 'done' : 'stylize');
+}
+
+// The steps listed on the page (#phases), in order: the current one is marked for the eye and
+// for screen readers (aria-current), the earlier ones done.
+const STEPS = ['download', 'warmup', 'choose', 'stylize', 'done'];
+
+function showStep(current) {
+  const at = STEPS.indexOf(current);
+  for (const item of $('phases').children) {
+    const index = STEPS.indexOf(item.dataset.phase);
+    item.dataset.state = index < at ? 'done' : index === at ? 'active' : 'pending';
+    if (index === at) item.setAttribute('aria-current', 'step');
+    else item.removeAttribute('aria-current');
+  }
+}
+
+// The progress bar: a fraction, or null for work whose length is not known (it then moves).
+function showProgress(fraction) {
+  if (fraction === null) $('progress').removeAttribute('value');
+  else $('progress').value = fraction;
+}
+
+// The comparison: the result over the content photo, shown from the left edge up to the
+// slider's position (100: all result).
+function showComparison() {
+  const after = Number($('compare').value);
+  $('result').style.clipPath = `inset(0 0 0 ${100 - after}%)`;
+  $('compare').setAttribute('aria-valuetext', `${after}% of the width shows the result`);
+}
+
+// The result at the content photo's own size (the model ran at most at maxResolution), as the
+// PNG the download link gives.
+async function resultAtContentSize(resultCanvas, bitmap) {
+  const canvas = document.createElement('canvas');
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const context = canvas.getContext('2d');
+  context.imageSmoothingEnabled = true;
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(resultCanvas, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((done) => canvas.toBlob(done, 'image/png'));
+  return { blob, width: canvas.width, height: canvas.height };
 }
 
 async function run() {
@@ -187,16 +233,19 @@ async function run() {
   busy = true;
   updateButton();
   window.sanet.phase = 'running';
-  $('result').hidden = true;
-  $('download').hidden = true;
+  $('output').hidden = true;
+  showStep('stylize');
+  showProgress(null);
   let content, style, result;
   let needed = null;
+  let ticker = null;
   try {
     if (!Number.isInteger(maxResolution) || maxResolution < MIN_SIDE) {
       throw new UserError(`Maximum resolution must be a whole number of at least ${MIN_SIDE}.`);
     }
-    const contentCanvas = fittedCanvas(images.content.bitmap, maxResolution);
-    const styleCanvas = fittedCanvas(images.style.bitmap, maxResolution);
+    const chosen = { ...images }; // the user may choose others while this runs
+    const contentCanvas = fittedCanvas(chosen.content.bitmap, maxResolution);
+    const styleCanvas = fittedCanvas(chosen.style.bitmap, maxResolution);
     const contentShape = [contentCanvas.height, contentCanvas.width, 3];
     const styleShape = [styleCanvas.height, styleCanvas.width, 3];
     checkInputs(contentShape, styleShape, iters, maxResolution);
@@ -213,10 +262,13 @@ async function run() {
     setStatus(`Stylizing ${contentShape[1]}x${contentShape[0]} with ${iters} iteration(s) on ${stats.backend}…`);
     await tf.nextFrame();
     // The features depend on the style and its scaled size only.
-    const styleImage = images.style; // the user may choose another while this runs
+    const styleImage = chosen.style;
     const styleKey = styleShape.join('x');
     const styleReused = Boolean(styleMemo && styleMemo.style === styleImage && styleMemo.shape === styleKey);
     const started = performance.now();
+    ticker = setInterval(() => {
+      $('elapsed').textContent = `Elapsed: ${((performance.now() - started) / 1000).toFixed(1)} s…`;
+    }, 250);
     const out = await stylize(tf, model, content, style, iters, maxResolution, {
       styleFeatures: styleReused ? styleMemo.features : null,
     });
@@ -232,16 +284,28 @@ async function run() {
     const ms = performance.now() - started;
     const heapBytes = stats.backend === 'wasm' ? tf.backend().wasm.HEAPU8.buffer.byteLength : null;
     stats.runs.push({ ms, iters, maxResolution, contentShape, styleShape, styleReused, backend: stats.backend, neededBytes: needed, heapBytes });
-    canvas.hidden = false;
+    const before = $('before');
+    before.width = canvas.width;
+    before.height = canvas.height;
+    before.getContext('2d').drawImage(contentCanvas, 0, 0);
     const download = $('download');
     if (download.href) URL.revokeObjectURL(download.href);
-    download.href = URL.createObjectURL(await new Promise((done) => canvas.toBlob(done, 'image/png')));
-    download.hidden = false;
+    const png = await resultAtContentSize(canvas, chosen.content.bitmap);
+    download.href = URL.createObjectURL(png.blob);
+    download.textContent = `Download PNG (${png.width}x${png.height}, the content photo's size)`;
+    stats.runs.at(-1).downloadSize = [png.height, png.width];
+    // Shown at the content photo's width where the screen has room, like the download.
+    $('compare-view').style.width = `min(100%, ${chosen.content.bitmap.width}px)`;
+    $('output').hidden = false;
+    lastResult = chosen;
+    showComparison();
+    showProgress(1);
     const reuseNote = styleReused ? ', the style encoded in an earlier run' : '';
     $('elapsed').textContent = `Elapsed: ${(ms / 1000).toFixed(2)} s (${stats.backend}${reuseNote})`;
     setStatus(`Done in ${(ms / 1000).toFixed(2)} s${styleReused ? ' (same style: not encoded again)' : ''}.`, 'done');
     window.sanet.phase = 'done';
   } catch (error) {
+    showProgress(0);
     if (error instanceof UserError || error instanceof StylizeInputError) {
       setStatus(error.message, 'error');
     } else if (OUT_OF_MEMORY.test(String(error && error.message))) {
@@ -261,6 +325,7 @@ async function run() {
       setStatus(`Stylization failed: ${error.message}`, 'error');
     }
   } finally {
+    clearInterval(ticker);
     [content, style, result].forEach((t) => {
       try {
         if (t) t.dispose();
@@ -473,6 +538,7 @@ function wireInputs() {
     });
   }
   $('stylize').addEventListener('click', run);
+  $('compare').addEventListener('input', showComparison);
   $('backend').addEventListener('change', (event) => {
     params.set('backend', event.target.value);
     location.search = params.toString();
@@ -502,15 +568,18 @@ async function main() {
   stats.backend = await chooseBackend(requested);
   stats.threads = stats.backend === 'wasm' ? tf.wasm.getThreadsCount() : null;
   $('runtime').textContent = describeRuntime(stats.backend, isolation);
+  showStep('download');
   setStatus(`Downloading the model (${(build.model_bytes / 1e6).toFixed(1)} MB) for the ${stats.backend} backend…`);
   const loadStarted = performance.now();
   model = await loadModel(tf, 'model/model.json', {
     onProgress: (fraction) => {
-      $('progress').value = fraction;
+      showProgress(fraction);
       setStatus(`Downloading the model… ${Math.round(fraction * 100)}%`);
     },
   });
   stats.modelLoadMs = performance.now() - loadStarted;
+  showStep('warmup');
+  showProgress(null);
   setStatus('Warming up…');
   const warmStarted = performance.now();
   const blank = tf.zeros([WARMUP_SIDE, WARMUP_SIDE, 3]);
@@ -520,6 +589,7 @@ async function main() {
   await showOffline(worker);
   for (const event of ['online', 'offline']) window.addEventListener(event, () => showOffline(worker));
   window.sanet.phase = 'ready';
+  showProgress(0);
   setStatus(`Ready (${stats.backend}). Choose a content photo and a style painting, then Stylize.`);
   updateButton();
 }

@@ -94,10 +94,15 @@ def open_tab(context, cores: int | None = None):
 
 
 class StylePage:
-    """The page at `url`, opened in a new tab of `context` (reporting `cores`, if given)."""
+    """The page at `url`, opened in a new tab of `context` (reporting `cores`, and sized
+    `viewport` {width, height}, if given)."""
 
-    def __init__(self, context, url: str, cores: int | None = None) -> None:
+    def __init__(
+        self, context, url: str, cores: int | None = None, viewport: dict | None = None
+    ) -> None:
         self.page = open_tab(context, cores)
+        if viewport is not None:
+            self.page.set_viewport_size(viewport)
         self.page.set_default_timeout(PAGE_TIMEOUT_MS)
         self.problems = PageProblems()
         self.page.on(
@@ -138,6 +143,20 @@ class StylePage:
     def offline(self) -> str:
         """What the page says about offline use."""
         return self.page.inner_text("#offline")
+
+    def step(self) -> str:
+        """The step of #phases the page marks as current."""
+        return self.page.get_attribute("#phases [aria-current=step]", "data-phase") or ""
+
+    def download_size(self) -> list[int]:
+        """[height, width] of the PNG the download link gives."""
+        return self.page.evaluate(
+            """async () => {
+                const blob = await (await fetch(document.querySelector('#download').href)).blob();
+                const bitmap = await createImageBitmap(blob);
+                return [bitmap.height, bitmap.width];
+            }"""
+        )
 
     def status_kind(self) -> str:
         return self.page.get_attribute("#status", "data-kind") or ""
