@@ -124,13 +124,19 @@ class TfjsSection(Section):
 
 
 Backend = Literal["webgl", "wasm", "cpu"]
+PageBackend = Literal["webgpu", "webgl", "wasm", "cpu"]
 
 
 class SmokeSection(Section):
     # backend -> the maximum resolutions it stylizes (and is timed) at; a backend the browser
     # does not offer is noted, not failed.
-    backends: dict[Backend, list[Resolution]] = {"wasm": [256, 512], "webgl": [256]}
-    checked_backends: list[Backend] = ["wasm"]  # whose pixels must match PyTorch
+    backends: dict[PageBackend, list[Resolution]] = {
+        "wasm": [256, 512],
+        "webgl": [256],
+        "webgpu": [64],
+    }
+    # whose pixels must match PyTorch
+    checked_backends: list[PageBackend] = ["wasm", "webgl", "webgpu"]
     iters: Annotated[int, Field(ge=1, le=5)] = 1
     max_abs: PositiveFloat = 2 / 255
 

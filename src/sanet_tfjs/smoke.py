@@ -7,7 +7,8 @@ of the second back and compare them with the PyTorch
 stylization of exactly the images the page fed the model. Records model load, warm-up and
 run times, the wasm thread count and cross-origin isolation (the site is served with COOP/COEP,
 as a host with header control would), saves a screenshot, and fails on any console error,
-failed request or mismatch.
+failed request or mismatch. Chromium runs with a WebGPU adapter where it has none of its own
+(SwiftShader's, on the CPU), so that the WebGPU backend is checked too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .browser import BrowserError, StylePage, chromium
+from .browser import WEBGPU_SOFTWARE_FLAGS, BrowserError, StylePage, chromium
 from .files import atomic_output, write_json
 from .parity import ParityError
 from .patch import load_patched_model
@@ -84,7 +85,7 @@ def run_smoke_stage(
     with (
         atomic_output(Path(out_dir)) as staged,
         serve_directory(site, isolation_headers=True) as server,
-        chromium() as browser,
+        chromium(flags=WEBGPU_SOFTWARE_FLAGS) as browser,
     ):
         staged.mkdir()
         for backend, resolutions in backends.items():
