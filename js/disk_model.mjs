@@ -1,7 +1,20 @@
-// A TensorFlow.js IO handler that reads a graph model from disk in Node: model.json plus its
-// weight shards, as the browser would fetch them. Used by run_model.mjs and profile_model.mjs.
+// What run_model.mjs and profile_model.mjs share in Node: the backend set-up, and a TensorFlow.js
+// IO handler that reads a graph model from disk (model.json plus its weight shards, as the
+// browser would fetch them).
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+// `backend` made current; wasm's binaries come from the installed npm package.
+export async function useBackend(tf, backend) {
+  if (backend === 'wasm') {
+    const require = createRequire(import.meta.url);
+    setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
+  }
+  await tf.setBackend(backend);
+  await tf.ready();
+}
 
 export function fromDisk(modelDir) {
   return {

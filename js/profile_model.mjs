@@ -6,11 +6,8 @@
 // peak, by the kernel that made them (how tfjs_graph.py's rewrites were chosen: the tensors
 // that outlive their use are the ones the executor cannot free). Node's wasm backend runs on
 // one thread.
-import { dirname } from 'node:path';
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { fromDisk } from './disk_model.mjs';
+import { fromDisk, useBackend } from './disk_model.mjs';
 import { stylize } from './sanet.mjs';
 
 const [modelDir, resolution = '256', backend = 'wasm'] = process.argv.slice(2);
@@ -18,12 +15,7 @@ if (!modelDir) {
   console.error('usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]');
   process.exit(2);
 }
-const require = createRequire(import.meta.url);
-if (backend === 'wasm') {
-  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
-}
-await tf.setBackend(backend);
-await tf.ready();
+await useBackend(tf, backend);
 
 const model = await tf.loadGraphModel(fromDisk(modelDir));
 

@@ -5,26 +5,19 @@
 // style again; the style image replaced by a blank one). Writes cases_dir/result_<i>.bin and restyled_<i>.bin (float32) and
 // cases_dir/results.json (shapes, timings of both runs, the wasm heap after the first, errors).
 import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { fromDisk } from './disk_model.mjs';
+import { fromDisk, useBackend } from './disk_model.mjs';
 import { stylize } from './sanet.mjs';
 
 const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
-const require = createRequire(import.meta.url);
 
 async function floats(spec) {
   const bytes = await readFile(join(casesDir, spec.file));
   return tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), spec.shape);
 }
 
-if (backend === 'wasm') {
-  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
-}
-await tf.setBackend(backend);
-await tf.ready();
+await useBackend(tf, backend);
 
 const started = performance.now();
 const model = await tf.loadGraphModel(fromDisk(modelDir));

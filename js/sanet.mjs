@@ -12,6 +12,14 @@ export class StylizeInputError extends Error {
   }
 }
 
+// Bytes (a Uint8Array) as base64: how the page (with ?expose=1) and the benchmark harness hand
+// pixels and results to Python.
+export function bytesToBase64(bytes) {
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
 // The size an image is scaled to: longer side at most maxResolution, rounded half up.
 export function fittedSize(height, width, maxResolution) {
   const longer = Math.max(height, width);

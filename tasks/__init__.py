@@ -270,7 +270,7 @@ def _action(
                         + f". Declare them in tasks/{stage_name}.py (inputs, files, scripts) or"
                         " stop reading them: a change to them would not rerun the stage."
                     )
-            print(f"   {module_name} done in {time.monotonic() - started:.1f} s", flush=True)
+            print(f"   {stage_name} done in {time.monotonic() - started:.1f} s", flush=True)
         _write_sums(products, sums, pipeline)
         # Returned dicts become the task's saved values (doit's `values` in uptodate checks).
         values = result if isinstance(result, dict) else {}

@@ -16,7 +16,7 @@ def task_bench(pipeline: Pipeline) -> dict:
         pipeline,
         "bench",
         doc="benchmark PyTorch, ONNX Runtime, TF and TF.js (Chromium): speed, size, quality",
-        run="bench:run_bench_stage",
+        run="stages.bench:run_bench_stage",
         args={
             "tfstyle_dir": pipeline.folder("tfstyle"),
             "onnx_dir": pipeline.folder("onnx"),

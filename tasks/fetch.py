@@ -60,7 +60,7 @@ def task_fetch(pipeline: Pipeline) -> dict:
         pipeline,
         "fetch",
         doc="download the SANet checkpoints (fixture profile: from a loopback server)",
-        run="fetch:run_fetch_stage",
+        run="stages.fetch:run_fetch_stage",
         args={
             "key": lock_key(pipeline),
             "lock_path": lock_path(pipeline),

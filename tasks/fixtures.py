@@ -10,7 +10,7 @@ def task_fixtures(pipeline: Pipeline) -> dict:
         pipeline,
         "fixtures",
         doc="generate seeded stand-in checkpoints (NOT trained weights) in the upstream format",
-        run="fixtures:write_fixture_checkpoints",
+        run="stages.fixtures:run_fixtures_stage",
         reads=("fixture.seed", "model.width_divisor"),
         tools=("torch", "numpy", "pillow", "matplotlib"),
     )

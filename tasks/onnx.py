@@ -10,7 +10,7 @@ def task_onnx(pipeline: Pipeline) -> dict:
         pipeline,
         "onnx",
         doc="export encoder, transform and decoder to ONNX; check ONNX Runtime vs PyTorch",
-        run="onnx_export:run_onnx_stage",
+        run="stages.onnx:run_onnx_stage",
         args={"patched_dir": pipeline.folder("patch")},
         reads=(
             "model.width_divisor",

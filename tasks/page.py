@@ -12,7 +12,7 @@ def task_page(pipeline: Pipeline) -> dict:
         pipeline,
         "page",
         doc="assemble the stylization web page with its own TensorFlow.js and the model",
-        run="site:run_page_stage",
+        run="stages.page:run_page_stage",
         args={"web_dir": "web", "model_dir": pipeline.folder("tfjs")},
         reads=("fetch.profile",),
         inputs=("tfjs",),

@@ -12,7 +12,7 @@ def task_patch(pipeline: Pipeline) -> dict:
         pipeline,
         "patch",
         doc="load and validate the checkpoints into the ONNX-friendly patched SANet",
-        run="patch:run_patch_stage",
+        run="stages.patch:run_patch_stage",
         args={"checkpoints_dir": pipeline.folder("fetch")},
         reads=("model.width_divisor", "parity.feature_rel_l2", "parity.image_max_abs"),
         inputs=("fetch",),

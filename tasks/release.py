@@ -20,7 +20,7 @@ def task_release(pipeline: Pipeline) -> dict:
         pipeline,
         "release",
         doc="archive the site reproducibly with a provenance manifest and SHA256SUMS",
-        run="release:run_release_stage",
+        run="stages.release:run_release_stage",
         args={
             "site_dir": pipeline.folder("page"),
             "parity_path": pipeline.products("report")[0],

@@ -21,7 +21,7 @@ def task_report(pipeline: Pipeline) -> dict:
         pipeline,
         "report",
         doc="merge every stage's parity against PyTorch into parity.json and a table",
-        run="report:run_report_stage",
+        run="stages.report:run_report_stage",
         args={"stage_reports": files, "out_json": out_json, "out_table": out_table},
         files=files.values(),
     )

@@ -12,7 +12,7 @@ def task_smoke(pipeline: Pipeline) -> dict:
         pipeline,
         "smoke",
         doc="stylize in real headless Chromium; compare with PyTorch; time each backend",
-        run="smoke:run_smoke_stage",
+        run="stages.smoke:run_smoke_stage",
         args={"site_dir": pipeline.folder("page"), "patched_dir": pipeline.folder("patch")},
         reads=("model.width_divisor", *each_key("smoke")),
         inputs=("page", "patch"),

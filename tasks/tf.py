@@ -10,7 +10,7 @@ def task_tf(pipeline: Pipeline) -> dict:
         pipeline,
         "tf",
         doc="convert the ONNX files to TensorFlow SavedModels (onnx-tf); check vs PyTorch",
-        run="tf_convert:run_tf_stage",
+        run="stages.tf:run_tf_stage",
         args={
             "onnx_dir": pipeline.folder("onnx"),
             "patched_dir": pipeline.folder("patch"),

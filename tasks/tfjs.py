@@ -11,7 +11,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
         pipeline,
         "tfjs",
         doc="convert TFStyle to a TensorFlow.js graph model; check it in Node (wasm)",
-        run="tfjs_convert:run_tfjs_stage",
+        run="stages.tfjs:run_tfjs_stage",
         args={
             "tfstyle_dir": pipeline.folder("tfstyle"),
             "patched_dir": pipeline.folder("patch"),

@@ -11,7 +11,7 @@ def task_tfstyle(pipeline: Pipeline) -> dict:
         pipeline,
         "tfstyle",
         doc="build the TFStyle module (content, style, iters, max_resolution -> result)",
-        run="tfstyle:run_tfstyle_stage",
+        run="stages.tfstyle:run_tfstyle_stage",
         args={
             "tf_dir": pipeline.folder("tf"),
             "patched_dir": pipeline.folder("patch"),

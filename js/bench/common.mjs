@@ -1,17 +1,14 @@
 // What both benchmark harness pages share: inputs fetched from the bench server, the timing
 // loop, the page's memory, and results handed back to Python as base64 float32 bytes.
 
+import { bytesToBase64 } from './sanet.mjs';
+
 export async function fetchFloats(url) {
   return new Float32Array(await (await fetch(url)).arrayBuffer());
 }
 
-export function base64(floats) {
-  const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
-  let text = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
+function base64(floats) {
+  return bytesToBase64(new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength));
 }
 
 // `once()` resolves to {values: Float32Array, shape}; it runs warmup + runs times, the last

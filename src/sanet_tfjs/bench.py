@@ -1,4 +1,6 @@
-"""`doit bench`: speed, download size, memory and quality of every runtime, in one run.
+"""Speed, download size, memory and quality of every runtime, in one run.
+
+The logic of stage `bench`; its entry point is stages/bench.py.
 
 The same image pair is stylized (iters 1) at each maximum resolution by
 - PyTorch (the patched model), ONNX Runtime (the three ONNX parts, the same Python loop) and
@@ -25,13 +27,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -39,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .children import run_module
 from .errors import PipelineError
-from .files import atomic_output, folder_bytes, write_json
-from .images import bench_images, quality
-from .quantize import FidelityTarget, QuantizationPlan, plan_quantization, plot_curve
+from .files import write_json
+from .images import quality
+from .quantize import QuantizationPlan
 from .repo import ROOT
-from .server import serve_directory
 from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
@@ -147,14 +145,7 @@ def measure_python_runtime(runtime: str, job: dict, scratch: Path) -> dict:
     job_path = scratch / f"{runtime}-job.json"
     write_json(job_path, job)
     print(f"  {runtime}: measuring in a child process", flush=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "sanet_tfjs.bench", runtime, str(job_path)],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"{runtime} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    run_module("bench", runtime, str(job_path), what=runtime, error=BenchError)
     entry = json.loads((scratch / f"{runtime}.json").read_text())
     for res, measured in entry["resolutions"].items():
         measured["result"] = np.load(scratch / f"{runtime}-{res}.npy")
@@ -573,173 +564,6 @@ WEIGHTS_NOTES = {
     "quantization quality with the trained SANet weights may differ.",
     "upstream": "The upstream SANet checkpoints (trained weights).",
 }
-
-
-def run_bench_stage(
-    tfstyle_dir: str,
-    onnx_dir: str,
-    patched_dir: str,
-    out_dir: str,
-    width_divisor: int,
-    profile: str,
-    shard_bytes: int,
-    resolutions: list[int],
-    warmup: int,
-    runs: int,
-    runtimes: list[str],
-    browser_backends: list[str],
-    quantizations: list[str],
-    unoptimized_baseline: bool,
-    threads: list[int],
-    reported_cores: int,
-    onnxruntime_web: bool,
-    large_resolution: int | None,
-    fidelity: dict,
-) -> dict:
-    from .browser import chromium
-    from .stylize import fitted_nchw
-
-    started = time.perf_counter()
-    content, style = bench_images()
-    quantization_plan = None
-    if "auto" in quantizations:
-        from .patch import load_patched_model
-
-        quantization_plan = plan_quantization(
-            load_patched_model(Path(patched_dir), width_divisor), FidelityTarget(**fidelity)
-        )
-    every_resolution = resolutions + ([large_resolution] if large_resolution else [])
-    job = {
-        "patched_dir": patched_dir,
-        "width_divisor": width_divisor,
-        "onnx_dir": onnx_dir,
-        "tfstyle_dir": tfstyle_dir,
-        "resolutions": every_resolution,
-        "restyle_resolutions": resolutions,
-        "warmup": warmup,
-        "runs": runs,
-    }
-    model_bytes = {
-        "pytorch": folder_bytes(Path(patched_dir)),
-        "onnxruntime": sum(p.stat().st_size for p in Path(onnx_dir).glob("*.onnx")),
-        "tensorflow": folder_bytes(Path(tfstyle_dir) / "saved_model"),
-    }
-    names = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime", "tensorflow": "TF SavedModel"}
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        scratch = Path(scratch)
-        np.save(scratch / "content.npy", content)
-        np.save(scratch / "style.npy", style)
-        job.update(content=str(scratch / "content.npy"), style=str(scratch / "style.npy"))
-        job["out_dir"] = str(scratch)
-        for runtime in runtimes:
-            entry = measure_python_runtime(runtime, job, scratch)
-            rows.append(
-                {
-                    "name": names[runtime],
-                    "runtime": runtime,
-                    "version": entry["version"],
-                    "download_bytes": model_bytes[runtime],
-                    "resolutions": entry["resolutions"],
-                }
-            )
-        root = scratch / "www"
-        root.mkdir()
-        bundles = build_bundles(
-            Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
-            unoptimized_baseline, quantization_plan,
-        )  # fmt: skip
-        harness_root(root, Path(onnx_dir))
-        inputs: dict = {
-            "original": write_inputs(root, "original", {"content": content, "style": style})
-        }
-        for res in every_resolution:
-            fitted = {"content": fitted_nchw(content, res), "style": fitted_nchw(style, res)}
-            fitted = {role: tensor.numpy() for role, tensor in fitted.items()}
-            inputs[res] = {
-                "fitted": write_inputs(root, f"fitted-{res}", fitted),
-                "content_size": content.shape[:2],
-            }
-        plan = browser_plan(
-            list(bundles), browser_backends, resolutions, threads, onnxruntime_web,
-            large_resolution,
-        )  # fmt: skip
-        with serve_directory(root, isolation_headers=True) as server, chromium() as browser:
-            for case in plan:
-                print(f"  {case.name}: measuring in headless Chromium", flush=True)
-                entry = measure_in_browser(browser, server.url, case, inputs, job, reported_cores)
-                rows.append(
-                    {
-                        "name": case.name,
-                        "runtime": "tensorflowjs" if case.bundle else PEER,
-                        "bundle": case.bundle,
-                        "backend": case.backend,
-                        "download_bytes": (
-                            folder_bytes(bundles[case.bundle])
-                            if case.bundle
-                            else model_bytes["onnxruntime"]
-                        ),
-                        **entry,
-                    }
-                )
-    summarize(rows)
-    report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "inputs": {"content_shape": list(content.shape), "style_shape": list(style.shape)},
-        "settings": {
-            "resolutions": every_resolution,
-            "iters": ITERS,
-            "warmup": warmup,
-            "runs": runs,
-            "width_divisor": width_divisor,
-            "threads": threads,
-            "reported_cores": reported_cores,
-        },
-        "rows": rows,
-        "peer_comparison": peer_comparison(rows),
-        "same_style_again": same_style_again(rows),
-        "weights": profile,
-        "note": WEIGHTS_NOTES[profile],
-    }
-    report["elapsed_s"] = time.perf_counter() - started
-    table = format_table(report)
-    peer_table = format_peer_table(report["peer_comparison"])
-    if peer_table:
-        table += (
-            f"\nTF.js (float32 bundle) against {PEER} on the same ONNX files, at equal wasm "
-            f"threads (the tabs report {reported_cores} cores):\n\n" + peer_table
-        )
-    same_style_table = format_same_style_table(report["same_style_again"])
-    if same_style_table:
-        table += (
-            "\nThe same style again (another photo, other iterations): the style's features "
-            "kept from the first stylization, not encoded again (medians of "
-            f"{runs} runs each):\n\n" + same_style_table
-        )
-    with atomic_output(Path(out_dir)) as staged:
-        staged.mkdir()
-        write_json(staged / "bench.json", report)
-        (staged / "bench.md").write_text(
-            "# SANet benchmark\n\n"
-            f"One stylization (iters {ITERS}) of a {content.shape[1]}x{content.shape[0]} photo "
-            f"in the style of a {style.shape[1]}x{style.shape[0]} painting, at each maximum "
-            f"resolution; median of {runs} runs after {warmup} warm-up run(s); "
-            f"{report['machine']['cpus']} CPU cores. Peak memory: each Python process's peak "
-            "RSS (imports included), the wasm heap of a TF.js tab (it only grows); page memory: "
-            "performance.measureUserAgentSpecificMemory() after the runs at that resolution "
-            f"(the whole tab: JS heaps, wasm memory, workers). {report['note']}\n\n" + table
-        )
-        plot(report, staged / "bench.png")
-        if quantization_plan is not None:
-            write_json(staged / "quantization.json", quantization_plan.report())
-            plot_curve(quantization_plan, staged / "quantization.png")
-    print(table)
-    print(f"  benchmark took {report['elapsed_s']:.0f} s; report in {out_dir}/")
-    return {"elapsed_s": report["elapsed_s"]}
 
 
 if __name__ == "__main__":  # the child process of measure_python_runtime

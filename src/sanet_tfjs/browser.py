@@ -180,14 +180,11 @@ class StylePage:
     def result_pixels(self) -> np.ndarray:
         """The result canvas as uint8 RGB [H, W, 3]."""
         width, height, data = self.page.evaluate(
-            """() => {
+            """async () => {
+                const { bytesToBase64 } = await import('./sanet.mjs');
                 const c = document.querySelector('#result');
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let s = '';
-                for (let i = 0; i < d.length; i += 0x8000) {
-                    s += String.fromCharCode(...d.subarray(i, i + 0x8000));
-                }
-                return [c.width, c.height, btoa(s)];
+                return [c.width, c.height, bytesToBase64(d)];
             }"""
         )
         rgba = np.frombuffer(base64.b64decode(data), np.uint8).reshape(height, width, 4)

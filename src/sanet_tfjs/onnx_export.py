@@ -1,4 +1,6 @@
-"""Stage `onnx`: the patched model as three ONNX graphs with dynamic height and width.
+"""The patched model as three ONNX graphs with dynamic height and width.
+
+The logic of stage `onnx`; its entry point is stages/onnx.py.
 
 encoder.onnx: image [1, 3, H, W] -> relu4_1, relu5_1
 transform.onnx: content4_1, style4_1, content5_1, style5_1 -> features
@@ -19,9 +21,8 @@ import numpy as np
 import torch
 
 from .architecture import PATCHED_PARTS
-from .files import atomic_output, write_json
-from .parity import PartsBackend, compare_parts, enforce_parts
-from .patch import load_patched_model
+from .files import atomic_output
+from .parity import PartsBackend
 
 ONNX_FILES = ("encoder.onnx", "transform.onnx", "decoder.onnx")
 FEATURE_INPUTS = ("content4_1", "style4_1", "content5_1", "style5_1")
@@ -97,24 +98,3 @@ def onnxruntime_backend(onnx_dir: Path) -> PartsBackend:
         return sessions["decoder"].run(None, {"features": features})[0]
 
     return PartsBackend(encode, transform, decode)
-
-
-def run_onnx_stage(
-    patched_dir: str,
-    out_dir: str,
-    width_divisor: int,
-    opset: int,
-    constant_folding: bool,
-    feature_rel_l2: float,
-    image_max_abs: float,
-) -> dict:
-    """Export, check, and prove parity with ONNX Runtime. The folder (with parity.json) is
-    moved into place only when parity holds: a failing export is never left to be trusted."""
-    model = load_patched_model(Path(patched_dir), width_divisor)
-    with atomic_output(Path(out_dir)) as staged:
-        staged.mkdir()
-        export_onnx(model, staged, opset, constant_folding)
-        report = compare_parts(onnxruntime_backend(staged), model)
-        report = enforce_parts(report, "onnx", feature_rel_l2, image_max_abs)
-        write_json(staged / "parity.json", report)
-    return {"passed": report["passed"]}

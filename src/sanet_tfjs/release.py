@@ -1,4 +1,6 @@
-"""Stage `release`: a reproducible archive of the deployable site, with provenance.
+"""A reproducible archive of the deployable site, with provenance.
+
+The logic of stage `release`; its entry point is stages/release.py.
 
 artifacts/release/ holds:
 - sanet-tfjs.tar.gz: the site (page, TensorFlow.js copy, model, examples), entries sorted, owner
@@ -12,14 +14,12 @@ The same inputs give the same bytes: two clean builds in two clones produce the 
 from __future__ import annotations
 
 import gzip
-import io
-import json
 import os
 import subprocess
 import tarfile
 from pathlib import Path
 
-from .files import atomic_output, sha256_file
+from .files import sha256_file
 from .repo import ROOT, pinned
 
 ARCHIVE = "sanet-tfjs.tar.gz"
@@ -104,30 +104,3 @@ def manifest(parity: dict, smoke: dict, lock: dict, config_path: Path, epoch: in
             },
         },
     }
-
-
-def run_release_stage(
-    site_dir: str,
-    parity_path: str,
-    smoke_path: str,
-    lock_path: str,
-    lock_key: str,
-    config_path: str,
-    out_dir: str,
-) -> dict:
-    epoch = source_date_epoch()
-    lock = json.loads(Path(lock_path).read_text())["checkpoints"][lock_key]
-    parity = json.loads(Path(parity_path).read_text())
-    smoke = json.loads(Path(smoke_path).read_text())
-    with atomic_output(Path(out_dir)) as staged:
-        staged.mkdir()
-        write_archive(Path(site_dir), staged / ARCHIVE, epoch)
-        data = manifest(parity, smoke, lock, Path(config_path), epoch)
-        data["archive"] = {"file": ARCHIVE, "sha256": sha256_file(staged / ARCHIVE)}
-        (staged / "manifest.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        sums = io.StringIO()
-        for name in (ARCHIVE, "manifest.json"):
-            sums.write(f"{sha256_file(staged / name)}  {name}\n")
-        (staged / "SHA256SUMS").write_text(sums.getvalue())
-    print(f"  release: {out_dir}/{ARCHIVE} sha256 {data['archive']['sha256']}")
-    return {"archive_sha256": data["archive"]["sha256"]}

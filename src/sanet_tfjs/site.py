@@ -1,4 +1,6 @@
-"""Stage `page`: the web page assembled into a folder any static host can serve.
+"""The web page assembled into a folder any static host can serve.
+
+The logic of stage `page`; its entry point is stages/page.py.
 
 artifacts/site/ holds the page (web/), js/sanet.mjs, the page's own copy of TensorFlow.js with
 its wasm and WebGPU backends from node_modules (nothing is loaded from a CDN), the TFJS model
@@ -18,9 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import PipelineError
-from .files import atomic_output, folder_bytes, sha256_file
+from .files import sha256_file
 from .images import sample_photo_path, synthetic_painting
-from .repo import ROOT
 
 VENDOR_FILES = {
     "@tensorflow/tfjs/dist/tf.min.js": "tf.min.js",
@@ -84,36 +85,3 @@ def write_service_worker(site: Path, template: Path, build_json: Path) -> str:
         text.replace(MANIFEST_LINE, f"const MANIFEST = {json.dumps(manifest, indent=2)};")
     )
     return manifest["version"]
-
-
-def run_page_stage(web_dir: str, model_dir: str, out_dir: str, profile: str) -> dict:
-    node_modules = ROOT / "node_modules"
-    with atomic_output(Path(out_dir)) as staged:
-        shutil.copytree(web_dir, staged, ignore=shutil.ignore_patterns(SERVICE_WORKER))
-        shutil.copyfile(ROOT / "js" / "sanet.mjs", staged / "sanet.mjs")
-        copy_vendor_files(node_modules, staged / "vendor")
-        shutil.copytree(model_dir, staged / "model")
-        write_examples(staged / "examples")
-        tfjs_version = json.loads((node_modules / "@tensorflow/tfjs/package.json").read_text())
-        model_bytes = folder_bytes(staged / "model")
-        build = {
-            "weights": profile,
-            "model_bytes": model_bytes,
-            "tfjs": tfjs_version["version"],
-            # Every file's sum: what was deployed can be checked, and build.json changes
-            # whenever any file of the site does (the smoke stage depends on it alone, and
-            # the service worker names its cache after it).
-            "files": {
-                str(path.relative_to(staged)): sha256_file(path)
-                for path in sorted(staged.rglob("*"))
-                if path.is_file()
-            },
-        }
-        (staged / "build.json").write_text(json.dumps(build, indent=2) + "\n")
-        template = Path(web_dir) / SERVICE_WORKER
-        version = write_service_worker(staged, template, staged / "build.json")
-    print(
-        f"  site: {out_dir} (model {model_bytes / 1e6:.1f} MB, TensorFlow.js {build['tfjs']}, "
-        f"offline cache version {version})"
-    )
-    return {key: build[key] for key in ("weights", "model_bytes", "tfjs")}

@@ -1,4 +1,6 @@
-"""Stage `tf`: the three ONNX graphs to TensorFlow SavedModels with onnx-tf.
+"""The three ONNX graphs to TensorFlow SavedModels with onnx-tf.
+
+The logic of stage `tf`; its entry point is stages/tf.py.
 
 onnx-tf 1.10 is imported through `onnx_tf_compat`. Before converting, every node is checked
 against onnx-tf's handler table, so an op it cannot convert stops the build with the op's name
@@ -14,10 +16,8 @@ import numpy as np
 
 from .architecture import PATCHED_PARTS as PARTS
 from .errors import PipelineError
-from .files import atomic_output, write_json
 from .onnx_export import FEATURE_INPUTS
-from .parity import PartsBackend, compare_parts, enforce_parts
-from .patch import load_patched_model
+from .parity import PartsBackend
 
 
 class UnsupportedOnnxOp(PipelineError):
@@ -103,24 +103,3 @@ def saved_model_backend(tf_dir: Path) -> PartsBackend:
         return signatures["decoder"](features=tf.constant(features))["image"].numpy()
 
     return PartsBackend(encode, transform, decode)
-
-
-def run_tf_stage(
-    onnx_dir: str,
-    patched_dir: str,
-    out_dir: str,
-    width_divisor: int,
-    feature_rel_l2: float,
-    image_max_abs: float,
-) -> dict:
-    """Convert, then prove parity with PyTorch; the folder appears only if parity holds."""
-    model = load_patched_model(Path(patched_dir), width_divisor)
-    with atomic_output(Path(out_dir)) as staged:
-        staged.mkdir()
-        for part in PARTS:
-            print(f"  converting {part}.onnx with onnx-tf", flush=True)
-            convert_onnx_file(Path(onnx_dir) / f"{part}.onnx", staged / part)
-        report = compare_parts(saved_model_backend(staged), model)
-        report = enforce_parts(report, "tf", feature_rel_l2, image_max_abs)
-        write_json(staged / "parity.json", report)
-    return {"passed": report["passed"]}

@@ -1,4 +1,6 @@
-"""Stage `tfjs`: the TFStyle SavedModel to a TensorFlow.js graph model, checked in Node.
+"""The TFStyle SavedModel to a TensorFlow.js graph model, checked in Node.
+
+The logic of stage `tfjs`; its entry point is stages/tfjs.py.
 
 `tensorflowjs_converter` freezes the serving signature into model.json plus weight shards.
 The graph is then rewritten for TensorFlow.js's kernels (tfjs_graph.py, `tfjs.optimize`), the
@@ -24,10 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PipelineError
-from .files import atomic_output, write_json
 from .parity import compare_stylizations, reference_results, stylization_runs
-from .patch import load_patched_model
-from .quantize import FidelityTarget, QuantizationPlan, bundle_encodings, plan_quantization
+from .quantize import QuantizationPlan, bundle_encodings
 from .repo import ROOT
 from .tfjs_graph import GraphBundle, expose_style_features
 from .tfjs_graph import optimize as optimize_graph
@@ -216,51 +216,3 @@ def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dic
     for row, entry in zip(report["pairs"], node["results"], strict=True):
         row["ms"], row["restyled_ms"] = entry["ms"], entry["restyledMs"]
     return report
-
-
-def run_tfjs_stage(
-    tfstyle_dir: str,
-    patched_dir: str,
-    out_dir: str,
-    report_path: str,
-    width_divisor: int,
-    shard_bytes: int,
-    quantization: str,
-    optimize: bool,
-    max_size_ratio: float,
-    result_max_abs: float,
-    fidelity: dict,
-) -> dict:
-    model = load_patched_model(Path(patched_dir), width_divisor)
-    parameters = sum(p.numel() for p in model.parameters())
-    unquantized = quantization == "none"
-    plan = None
-    if quantization == "auto":
-        plan = plan_quantization(model, FidelityTarget(**fidelity))
-    with atomic_output(Path(out_dir)) as staged:
-        rewrites = convert(
-            Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize, plan
-        )
-        print(f"  graph rewrites: {rewrites or 'none (tfjs.optimize is off)'}")
-        size = bundle_bytes(staged)
-        size["float32_parameters"] = 4 * parameters
-        size["ratio"] = size["weights"] / size["float32_parameters"]
-        print(
-            f"  bundle: {size['weights'] / 1e6:.2f} MB of weights in {size['shards']} shards "
-            f"({size['ratio']:.3f} x the float32 parameters), model.json "
-            f"{size['model_json'] / 1e3:.0f} kB"
-        )
-        if unquantized and size["ratio"] > max_size_ratio:
-            raise ConversionError(
-                f"the TFJS bundle holds {size['ratio']:.2f} x the model's float32 parameters "
-                f"(limit {max_size_ratio}): a weight is stored more than once (a part called "
-                f"from two places in the TFStyle graph?)"
-            )
-        report = compare_in_node(staged, model, result_max_abs if unquantized else None)
-        report["size"] = size
-        report["quantization"] = quantization
-        if plan is not None:
-            report["quantization_plan"] = plan.report()
-        report["graph_rewrites"] = rewrites
-    write_json(Path(report_path), report)
-    return {"passed": bool(report["passed"])}

@@ -1,4 +1,6 @@
-"""Stage `tfstyle`: one TF module that runs the whole stylization behind a serving signature.
+"""One TF module that runs the whole stylization behind a serving signature.
+
+The logic of stage `tfstyle`; its entry point is stages/tfstyle.py.
 
 Signature `serving_default` (the seed's; contract in stylize.py):
     content [H, W, 3] float32, style [h, w, 3] float32, iters int32, max_resolution int32
@@ -22,18 +24,13 @@ set from the model's own checksum (as in the `tf` stage).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from .architecture import PATCHED_PARTS as PARTS
-from .errors import PipelineError
-from .files import atomic_output, write_json
-from .parity import compare_stylizations, stylization_runs
-from .patch import load_patched_model
+from .children import run_module
 from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE
 from .tf_convert import fix_fingerprint_uuid
 
@@ -194,33 +191,13 @@ def save_saved_model(tf_dir: Path, dest: Path) -> None:
 
 def save_in_child_process(tf_dir: Path, dest: Path) -> None:
     """`save_saved_model` in a child Python with a fixed hash seed: the same bytes every time."""
-    done = subprocess.run(
-        [sys.executable, "-m", "sanet_tfjs.tfstyle", str(tf_dir), str(dest)],
-        env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(__file__).parents[1])},
-        capture_output=True,
-        text=True,
+    run_module(
+        "tfstyle",
+        str(tf_dir),
+        str(dest),
+        what=f"tfstyle: saving the TFStyle SavedModel to {dest}",
+        env={"PYTHONHASHSEED": "0"},
     )
-    if done.returncode != 0:
-        raise PipelineError(
-            f"tfstyle: saving the TFStyle SavedModel to {dest} failed "
-            f"(exit {done.returncode}):\n{done.stderr[-3000:]}"
-        )
-
-
-def run_tfstyle_stage(
-    tf_dir: str, patched_dir: str, out_dir: str, width_divisor: int, result_max_abs: float
-) -> dict:
-    with atomic_output(Path(out_dir)) as staged:
-        staged.mkdir()
-        saved = staged / "saved_model"
-        save_in_child_process(Path(tf_dir), saved)
-        model = load_patched_model(Path(patched_dir), width_divisor)
-        run = saved_model_stylize(saved)
-        runs = stylization_runs()
-        results = [run(*case[1:]) for case in runs]
-        report = compare_stylizations("tfstyle", runs, results, model, result_max_abs)
-        write_json(staged / "parity.json", report)
-    return {"passed": report["passed"]}
 
 
 if __name__ == "__main__":  # the child process of save_in_child_process

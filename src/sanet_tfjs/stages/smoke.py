@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .browser import WEBGPU_SOFTWARE_FLAGS, BrowserError, StylePage, chromium
-from .files import atomic_output, write_json
-from .parity import ParityError
-from .patch import load_patched_model
-from .server import serve_directory
-from .stylize import reference_stylize
+from ..browser import WEBGPU_SOFTWARE_FLAGS, BrowserError, StylePage, chromium
+from ..files import atomic_output, write_json
+from ..parity import ParityError
+from ..patch import load_patched_model
+from ..server import serve_directory
+from ..stylize import reference_stylize
 
 CONTENT_EXAMPLE = "grace_hopper.jpg"
 STYLE_EXAMPLE = "swirls.png"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .files import atomic_output, write_json
+from ..files import atomic_output, write_json
 
 
 def _rows(stage_report: dict) -> list[dict]:

@@ -1,0 +1,205 @@
+"""Stage `bench` (tasks/bench.py).
+
+Speed, download size, memory and quality of every runtime, in one run. Its logic is in bench.py;
+this module is its entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..bench import (
+    ITERS,
+    PEER,
+    WEIGHTS_NOTES,
+    browser_plan,
+    build_bundles,
+    format_peer_table,
+    format_same_style_table,
+    format_table,
+    harness_root,
+    measure_in_browser,
+    measure_python_runtime,
+    peer_comparison,
+    plot,
+    same_style_again,
+    summarize,
+    write_inputs,
+)
+from ..files import atomic_output, folder_bytes, write_json
+from ..images import bench_images
+from ..quantize import FidelityTarget, plan_quantization, plot_curve
+from ..server import serve_directory
+
+
+def run_bench_stage(
+    tfstyle_dir: str,
+    onnx_dir: str,
+    patched_dir: str,
+    out_dir: str,
+    width_divisor: int,
+    profile: str,
+    shard_bytes: int,
+    resolutions: list[int],
+    warmup: int,
+    runs: int,
+    runtimes: list[str],
+    browser_backends: list[str],
+    quantizations: list[str],
+    unoptimized_baseline: bool,
+    threads: list[int],
+    reported_cores: int,
+    onnxruntime_web: bool,
+    large_resolution: int | None,
+    fidelity: dict,
+) -> dict:
+    from ..browser import chromium
+    from ..stylize import fitted_nchw
+
+    started = time.perf_counter()
+    content, style = bench_images()
+    quantization_plan = None
+    if "auto" in quantizations:
+        from ..patch import load_patched_model
+
+        quantization_plan = plan_quantization(
+            load_patched_model(Path(patched_dir), width_divisor), FidelityTarget(**fidelity)
+        )
+    every_resolution = resolutions + ([large_resolution] if large_resolution else [])
+    job = {
+        "patched_dir": patched_dir,
+        "width_divisor": width_divisor,
+        "onnx_dir": onnx_dir,
+        "tfstyle_dir": tfstyle_dir,
+        "resolutions": every_resolution,
+        "restyle_resolutions": resolutions,
+        "warmup": warmup,
+        "runs": runs,
+    }
+    model_bytes = {
+        "pytorch": folder_bytes(Path(patched_dir)),
+        "onnxruntime": sum(p.stat().st_size for p in Path(onnx_dir).glob("*.onnx")),
+        "tensorflow": folder_bytes(Path(tfstyle_dir) / "saved_model"),
+    }
+    names = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime", "tensorflow": "TF SavedModel"}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        scratch = Path(scratch)
+        np.save(scratch / "content.npy", content)
+        np.save(scratch / "style.npy", style)
+        job.update(content=str(scratch / "content.npy"), style=str(scratch / "style.npy"))
+        job["out_dir"] = str(scratch)
+        for runtime in runtimes:
+            entry = measure_python_runtime(runtime, job, scratch)
+            rows.append(
+                {
+                    "name": names[runtime],
+                    "runtime": runtime,
+                    "version": entry["version"],
+                    "download_bytes": model_bytes[runtime],
+                    "resolutions": entry["resolutions"],
+                }
+            )
+        root = scratch / "www"
+        root.mkdir()
+        bundles = build_bundles(
+            Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
+            unoptimized_baseline, quantization_plan,
+        )  # fmt: skip
+        harness_root(root, Path(onnx_dir))
+        inputs: dict = {
+            "original": write_inputs(root, "original", {"content": content, "style": style})
+        }
+        for res in every_resolution:
+            fitted = {"content": fitted_nchw(content, res), "style": fitted_nchw(style, res)}
+            fitted = {role: tensor.numpy() for role, tensor in fitted.items()}
+            inputs[res] = {
+                "fitted": write_inputs(root, f"fitted-{res}", fitted),
+                "content_size": content.shape[:2],
+            }
+        plan = browser_plan(
+            list(bundles), browser_backends, resolutions, threads, onnxruntime_web,
+            large_resolution,
+        )  # fmt: skip
+        with serve_directory(root, isolation_headers=True) as server, chromium() as browser:
+            for case in plan:
+                print(f"  {case.name}: measuring in headless Chromium", flush=True)
+                entry = measure_in_browser(browser, server.url, case, inputs, job, reported_cores)
+                rows.append(
+                    {
+                        "name": case.name,
+                        "runtime": "tensorflowjs" if case.bundle else PEER,
+                        "bundle": case.bundle,
+                        "backend": case.backend,
+                        "download_bytes": (
+                            folder_bytes(bundles[case.bundle])
+                            if case.bundle
+                            else model_bytes["onnxruntime"]
+                        ),
+                        **entry,
+                    }
+                )
+    summarize(rows)
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "inputs": {"content_shape": list(content.shape), "style_shape": list(style.shape)},
+        "settings": {
+            "resolutions": every_resolution,
+            "iters": ITERS,
+            "warmup": warmup,
+            "runs": runs,
+            "width_divisor": width_divisor,
+            "threads": threads,
+            "reported_cores": reported_cores,
+        },
+        "rows": rows,
+        "peer_comparison": peer_comparison(rows),
+        "same_style_again": same_style_again(rows),
+        "weights": profile,
+        "note": WEIGHTS_NOTES[profile],
+    }
+    report["elapsed_s"] = time.perf_counter() - started
+    table = format_table(report)
+    peer_table = format_peer_table(report["peer_comparison"])
+    if peer_table:
+        table += (
+            f"\nTF.js (float32 bundle) against {PEER} on the same ONNX files, at equal wasm "
+            f"threads (the tabs report {reported_cores} cores):\n\n" + peer_table
+        )
+    same_style_table = format_same_style_table(report["same_style_again"])
+    if same_style_table:
+        table += (
+            "\nThe same style again (another photo, other iterations): the style's features "
+            "kept from the first stylization, not encoded again (medians of "
+            f"{runs} runs each):\n\n" + same_style_table
+        )
+    with atomic_output(Path(out_dir)) as staged:
+        staged.mkdir()
+        write_json(staged / "bench.json", report)
+        (staged / "bench.md").write_text(
+            "# SANet benchmark\n\n"
+            f"One stylization (iters {ITERS}) of a {content.shape[1]}x{content.shape[0]} photo "
+            f"in the style of a {style.shape[1]}x{style.shape[0]} painting, at each maximum "
+            f"resolution; median of {runs} runs after {warmup} warm-up run(s); "
+            f"{report['machine']['cpus']} CPU cores. Peak memory: each Python process's peak "
+            "RSS (imports included), the wasm heap of a TF.js tab (it only grows); page memory: "
+            "performance.measureUserAgentSpecificMemory() after the runs at that resolution "
+            f"(the whole tab: JS heaps, wasm memory, workers). {report['note']}\n\n" + table
+        )
+        plot(report, staged / "bench.png")
+        if quantization_plan is not None:
+            write_json(staged / "quantization.json", quantization_plan.report())
+            plot_curve(quantization_plan, staged / "quantization.png")
+    print(table)
+    print(f"  benchmark took {report['elapsed_s']:.0f} s; report in {out_dir}/")
+    return {"elapsed_s": report["elapsed_s"]}
