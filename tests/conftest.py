@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,14 +21,14 @@ from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts
 from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
 from sanet_tfjs.model import PatchedSANet
-from sanet_tfjs.onnx_export import run_onnx_stage
 from sanet_tfjs.patch import load_patched_model
-from sanet_tfjs.site import run_page_stage
-from sanet_tfjs.tf_convert import run_tf_stage
-from sanet_tfjs.tfjs_convert import run_tfjs_stage
-from sanet_tfjs.tfstyle import run_tfstyle_stage
+from sanet_tfjs.repo import ROOT
+from sanet_tfjs.stages.onnx import run_onnx_stage
+from sanet_tfjs.stages.page import run_page_stage
+from sanet_tfjs.stages.tf import run_tf_stage
+from sanet_tfjs.stages.tfjs import run_tfjs_stage
+from sanet_tfjs.stages.tfstyle import run_tfstyle_stage
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = 8  # width divisor of the tiny models: same topology, 1/8 of the channels
 ONE_LEVEL = 1 / 255
 FIDELITY = {"psnr_db": 35.0, "ssim": 0.99, "resolutions": [64, 96]}  # tfjs.fidelity, at tiny sizes
@@ -42,6 +46,24 @@ ALL_STAGES = [
     "page",
     "smoke",
 ]  # fmt: skip  (build order; `release` runs only when asked for)
+
+
+# Tests that need these are slow (a conversion chain, a browser, a pipeline build): the fast
+# tier (`-m "not slow"`) leaves them out. Marked here, by what they use, so a new test that
+# needs one is marked too.
+SLOW_FIXTURES = {"tiny_build", "reference"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames) or item.get_closest_marker("full_width"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def reference() -> ReferenceBuild:
+    """The session's reference build (see `reference_build`)."""
+    return reference_build()
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +96,15 @@ class ScratchPipeline:
         self.config["fetch"]["backoff_s"] = 0.01
         self.save()
 
+    @classmethod
+    def of(cls, folder: Path) -> ScratchPipeline:
+        """The scratch pipeline a folder already holds (a copy of one), as it is."""
+        pipeline = cls.__new__(cls)
+        pipeline.folder = folder
+        pipeline.config_path = folder / "pipeline.yaml"
+        pipeline.config = yaml.safe_load(pipeline.config_path.read_text())
+        return pipeline
+
     @property
     def artifacts(self) -> Path:
         return self.folder / self.config["artifacts_dir"]
@@ -82,17 +113,8 @@ class ScratchPipeline:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
 
     def doit(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        environment = {**os.environ, "SANET_PIPELINE": str(self.config_path)}
-        environment.pop("SANET_MIRROR", None)  # a developer's own mirror must not leak in
-        environment.update(env or {})
-        return subprocess.run(
-            [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=DOIT_TIMEOUT_S,
-        )
+        """doit in the repository itself, on this pipeline.yaml (its artifacts beside it)."""
+        return run_doit_process(ROOT, self.config_path, *args, env=env)
 
 
 def executed_tasks(result: subprocess.CompletedProcess) -> list[str]:
@@ -126,23 +148,64 @@ def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipel
     return copy, pipeline
 
 
+AUDIT = {"SANET_AUDIT": "1"}  # stages fail on any file they read but do not declare
+
+
+@dataclass(frozen=True)
+class ReferenceBuild:
+    copy: Path  # the repository copy, artifacts/ inside
+    pipeline: ScratchPipeline
+    executed: list[str]  # the stages the build ran
+    sums: dict[str, str]  # artifact_sums of the build
+    seconds: dict[str, float]  # each stage's time, as it printed it
+
+
+@functools.cache
+def reference_build() -> ReferenceBuild:
+    """One tiny build from nothing, under the read audit, made once per process for every test
+    (and hardening scenario) that starts from a built pipeline. Never change it: take a copy
+    with `reference_copy`."""
+    root = Path(tempfile.mkdtemp(prefix="sanet-reference-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    copy, pipeline = tiny_repo(root / "repo")
+    executed, seconds = [], {}
+    for line in run_doit_output(copy, pipeline.config_path, env=AUDIT).splitlines():
+        if line.startswith(".  "):
+            executed.append(line[3:].strip())
+        elif executed and " done in " in line:
+            seconds[executed[-1]] = float(line.rsplit(" done in ", 1)[1].split()[0])
+    return ReferenceBuild(copy, pipeline, executed, artifact_sums(pipeline.artifacts), seconds)
+
+
+def reference_copy(dest: Path) -> tuple[Path, ScratchPipeline]:
+    """A copy of the reference build's repository at `dest` (new path, new modification
+    times, as a restored CI cache): up to date, and the caller's to change."""
+    shutil.copytree(reference_build().copy, dest, symlinks=True)
+    return dest, ScratchPipeline.of(dest)
+
+
 def doit_command(
     config_path: Path, *args: str, env: dict | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run doit on `config_path` (cwd: the copy)."""
-    return [sys.executable, "-m", "doit", *args], {
-        **os.environ,
-        "SANET_PIPELINE": str(config_path),
-        **(env or {}),
-    }
+    environment = {**os.environ, "SANET_PIPELINE": str(config_path), **(env or {})}
+    environment.pop("SANET_MIRROR", None)  # a developer's own mirror must not leak in
+    return [sys.executable, "-m", "doit", *args], environment
+
+
+def run_doit_process(
+    cwd: Path, config_path: Path, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """doit run to its end in `cwd` (a repository or a copy) on `config_path`."""
+    command, environment = doit_command(config_path, *args, env=env)
+    return subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=DOIT_TIMEOUT_S
+    )
 
 
 def run_doit_output(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> str:
     """Run doit in a repository copy; fail on an error; return what it printed."""
-    command, environment = doit_command(config_path, *args, env=env)
-    result = subprocess.run(
-        command, cwd=copy, env=environment, capture_output=True, text=True, timeout=DOIT_TIMEOUT_S
-    )
+    result = run_doit_process(copy, config_path, *args, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

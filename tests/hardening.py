@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
 import json
 import math
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -54,17 +54,17 @@ from sanet_tfjs.server import serve_directory
 from tests.conftest import (
     ALL_STAGES,
     DOIT_TIMEOUT_S,
-    ScratchPipeline,
+    ROOT,
     artifact_sums,
     doit_command,
     flip_a_byte,
+    reference_build,
+    reference_copy,
     run_doit,
-    run_doit_output,
     tiny_repo,
 )
 from tests.loopback import FaultPlan, faulty_server
 
-ROOT = Path(__file__).resolve().parent.parent
 TABLE_PATH = ROOT / "docs" / "hardening.md"
 WIDTH = 8
 FILE_PATH = f"/files/{DECODER_FILE}"
@@ -78,6 +78,7 @@ class Scenario:
     fault: str
     designed: str  # the outcome every run must have
     run: Callable[[Path], int]  # runs the scenario in a scratch folder; returns the run count
+    slow: bool = False  # builds the pipeline (left out of the fast tier)
 
 
 class Wrong(AssertionError):
@@ -615,19 +616,6 @@ def leftovers(artifacts: Path) -> list[str]:
     )  # fmt: skip
 
 
-@functools.cache
-def reference_build(root: Path) -> tuple[Path, ScratchPipeline, dict[str, str], dict[str, float]]:
-    """One uninterrupted build: (repository, pipeline, artifact sums, seconds per stage)."""
-    copy, pipeline = tiny_repo(root / "reference")
-    seconds, stage = {}, None
-    for line in run_doit_output(copy, pipeline.config_path).splitlines():
-        if line.startswith(".  "):
-            stage = line[3:].strip()
-        elif stage and " done in " in line:
-            seconds[stage] = float(line.rsplit(" done in ", 1)[1].split()[0])
-    return copy, pipeline, artifact_sums(pipeline.artifacts), seconds
-
-
 def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[str] | None:
     """Start `doit`; SIGKILL its whole process group `delay_s` after it starts `stage`.
     Returns the stages it started (`stage` last), or None if it never reached `stage`."""
@@ -661,7 +649,8 @@ def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[st
 
 
 def _killed_inside_every_stage(scratch: Path) -> int:
-    _, _, expected, seconds = reference_build(scratch.parent)
+    reference = reference_build()
+    expected, seconds = reference.sums, reference.seconds
     copy, pipeline = tiny_repo(scratch / "killed")
     killed = None
     for stage in ALL_STAGES:  # a kill halfway through each stage, one build after another
@@ -681,7 +670,8 @@ def _killed_inside_every_stage(scratch: Path) -> int:
 
 
 def _tampered_outputs_are_rebuilt(scratch: Path) -> int:
-    copy, pipeline, expected, _ = reference_build(scratch.parent)
+    expected = reference_build().sums
+    copy, pipeline = reference_copy(scratch / "tampered")
     artifacts = pipeline.artifacts
     tampering = {
         "checkpoint byte flipped": lambda: flip_a_byte(artifacts / "checkpoints" / DECODER_FILE),
@@ -718,6 +708,7 @@ def build_scenarios() -> list[Scenario]:
             "only the stage killed; every artifact is byte-identical to an uninterrupted "
             "build's (timing reports aside); no temporary file is left",
             _killed_inside_every_stage,
+            slow=True,
         ),
         Scenario(
             "tampered artifacts",
@@ -726,6 +717,7 @@ def build_scenarios() -> list[Scenario]:
             "the stage that wrote it notices (recorded sha256) and rebuilds it; every artifact "
             "is byte-identical to the untampered build's again",
             _tampered_outputs_are_rebuilt,
+            slow=True,
         ),
     ]
 
@@ -763,6 +755,27 @@ def render_table(rows: list[tuple[Scenario, int, str]]) -> str:
     total = sum(runs for _, runs, _ in rows)
     lines += ["", f"{len(rows)} scenarios, {total} runs.", ""]
     return "\n".join(lines)
+
+
+def scenario_ids(scenarios: list[Scenario]) -> list[str]:
+    """Short test ids: the area's first word and the scenario's number within its area."""
+    ids, counts = [], {}
+    for scenario in scenarios:
+        area = scenario.area.split()[0].replace(".", "-")
+        counts[area] = counts.get(area, 0) + 1
+        ids.append(f"{area}-{counts[area]}")
+    return ids
+
+
+def runs_in_table(table: str) -> dict[tuple[str, str], int]:
+    """{(area, fault): runs} of the rows of a rendered table."""
+    rows = {}
+    for line in table.splitlines()[6:]:
+        if not line.startswith("| "):
+            continue
+        cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        rows[(cells[0], cells[1])] = int(cells[2])
+    return rows
 
 
 def run_all() -> list[tuple[Scenario, int, str]]:

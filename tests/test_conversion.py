@@ -10,9 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from sanet_tfjs.onnx_export import run_onnx_stage
 from sanet_tfjs.parity import ParityError
-from sanet_tfjs.tf_convert import UnsupportedOnnxOp, convert_onnx_file, run_tf_stage
+from sanet_tfjs.stages.onnx import run_onnx_stage
+from sanet_tfjs.stages.tf import run_tf_stage
+from sanet_tfjs.tf_convert import UnsupportedOnnxOp, convert_onnx_file
 from tests.conftest import ROOT, TINY, TOLERANCES
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from sanet_tfjs.browser import StylePage, chromium
 from sanet_tfjs.server import serve_directory
-from sanet_tfjs.site import SERVICE_WORKER, run_page_stage
+from sanet_tfjs.site import SERVICE_WORKER
+from sanet_tfjs.stages.page import run_page_stage
 from tests.test_page import TWO_LEVELS, matches_pytorch, stylize_example
 
 

@@ -15,16 +15,18 @@ import pytest
 from sanet_tfjs.architecture import CHECKPOINT_FILES
 from tests.conftest import (
     ALL_STAGES,
+    AUDIT,
     ROOT,
     TINY,
     ScratchPipeline,
     artifact_sums,
-    doit_command,
     executed_tasks,
     flip_a_byte,
+    reference_copy,
     repo_copy,
     run_doit,
     run_doit_output,
+    run_doit_process,
     tiny_repo,
 )
 
@@ -141,7 +143,6 @@ def append_line(path: Path, line: str) -> None:
 
 RELEASE_EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 CONVERSION = {"onnx", "tf", "tfstyle", "tfjs", "report", "page"}
-AUDIT = {"SANET_AUDIT": "1"}
 
 
 def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
@@ -195,8 +196,9 @@ def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
         ("bench setting (bench runs only when asked for)", setting("bench", "runs", 5), set()),
         ("patch code (imported by every stage that loads the model)", code("patch"), model_users),
         ("TFStyle code", code("tfstyle"), {"tfstyle"}),
+        ("TFStyle stage code", code("stages/tfstyle"), {"tfstyle"}),
         ("model code", code("model"), model_users),
-        ("report code", code("report"), {"report"}),
+        ("report code", code("stages/report"), {"report"}),
         ("page source", lambda: append_line(copy / "web/style.css", "p {}"), {"page", "smoke"}),
         (
             "a script the Node check imports",
@@ -271,23 +273,26 @@ def check_each_module_marks_exactly_its_importers(copy: Path, config_path: Path)
     code = stage_code(copy, config_path)
     assert code["tf"] >= {"tf_convert.py", "onnx_tf_compat.py", "parity.py", "model.py"}
     wrong = []
-    for module in sorted((copy / "src" / "sanet_tfjs").glob("*.py")):
+    package = copy / "src" / "sanet_tfjs"
+    for module in sorted(package.rglob("*.py")):
         original = module.read_bytes()
         module.write_bytes(original + b"# edited\n")
         try:
             marked = stages_out_of_date(copy, config_path)
         finally:
             module.write_bytes(original)
-        expected = {stage for stage, files in code.items() if module.name in files}
+        name = module.relative_to(package).as_posix()
+        expected = {stage for stage, files in code.items() if name in files}
         if marked != expected:
-            wrong.append(f"{module.name}: marks {sorted(marked)}, imported by {sorted(expected)}")
+            wrong.append(f"{name}: marks {sorted(marked)}, imported by {sorted(expected)}")
     return wrong
 
 
-def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path):
-    copy, pipeline = tiny_repo(tmp_path / "repo")
-    # The first build runs under the read audit: no stage touches a file it does not declare.
-    assert set(run_doit(copy, pipeline.config_path, env=AUDIT)) == set(ALL_STAGES)
+def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path, reference):
+    # The reference build ran under the read audit: no stage touched a file it did not declare.
+    assert set(reference.executed) == set(ALL_STAGES)
+    copy, pipeline = reference_copy(tmp_path / "repo")
+    assert run_doit(copy, pipeline.config_path) == []  # a copy elsewhere is up to date
     summary = json.loads((pipeline.artifacts / "patched" / "patch.json").read_text())
     assert summary["width_divisor"] == 8
     assert summary["dropped_vgg_tensors"][0] == "45.weight"
@@ -318,16 +323,13 @@ def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path):
 
     # The audit catches the next undeclared input: the report stage made to read a file it
     # does not declare fails, naming it, and runs again once the read is gone.
-    report_code = copy / "src/sanet_tfjs/report.py"
+    report_code = copy / "src/sanet_tfjs/stages/report.py"
     original = report_code.read_text()
     report_code.write_text(
-        original + "from .repo import ROOT  # noqa: E402\n"
+        original + "from ..repo import ROOT  # noqa: E402\n"
         'UNDECLARED = (ROOT / "requirements.lock").read_text()\n'
     )
-    command, environment = doit_command(pipeline.config_path, "report", env=AUDIT)
-    failed = subprocess.run(
-        command, cwd=copy, env=environment, capture_output=True, text=True, timeout=300
-    )
+    failed = run_doit_process(copy, pipeline.config_path, "report", env=AUDIT)
     assert failed.returncode != 0
     assert (
         "report touched 1 file(s) it does not declare: requirements.lock"
@@ -342,13 +344,20 @@ def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path):
     # parameters after the patch stage's folds (before: 328,223 and 20,911,247)
     [(TINY, 311_571), pytest.param(1, 19_860_611, marks=pytest.mark.full_width)],
 )
+@pytest.mark.slow
 def test_clean_builds_are_identical_and_a_restored_cache_is_trusted(
-    tmp_path, width_divisor, parameters
+    tmp_path, width_divisor, parameters, request
 ):
     builds = []
     for name in ("a", "deeper/b"):  # two clones at different paths, each built from nothing
-        copy, pipeline = tiny_repo(tmp_path / name, width_divisor)
-        executed = run_doit(copy, pipeline.config_path, "release", env=RELEASE_EPOCH)
+        if name == "a" and width_divisor == TINY:  # the session's reference build is one
+            copy, pipeline = reference_copy(tmp_path / name)
+            executed = request.getfixturevalue("reference").executed + run_doit(
+                copy, pipeline.config_path, "release", env=RELEASE_EPOCH
+            )
+        else:
+            copy, pipeline = tiny_repo(tmp_path / name, width_divisor)
+            executed = run_doit(copy, pipeline.config_path, "release", env=RELEASE_EPOCH)
         assert set(executed) == {*ALL_STAGES, "release"}
         builds.append((copy, pipeline))
     (first, pipeline), (_, other) = builds

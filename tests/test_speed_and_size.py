@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan, run_bench_stage
+from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan
 from sanet_tfjs.images import quality
 from sanet_tfjs.model import ATTENTION_CHUNKS
 from sanet_tfjs.quantize import (
@@ -20,6 +20,7 @@ from sanet_tfjs.quantize import (
     plan_quantization,
     round_to_nearest_uint8,
 )
+from sanet_tfjs.stages.bench import run_bench_stage
 from sanet_tfjs.tfjs_convert import (
     ATTENTION_MATMUL_RANK,
     ConversionError,

@@ -1,6 +1,8 @@
 // The stylization page: everything runs here, in the browser; no image leaves the page.
 // tf (TensorFlow.js) and its wasm backend come from the page's own vendor/ copy (no CDN).
-import { MIN_SIDE, StylizeInputError, checkInputs, fittedSize, loadModel, stylize } from './sanet.mjs';
+import {
+  MIN_SIDE, StylizeInputError, bytesToBase64, checkInputs, fittedSize, loadModel, stylize,
+} from './sanet.mjs';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -136,9 +138,7 @@ function rgbBase64(canvas) {
     rgb[j + 1] = data[i + 1];
     rgb[j + 2] = data[i + 2];
   }
-  let text = '';
-  for (let i = 0; i < rgb.length; i += 0x8000) text += String.fromCharCode(...rgb.subarray(i, i + 0x8000));
-  return btoa(text);
+  return bytesToBase64(rgb);
 }
 
 async function decode(file) {
