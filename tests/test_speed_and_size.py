@@ -269,6 +269,10 @@ def test_browser_plan():
         (f"{PEER} wasm, 1 thread", "ort.html", None, 1, both, both),
         (f"{PEER} wasm, 2 threads", "ort.html", None, 2, [256, 512, 1024], both),
     ]
+    # page memory: at each resolution on one thread (and webgl), at the last one with threads
+    assert [[res for res in c.resolutions if c.measures_page_memory_at(res)] for c in plan] == [
+        both, [1024], both, [256], both, both, [256], both, [1024],
+    ]  # fmt: skip
 
 
 def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
@@ -318,13 +322,17 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         expected = ["64"] if BASELINE_BUNDLE in name else ["64", "96"]
         expected += ["128"] if name in large else []
         assert sorted(row["resolutions"], key=int) == expected, name  # json sorts keys as text
-        for measured in row["resolutions"].values():
+        for res, measured in row["resolutions"].items():
             assert len(measured["ms"]) == 2
             assert measured["median_ms"] > 0
             if row["runtime"] != PEER:  # the peer's wasm heap is not reachable from the page
                 assert measured["peak_memory_bytes"] > 0
-            if "backend" in row:  # a browser row: the whole tab's memory
-                assert measured["page_memory_bytes"] > 0, name
+            if "backend" in row:  # a browser row: the whole tab's memory, with threads
+                # only after the last resolution (60 s a measurement there)
+                if (row.get("threads") or 1) == 1 or res == max(row["resolutions"], key=int):
+                    assert measured["page_memory_bytes"] > 0, name
+                else:
+                    assert measured["page_memory_bytes"] is None, name
             if row.get("bundle") not in ("float16", "uint8", "auto"):  # quality_vs_float32
                 assert measured["max_abs_vs_pytorch"] <= 1 / 255, name
     assert rows["PyTorch"]["resolutions"]["64"]["ratio_to_pytorch"] == 1.0
@@ -345,7 +353,10 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         assert line["tfjs_over_peer"] == pytest.approx(line["tfjs_s"] / line["peer_s"])
         speedup = line["tfjs_speedup_vs_1_thread"]  # none at the large size: no 1-thread run
         assert speedup > 0 if line["resolution"] != 128 else speedup is None
-        assert line["peer_page_memory_bytes"] > 0
+        if line["threads"] == 1 or line["resolution"] == 128:
+            assert line["peer_page_memory_bytes"] > 0 and line["tfjs_page_memory_bytes"] > 0
+        else:
+            assert line["peer_page_memory_bytes"] is line["tfjs_page_memory_bytes"] is None
     # the same style again: PyTorch, TF.js float32 and the peer, at the two resolutions; the
     # same picture as the first stylization (the bench times it; no timing is asserted here)
     again = report["same_style_again"]

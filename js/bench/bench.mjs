@@ -35,8 +35,9 @@ window.bench = {
     return { loadMs: performance.now() - started };
   },
   // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
-  // With `restyle`, then `runs` more with the style's features from the first runs fed back.
-  async run(spec, iters, maxResolution, warmup, runs, restyle) {
+  // With `restyle`, then `runs` more with the style's features from the first runs fed back;
+  // with `measurePage`, the page's memory after them.
+  async run(spec, iters, maxResolution, warmup, runs, restyle, measurePage) {
     const content = tf.tensor(await fetchFloats(spec.content.url), spec.content.shape);
     const style = tf.tensor(await fetchFloats(spec.style.url), spec.style.shape);
     let features = null;
@@ -51,7 +52,7 @@ window.bench = {
     try {
       const first = await timeRuns(() => once(null), warmup, runs);
       const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
-      return { ...(await report(first, restyled)), backendBytes: backendBytes() };
+      return { ...(await report(first, restyled, measurePage)), backendBytes: backendBytes() };
     } finally {
       tf.dispose([content, style, features]);
     }

@@ -63,8 +63,9 @@ window.bench = {
     return { loadMs: performance.now() - started };
   },
   // spec: {content, style: {url, shape}} of NCHW float32 inputs, already fitted. With
-  // `restyle`, then `runs` more with the style's features from the first runs kept.
-  async run(spec, iters, warmup, runs, restyle) {
+  // `restyle`, then `runs` more with the style's features from the first runs kept; with
+  // `measurePage`, the page's memory after them.
+  async run(spec, iters, warmup, runs, restyle, measurePage) {
     const content = new ort.Tensor('float32', await fetchFloats(spec.content.url), spec.content.shape);
     const style = new ort.Tensor('float32', await fetchFloats(spec.style.url), spec.style.shape);
     let features = null;
@@ -79,7 +80,7 @@ window.bench = {
     try {
       const first = await timeRuns(() => once(null), warmup, runs);
       const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
-      return { ...(await report(first, restyled)), backendBytes: null };
+      return { ...(await report(first, restyled, measurePage)), backendBytes: null };
     } finally {
       disposeFeatures(features);
     }

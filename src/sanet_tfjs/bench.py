@@ -200,6 +200,14 @@ class BrowserCase:
     resolutions: list[int]
     restyle_resolutions: list[int]  # where the same style is also timed again, not encoded
 
+    def measures_page_memory_at(self, res: int) -> bool:
+        """Page memory at every resolution on one thread, after the last one only with wasm
+        threads. Chromium asks every worker of the tab for its heap and waits up to 60 s
+        (V8WorkerMemoryReporter::kTimeout) for an answer; wasm threads never give one (they
+        sit in Atomics.wait, not in their event loop), so each measurement there takes 60 s
+        and counts the page and its wasm memory without those workers' own JS heaps."""
+        return (self.threads or 1) == 1 or res == self.resolutions[-1]
+
 
 def harness_root(root: Path, onnx_dir: Path) -> None:
     """The harness pages, their TensorFlow.js and onnxruntime-web copies and the ONNX files."""
@@ -306,18 +314,21 @@ def measure_in_browser(
         entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
         for res in case.resolutions:
             restyle = res in case.restyle_resolutions
+            measure_page = case.measures_page_memory_at(res)
             if tfjs:
                 out = page.evaluate(
-                    "([spec, iters, res, warmup, runs, restyle]) => window.bench.run(spec, iters, "
-                    "res, warmup, runs, restyle)",
-                    [inputs["original"], ITERS, res, job["warmup"], job["runs"], restyle],
-                )
+                    "([spec, iters, res, warmup, runs, restyle, measurePage]) => "
+                    "window.bench.run(spec, iters, res, warmup, runs, restyle, measurePage)",
+                    [inputs["original"], ITERS, res, job["warmup"], job["runs"], restyle,
+                     measure_page],
+                )  # fmt: skip
             else:
                 out = page.evaluate(
-                    "([spec, iters, warmup, runs, restyle]) => window.bench.run(spec, iters, "
-                    "warmup, runs, restyle)",
-                    [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"], restyle],
-                )
+                    "([spec, iters, warmup, runs, restyle, measurePage]) => "
+                    "window.bench.run(spec, iters, warmup, runs, restyle, measurePage)",
+                    [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"], restyle,
+                     measure_page],
+                )  # fmt: skip
             result = np.frombuffer(base64.b64decode(out["result"]), np.float32).copy()
             result = result.reshape(out["shape"])
             if not tfjs:  # the peer ran the loop only: scale back as stylize_hwc does

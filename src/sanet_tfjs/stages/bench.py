@@ -194,7 +194,9 @@ def run_bench_stage(
             f"{report['machine']['cpus']} CPU cores. Peak memory: each Python process's peak "
             "RSS (imports included), the wasm heap of a TF.js tab (it only grows); page memory: "
             "performance.measureUserAgentSpecificMemory() after the runs at that resolution "
-            f"(the whole tab: JS heaps, wasm memory, workers). {report['note']}\n\n" + table
+            "(the whole tab: JS heaps, wasm memory, workers); in a tab with wasm threads only "
+            "after its last resolution, and without the threads' own JS heaps (Chromium waits "
+            f"60 s for them to answer, and they never do). {report['note']}\n\n" + table
         )
         plot(report, staged / "bench.png")
         if quantization_plan is not None:
