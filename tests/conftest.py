@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 
 from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
 from sanet_tfjs.files import sha256_file
@@ -159,29 +162,65 @@ class ReferenceBuild:
     sums: dict[str, str]  # artifact_sums of the build
     seconds: dict[str, float]  # each stage's time, as it printed it
 
+    def copy_to(self, dest: Path) -> tuple[Path, ScratchPipeline]:
+        """A copy of the build's repository at `dest` (new path, new modification times, as
+        a restored CI cache): up to date, and the caller's to change."""
+        shutil.copytree(self.copy, dest, symlinks=True)
+        return dest, ScratchPipeline.of(dest)
 
-@functools.cache
-def reference_build() -> ReferenceBuild:
-    """One tiny build from nothing, under the read audit, made once per process for every test
-    (and hardening scenario) that starts from a built pipeline. Never change it: take a copy
-    with `reference_copy`."""
-    root = Path(tempfile.mkdtemp(prefix="sanet-reference-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    copy, pipeline = tiny_repo(root / "repo")
+
+# pytest-xdist's workers (`-n 2`) share what is built once per run: the folder above their own
+# temporary folders, which pytest removes with its old runs. None outside a worker.
+WORKERS_SHARED_DIR: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global WORKERS_SHARED_DIR
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller chose its basetemp
+        WORKERS_SHARED_DIR = Path(config.option.basetemp).parent
+
+
+def built_once(name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `build(folder)` filled, built once per test run: by the first xdist worker
+    that asks, under a file lock (the others wait, then reuse it), or by this process alone
+    outside xdist. Never change what is in it."""
+    if WORKERS_SHARED_DIR is None:
+        folder = Path(tempfile.mkdtemp(prefix=f"sanet-{name}-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        build(folder)
+        return folder
+    folder = WORKERS_SHARED_DIR / name
+    built = Path(f"{folder}.built")
+    with FileLock(f"{folder}.lock"):
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that died halfway
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
+
+
+def _build_reference(folder: Path) -> None:
+    copy, pipeline = tiny_repo(folder / "repo")
     executed, seconds = [], {}
     for line in run_doit_output(copy, pipeline.config_path, env=AUDIT).splitlines():
         if line.startswith(".  "):
             executed.append(line[3:].strip())
         elif executed and " done in " in line:
             seconds[executed[-1]] = float(line.rsplit(" done in ", 1)[1].split()[0])
-    return ReferenceBuild(copy, pipeline, executed, artifact_sums(pipeline.artifacts), seconds)
+    (folder / "reference.json").write_text(json.dumps({"executed": executed, "seconds": seconds}))
 
 
-def reference_copy(dest: Path) -> tuple[Path, ScratchPipeline]:
-    """A copy of the reference build's repository at `dest` (new path, new modification
-    times, as a restored CI cache): up to date, and the caller's to change."""
-    shutil.copytree(reference_build().copy, dest, symlinks=True)
-    return dest, ScratchPipeline.of(dest)
+@functools.cache
+def reference_build() -> ReferenceBuild:
+    """One tiny build from nothing, under the read audit, made once per test run for every
+    test (and hardening scenario) that starts from a built pipeline. Never change it: take a
+    copy with `copy_to`."""
+    folder = built_once("reference", _build_reference)
+    record = json.loads((folder / "reference.json").read_text())
+    pipeline = ScratchPipeline.of(folder / "repo")
+    sums = artifact_sums(pipeline.artifacts)
+    return ReferenceBuild(folder / "repo", pipeline, record["executed"], sums, record["seconds"])
 
 
 def doit_command(
@@ -252,9 +291,12 @@ def patched_dir(tmp_path_factory, tiny_states):
 
 
 @pytest.fixture(scope="session")
-def tiny_build(tmp_path_factory, patched_dir):
-    """The chain onnx -> tf -> tfstyle -> tfjs at tiny width, built once per test session."""
-    root = tmp_path_factory.mktemp("serving")
+def tiny_build(patched_dir):
+    """The chain onnx -> tf -> tfstyle -> tfjs at tiny width, built once per test run."""
+    return built_once("serving", functools.partial(_build_chain, patched_dir=patched_dir))
+
+
+def _build_chain(root: Path, patched_dir: Path) -> None:
     run_onnx_stage(str(patched_dir), str(root / "onnx"), TINY, 10, False, **TOLERANCES)
     run_tf_stage(str(root / "onnx"), str(patched_dir), str(root / "tf"), TINY, **TOLERANCES)
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
@@ -262,7 +304,6 @@ def tiny_build(tmp_path_factory, patched_dir):
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
         TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, FIDELITY,
     )  # fmt: skip
-    return root
 
 
 @pytest.fixture(scope="session")

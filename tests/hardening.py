@@ -59,7 +59,6 @@ from tests.conftest import (
     doit_command,
     flip_a_byte,
     reference_build,
-    reference_copy,
     run_doit,
     tiny_repo,
 )
@@ -671,7 +670,7 @@ def _killed_inside_every_stage(scratch: Path) -> int:
 
 def _tampered_outputs_are_rebuilt(scratch: Path) -> int:
     expected = reference_build().sums
-    copy, pipeline = reference_copy(scratch / "tampered")
+    copy, pipeline = reference_build().copy_to(scratch / "tampered")
     artifacts = pipeline.artifacts
     tampering = {
         "checkpoint byte flipped": lambda: flip_a_byte(artifacts / "checkpoints" / DECODER_FILE),

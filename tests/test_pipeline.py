@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,6 @@ from tests.conftest import (
     artifact_sums,
     executed_tasks,
     flip_a_byte,
-    reference_copy,
     repo_copy,
     run_doit,
     run_doit_output,
@@ -145,106 +146,154 @@ RELEASE_EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 CONVERSION = {"onnx", "tf", "tfstyle", "tfjs", "report", "page"}
 
 
-def invalidation_matrix(copy: Path, pipeline: ScratchPipeline) -> list[tuple]:
-    """(what is edited, the edit, the exact set of stages that must rerun), applied in order.
+@dataclass(frozen=True)
+class InputEdit:
+    """One row of the invalidation matrix: an edit to a built copy, and the exact set of stages
+    the next `doit` must rerun."""
 
-    A stage reruns when a pipeline.yaml key it reads, a module its action can import, a
-    script it runs, a tool version or a product of a stage it reads changes, or when its own
-    outputs were changed on disk. What follows it reruns only if the bytes it reads changed
-    (the stages are deterministic): a stage reads another's products through their sums
-    (artifacts/sums/), and the report stage reads the parity reports, which carry timings.
-    """
-    artifacts = pipeline.artifacts
+    label: str
+    edit: Callable[[Path, ScratchPipeline], None]
+    expected: frozenset[str]
+    check: Callable[[Path, ScratchPipeline], None] | None = None  # what else must hold after
 
-    def setting(section: str, key: str, value: object):
-        def edit() -> None:
-            pipeline.config[section][key] = value
+    @property
+    def id(self) -> str:
+        """The test id: the label's words before any parenthesis, e.g. `patch-code`."""
+        return re.sub(r"\W+", "-", self.label.split(" (")[0]).strip("-")
+
+    @staticmethod
+    def setting(section: str, key: str, value: object) -> Callable:
+        def edit(copy: Path, pipeline: ScratchPipeline) -> None:
+            pipeline.config[section][key] = str(copy) if value is COPY else value
             pipeline.save()
 
         return edit
 
-    def code(module: str):
-        return lambda: append_line(copy / f"src/sanet_tfjs/{module}.py", "# x")
+    @staticmethod
+    def code(module: str) -> Callable:
+        return lambda copy, _: append_line(copy / f"src/sanet_tfjs/{module}.py", "# x")
 
-    def lock_bump() -> None:
-        lock = copy / "requirements.lock"
-        lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
+    @staticmethod
+    def flip(artifact: str) -> Callable:
+        return lambda _, pipeline: flip_a_byte(next(pipeline.artifacts.glob(artifact)))
 
-    # tfjs rewrites its report (timings) on every run: the report stage follows it.
-    model_users = {"fixtures", "patch", "onnx", "tf", "tfstyle", "tfjs", "smoke", "report"}
-    return [
-        ("nothing", lambda: None, set()),
-        ("fetch setting", setting("fetch", "read_timeout_s", 30), {"fetch"}),
-        ("fetch mirror (where bytes come from)", setting("fetch", "mirror", str(copy)), set()),
-        ("onnx setting", setting("onnx", "constant_folding", True), CONVERSION | {"smoke"}),
+
+COPY = object()  # a setting's value: the copy's own path
+
+
+def lock_bump(copy: Path, _: ScratchPipeline) -> None:
+    lock = copy / "requirements.lock"
+    lock.write_text(lock.read_text().replace("tensorflowjs==4.22.0", "tensorflowjs==4.22.1"))
+
+
+def shards_split(_: Path, pipeline: ScratchPipeline) -> None:
+    shards = json.loads((pipeline.artifacts / "tfjs" / "model.json").read_text())
+    assert len(shards["weightsManifest"][0]["paths"]) > 1  # the 64 KiB shard setting held
+
+
+def stray_removed(_: Path, pipeline: ScratchPipeline) -> None:
+    assert not (pipeline.artifacts / "site" / "stray.js").exists()
+
+
+# tfjs rewrites its report (timings) on every run: the report stage follows it.
+MODEL_USERS = {"fixtures", "patch", "onnx", "tf", "tfstyle", "tfjs", "smoke", "report"}
+
+# A stage reruns when a pipeline.yaml key it reads, a module its action can import, a script it
+# runs, a tool version or a product of a stage it reads changes, or when its own outputs were
+# changed on disk. What follows it reruns only if the bytes it reads changed (the stages are
+# deterministic): a stage reads another's products through their sums (artifacts/sums/), and
+# the report stage reads the parity reports, which carry timings. Each row starts from its own
+# copy of the reference build.
+INVALIDATION_MATRIX = [
+    InputEdit(label, edit, frozenset(expected), *check)
+    for label, edit, expected, *check in [
+        ("nothing", lambda *_: None, set()),
+        ("fetch setting", InputEdit.setting("fetch", "read_timeout_s", 30), {"fetch"}),
+        ("fetch mirror (where bytes come from)", InputEdit.setting("fetch", "mirror", COPY), set()),
+        (
+            "onnx setting",
+            InputEdit.setting("onnx", "constant_folding", True),
+            CONVERSION | {"smoke"},
+        ),
         (
             "image tolerance (patch, onnx, tf)",
-            setting("parity", "image_max_abs", 2e-4),
+            InputEdit.setting("parity", "image_max_abs", 2e-4),
             {"patch", "onnx", "tf", "report"},
         ),
         (
             "result tolerance (tfstyle, tfjs)",
-            setting("parity", "result_max_abs", 2 / 255),
+            InputEdit.setting("parity", "result_max_abs", 2 / 255),
             {"tfstyle", "tfjs", "report"},
         ),
         (
             "tfjs setting",
-            setting("tfjs", "shard_bytes", 65536),
+            InputEdit.setting("tfjs", "shard_bytes", 65536),
             {"tfjs", "report", "page", "smoke"},
+            shards_split,
         ),
-        ("smoke setting", setting("smoke", "max_abs", 3 / 255), {"smoke"}),
-        ("bench setting (bench runs only when asked for)", setting("bench", "runs", 5), set()),
-        ("patch code (imported by every stage that loads the model)", code("patch"), model_users),
-        ("TFStyle code", code("tfstyle"), {"tfstyle"}),
-        ("TFStyle stage code", code("stages/tfstyle"), {"tfstyle"}),
-        ("model code", code("model"), model_users),
-        ("report code", code("stages/report"), {"report"}),
-        ("page source", lambda: append_line(copy / "web/style.css", "p {}"), {"page", "smoke"}),
+        ("smoke setting", InputEdit.setting("smoke", "max_abs", 3 / 255), {"smoke"}),
+        (
+            "bench setting (bench runs only when asked for)",
+            InputEdit.setting("bench", "runs", 5),
+            set(),
+        ),
+        (
+            "patch code (imported by every stage that loads the model)",
+            InputEdit.code("patch"),
+            MODEL_USERS,
+        ),
+        ("TFStyle code", InputEdit.code("tfstyle"), {"tfstyle"}),
+        ("TFStyle stage code", InputEdit.code("stages/tfstyle"), {"tfstyle"}),
+        ("model code", InputEdit.code("model"), MODEL_USERS),
+        ("report code", InputEdit.code("stages/report"), {"report"}),
+        (
+            "page source",
+            lambda copy, _: append_line(copy / "web/style.css", "p {}"),
+            {"page", "smoke"},
+        ),
         (
             "a script the Node check imports",
-            lambda: append_line(copy / "js/disk_model.mjs", "// x"),
+            lambda copy, _: append_line(copy / "js/disk_model.mjs", "// x"),
             {"tfjs", "report"},
         ),
         ("tool version in the lock", lock_bump, {"tfjs", "report"}),
         (
             "checkpoint edited on disk",
-            lambda: flip_a_byte(artifacts / "checkpoints" / "decoder_iter_500000.pth"),
+            InputEdit.flip("checkpoints/decoder_iter_500000.pth"),
             {"fetch"},
         ),
-        (
-            "ONNX file edited on disk",
-            lambda: flip_a_byte(artifacts / "onnx/encoder.onnx"),
-            {"onnx"},
-        ),
-        (
-            "SavedModel edited on disk",
-            lambda: flip_a_byte(artifacts / "tf/encoder/saved_model.pb"),
-            {"tf"},
-        ),
+        ("ONNX file edited on disk", InputEdit.flip("onnx/encoder.onnx"), {"onnx"}),
+        ("SavedModel edited on disk", InputEdit.flip("tf/encoder/saved_model.pb"), {"tf"}),
         (
             "TFStyle variables edited on disk",
-            lambda: flip_a_byte(artifacts / "tfstyle/saved_model/variables/variables.index"),
+            InputEdit.flip("tfstyle/saved_model/variables/variables.index"),
             {"tfstyle"},
         ),
+        ("weight shard edited on disk", InputEdit.flip("tfjs/*.bin"), {"tfjs", "report"}),
         (
-            "weight shard edited on disk",
-            lambda: flip_a_byte(sorted((artifacts / "tfjs").glob("*.bin"))[0]),
-            {"tfjs", "report"},
-        ),
-        ("site file removed", lambda: (artifacts / "site" / "style.css").unlink(), {"page"}),
-        (
-            "file added to the site",
-            lambda: (artifacts / "site" / "stray.js").write_text("alert(1)"),
+            "site file removed",
+            lambda _, pipeline: (pipeline.artifacts / "site" / "style.css").unlink(),
             {"page"},
         ),
         (
+            "file added to the site",
+            lambda _, pipeline: (pipeline.artifacts / "site" / "stray.js").write_text("alert(1)"),
+            {"page"},
+            stray_removed,
+        ),
+        (
             "sums file edited on disk",
-            lambda: append_line(artifacts / "sums" / "tf.sha256", "x"),
+            lambda _, pipeline: append_line(pipeline.artifacts / "sums" / "tf.sha256", "x"),
             {"tf"},
         ),
-        ("fixture seed (new checkpoint bytes)", setting("fixture", "seed", 2020), set(ALL_STAGES)),
-        ("model width", setting("model", "width_divisor", 16), set(ALL_STAGES)),
+        (
+            "fixture seed (new checkpoint bytes)",
+            InputEdit.setting("fixture", "seed", 2020),
+            set(ALL_STAGES),
+        ),
+        ("model width", InputEdit.setting("model", "width_divisor", 16), set(ALL_STAGES)),
     ]
+]
 
 
 def stages_out_of_date(copy: Path, config_path: Path) -> set[str]:
@@ -288,10 +337,10 @@ def check_each_module_marks_exactly_its_importers(copy: Path, config_path: Path)
     return wrong
 
 
-def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path, reference):
+def test_a_copy_of_the_reference_build_is_up_to_date(tmp_path, reference):
     # The reference build ran under the read audit: no stage touched a file it did not declare.
     assert set(reference.executed) == set(ALL_STAGES)
-    copy, pipeline = reference_copy(tmp_path / "repo")
+    copy, pipeline = reference.copy_to(tmp_path / "repo")
     assert run_doit(copy, pipeline.config_path) == []  # a copy elsewhere is up to date
     summary = json.loads((pipeline.artifacts / "patched" / "patch.json").read_text())
     assert summary["width_divisor"] == 8
@@ -299,30 +348,35 @@ def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path, reference)
     lock = json.loads((copy / "checkpoints.lock.json").read_text())
     assert set(lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]) == set(CHECKPOINT_FILES)
 
+
+@pytest.mark.parametrize("row", INVALIDATION_MATRIX, ids=lambda row: row.id)
+def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path, reference, row):
+    copy, pipeline = reference.copy_to(tmp_path / "repo")
+    row.edit(copy, pipeline)
+    before = artifact_sums(pipeline.artifacts)
+    executed = set(run_doit(copy, pipeline.config_path))
+    if executed != row.expected:
+        after = artifact_sums(pipeline.artifacts)
+        changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
+        pytest.fail(
+            f"reran {sorted(executed)}, expected {sorted(row.expected)}; "
+            f"files that changed: {changed}"
+        )
+    if row.check:
+        row.check(copy, pipeline)
+
+
+def test_each_module_marks_exactly_the_stages_that_import_it(tmp_path, reference):
+    copy, pipeline = reference.copy_to(tmp_path / "repo")
     wrong = check_each_module_marks_exactly_its_importers(copy, pipeline.config_path)
+    assert wrong == []
     assert run_doit(copy, pipeline.config_path) == []  # the edits were undone
 
-    for label, edit, expected in invalidation_matrix(copy, pipeline):
-        edit()
-        before = artifact_sums(pipeline.artifacts)
-        executed = set(run_doit(copy, pipeline.config_path))
-        if executed != expected:
-            after = artifact_sums(pipeline.artifacts)
-            changed = sorted(
-                f for f in before.keys() | after.keys() if before.get(f) != after.get(f)
-            )
-            wrong.append(
-                f"{label}: reran {sorted(executed)}, expected {sorted(expected)}; "
-                f"files that changed: {changed}"
-            )
-    if wrong:
-        pytest.fail("\n".join(wrong))
-    assert not (pipeline.artifacts / "site" / "stray.js").exists()
-    shards = json.loads((pipeline.artifacts / "tfjs" / "model.json").read_text())
-    assert len(shards["weightsManifest"][0]["paths"]) > 1  # the 64 KiB shard setting held
 
-    # The audit catches the next undeclared input: the report stage made to read a file it
-    # does not declare fails, naming it, and runs again once the read is gone.
+def test_the_audit_fails_a_stage_that_reads_an_undeclared_file(tmp_path, reference):
+    # The report stage made to read a file it does not declare fails, naming it, and runs
+    # again once the read is gone.
+    copy, pipeline = reference.copy_to(tmp_path / "repo")
     report_code = copy / "src/sanet_tfjs/stages/report.py"
     original = report_code.read_text()
     report_code.write_text(
@@ -351,8 +405,9 @@ def test_clean_builds_are_identical_and_a_restored_cache_is_trusted(
     builds = []
     for name in ("a", "deeper/b"):  # two clones at different paths, each built from nothing
         if name == "a" and width_divisor == TINY:  # the session's reference build is one
-            copy, pipeline = reference_copy(tmp_path / name)
-            executed = request.getfixturevalue("reference").executed + run_doit(
+            reference = request.getfixturevalue("reference")
+            copy, pipeline = reference.copy_to(tmp_path / name)
+            executed = reference.executed + run_doit(
                 copy, pipeline.config_path, "release", env=RELEASE_EPOCH
             )
         else:
