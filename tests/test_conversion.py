@@ -89,7 +89,7 @@ def test_onnx_tf_compat_is_needed_and_enough():
         [
             sys.executable,
             "-c",
-            "from sanet_tfjs import onnx_tf_compat; onnx_tf_compat.install();"
+            "from sanet_tfjs.formats import onnx_tf_compat; onnx_tf_compat.install();"
             "from onnx_tf.backend import prepare; print('ok')",
         ],
         cwd=ROOT,

@@ -10,6 +10,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sanet_tfjs.formats.tfjs_graph import GraphBundle, GraphRewriteError, expose_style_features
 from sanet_tfjs.stages.tfjs import run_tfjs_stage
 from sanet_tfjs.stylize import (
     MIN_MAX_RESOLUTION,
@@ -19,7 +20,6 @@ from sanet_tfjs.stylize import (
     reference_stylize,
 )
 from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR, run_in_node
-from sanet_tfjs.tfjs_graph import GraphBundle, GraphRewriteError, expose_style_features
 from sanet_tfjs.tfstyle import saved_model_stylize
 from tests.conftest import FIDELITY, ONE_LEVEL, TINY
 

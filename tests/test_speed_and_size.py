@@ -8,6 +8,17 @@ import numpy as np
 import pytest
 
 from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan
+from sanet_tfjs.formats.tfjs_graph import (
+    LOOP_PLUMBING,
+    MATMUL_ADJOINTS,
+    GraphBundle,
+    GraphRewriteError,
+    cancel_layout_transposes,
+    constant_sources,
+    fuse_conv_relu,
+    matmul_adjoints,
+    optimize,
+)
 from sanet_tfjs.images import quality
 from sanet_tfjs.model import ATTENTION_CHUNKS
 from sanet_tfjs.quantize import (
@@ -26,17 +37,6 @@ from sanet_tfjs.tfjs_convert import (
     ConversionError,
     finish_bundle,
     run_converter,
-)
-from sanet_tfjs.tfjs_graph import (
-    LOOP_PLUMBING,
-    MATMUL_ADJOINTS,
-    GraphBundle,
-    GraphRewriteError,
-    cancel_layout_transposes,
-    constant_sources,
-    fuse_conv_relu,
-    matmul_adjoints,
-    optimize,
 )
 from tests.conftest import FIDELITY, TINY
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PipelineError
+from .formats.tfjs_graph import QUANTIZE_MIN_ELEMENTS
 from .images import bench_images, load_rgb, quality, sample_data_path, synthetic_painting
-from .tfjs_graph import QUANTIZE_MIN_ELEMENTS
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "uint8": 1}
 # GPTQ's damping of the Hessian's diagonal (a fraction of its mean), for layers whose inputs

@@ -25,7 +25,7 @@ class UnsupportedOnnxOp(PipelineError):
 
 
 def _onnx_tf():
-    from . import onnx_tf_compat
+    from .formats import onnx_tf_compat
 
     onnx_tf_compat.install()
     import onnx_tf.backend

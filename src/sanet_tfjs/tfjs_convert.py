@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PipelineError
+from .formats.tfjs_graph import GraphBundle, expose_style_features
+from .formats.tfjs_graph import optimize as optimize_graph
 from .parity import compare_stylizations, reference_results, stylization_runs
 from .quantize import QuantizationPlan, bundle_encodings
 from .repo import ROOT
-from .tfjs_graph import GraphBundle, expose_style_features
-from .tfjs_graph import optimize as optimize_graph
 
 NODE_RUNNER = ROOT / "js" / "run_model.mjs"
 # SANet's attention products multiply [batch, positions, channels] tensors (model.py).

@@ -1,6 +1,6 @@
 """Makes onnx-tf 1.10.0 (2022, unmaintained, its newest release) import against today's stack.
 
-What it patches, and why (see shared/NOTES-toolchain.md):
+What it patches, and why:
 1. `onnx.mapping` was removed from onnx (1.16+); onnx-tf reads four of its tables, as
    `onnx.mapping` and as `onnx.helper.mapping`. They are rebuilt here from `onnx.helper`'s
    public dtype functions.
@@ -9,8 +9,9 @@ What it patches, and why (see shared/NOTES-toolchain.md):
    handler eagerly, so both names get stand-in modules whose attributes fail only when called:
    a model that used Hardmax or Bernoulli would fail with a clear message. SANet uses neither.
 
-`install()` is idempotent and changes nothing that is already importable. tests/test_tf.py
-fails if the patch is no longer needed (onnx-tf imports without it) or no longer enough.
+`install()` is idempotent and changes nothing that is already importable.
+tests/test_conversion.py fails if the patch is no longer needed (onnx-tf imports without it) or
+no longer enough.
 """
 
 from __future__ import annotations
