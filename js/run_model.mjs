@@ -1,4 +1,4 @@
-// Runs a TensorFlow.js graph model in Node on cases prepared by run_in_node (src/sanet_tfjs/tfjs_convert.py).
+// Runs a TensorFlow.js graph model in Node on cases prepared by run_in_node (src/sanet_tfjs/runtimes/node.py).
 // Usage: node js/run_model.mjs <model_dir> <cases_dir> [backend=wasm]
 // cases_dir/cases.json: [{content: {file, shape}, style: {file, shape}, iters, max_resolution}]
 // Each case runs twice: as it is, then with the first run's style features fed back (the same

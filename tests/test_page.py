@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sanet_tfjs.browser import StylePage, chromium
 from sanet_tfjs.repo import ROOT
+from sanet_tfjs.runtimes.browser import StylePage, chromium
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.stylize import reference_stylize
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sanet_tfjs.browser import NO_GPU_FLAGS, WEBGPU_SOFTWARE_FLAGS, StylePage, chromium
+from sanet_tfjs.runtimes.browser import NO_GPU_FLAGS, WEBGPU_SOFTWARE_FLAGS, StylePage, chromium
 from sanet_tfjs.server import serve_directory
 from tests.test_page import TWO_LEVELS, matches_pytorch, stylize_example
 

@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 
-from sanet_tfjs.browser import StylePage, chromium
+from sanet_tfjs.runtimes.browser import StylePage, chromium
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.site import SERVICE_WORKER
 from sanet_tfjs.stages.page import run_page_stage

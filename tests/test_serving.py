@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sanet_tfjs.formats.tfjs_graph import GraphBundle, GraphRewriteError, expose_style_features
+from sanet_tfjs.runtimes.node import run_in_node
+from sanet_tfjs.runtimes.tensorflow import saved_model_stylize
 from sanet_tfjs.stages.tfjs import run_tfjs_stage
 from sanet_tfjs.stylize import (
     MIN_MAX_RESOLUTION,
@@ -19,8 +21,7 @@ from sanet_tfjs.stylize import (
     check_inputs,
     reference_stylize,
 )
-from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR, run_in_node
-from sanet_tfjs.tfstyle import saved_model_stylize
+from sanet_tfjs.tfjs_convert import UNSTABLE_NODE_ATTR
 from tests.conftest import FIDELITY, ONE_LEVEL, TINY
 
 

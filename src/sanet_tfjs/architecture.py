@@ -17,6 +17,8 @@ CHECKPOINT_FILES = (VGG_FILE, DECODER_FILE, TRANSFORM_FILE)
 
 # The three parts of the patched model (the `patch` stage writes one state dict each).
 PATCHED_PARTS = ("encoder", "transform", "decoder")
+# The transform's inputs, in the order of its ONNX graph and its SavedModel signature.
+FEATURE_INPUTS = ("content4_1", "style4_1", "content5_1", "style5_1")
 
 # Modules [0, RELU4_1_END) of the VGG produce relu4_1, [RELU4_1_END, RELU5_1_END) relu5_1.
 RELU4_1_END = 31

@@ -86,7 +86,7 @@ def _stylizer(runtime: str, job: dict):
     if runtime == "onnxruntime":
         import onnxruntime
 
-        from .onnx_export import onnxruntime_backend
+        from .runtimes.onnxruntime import onnxruntime_backend
 
         parts = onnxruntime_backend(Path(job["onnx_dir"]))
         return (
@@ -97,7 +97,7 @@ def _stylizer(runtime: str, job: dict):
     if runtime == "tensorflow":
         import tensorflow as tf
 
-        from .tfstyle import saved_model_stylize
+        from .runtimes.tensorflow import saved_model_stylize
 
         run = saved_model_stylize(Path(job["tfstyle_dir"]) / "saved_model")
         return f"tensorflow {tf.__version__}", (lambda c, s, res: run(c, s, ITERS, res)), None
@@ -285,7 +285,7 @@ def measure_in_browser(
     """One case in a fresh tab that reports `cores` logical cores: load time, then each
     resolution. `inputs` has the original images' specs under "original", and per resolution
     the fitted NCHW ones (the peer's) and the content's size."""
-    from .browser import open_tab
+    from .runtimes.browser import open_tab
     from .stylize import restored_hwc
 
     page = open_tab(browser, cores)

@@ -17,15 +17,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .architecture import PATCHED_PARTS
+from .architecture import FEATURE_INPUTS
 from .files import atomic_output
-from .parity import PartsBackend
 
 ONNX_FILES = ("encoder.onnx", "transform.onnx", "decoder.onnx")
-FEATURE_INPUTS = ("content4_1", "style4_1", "content5_1", "style5_1")
 
 
 def _spatial(*names: str) -> dict[str, dict[int, str]]:
@@ -73,28 +70,3 @@ def export_onnx(model, out_dir: Path, opset: int, constant_folding: bool) -> Non
         model.decoder, (features,), out_dir / "decoder.onnx", ["features"], ["image"],
         opset, constant_folding,
     )  # fmt: skip
-
-
-def onnxruntime_backend(onnx_dir: Path) -> PartsBackend:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    sessions = {
-        name: ort.InferenceSession(
-            str(Path(onnx_dir) / f"{name}.onnx"), options, providers=["CPUExecutionProvider"]
-        )
-        for name in PATCHED_PARTS
-    }
-
-    def encode(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        relu4_1, relu5_1 = sessions["encoder"].run(None, {"image": image})
-        return relu4_1, relu5_1
-
-    def transform(*features: np.ndarray) -> np.ndarray:
-        return sessions["transform"].run(None, dict(zip(FEATURE_INPUTS, features, strict=True)))[0]
-
-    def decode(features: np.ndarray) -> np.ndarray:
-        return sessions["decoder"].run(None, {"features": features})[0]
-
-    return PartsBackend(encode, transform, decode)

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from .architecture import PATCHED_PARTS as PARTS
 from .errors import PipelineError
-from .onnx_export import FEATURE_INPUTS
-from .parity import PartsBackend
 
 
 class UnsupportedOnnxOp(PipelineError):
@@ -81,25 +76,3 @@ def fix_fingerprint_uuid(saved_model_dir: Path) -> None:
     fingerprint = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
     fingerprint.uuid = str(fingerprint.saved_model_checksum)
     path.write_bytes(fingerprint.SerializeToString(deterministic=True))
-
-
-def saved_model_backend(tf_dir: Path) -> PartsBackend:
-    import tensorflow as tf
-
-    signatures = {
-        part: tf.saved_model.load(str(Path(tf_dir) / part)).signatures["serving_default"]
-        for part in PARTS
-    }
-
-    def encode(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = signatures["encoder"](image=tf.constant(image))
-        return out["relu4_1"].numpy(), out["relu5_1"].numpy()
-
-    def transform(*features: np.ndarray) -> np.ndarray:
-        inputs = {k: tf.constant(v) for k, v in zip(FEATURE_INPUTS, features, strict=True)}
-        return signatures["transform"](**inputs)["features"].numpy()
-
-    def decode(features: np.ndarray) -> np.ndarray:
-        return signatures["decoder"](features=tf.constant(features))["image"].numpy()
-
-    return PartsBackend(encode, transform, decode)

@@ -17,22 +17,18 @@ PyTorch reference, and checks the bundle size: weights that appear twice in the 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from .errors import PipelineError
 from .formats.tfjs_graph import GraphBundle, expose_style_features
 from .formats.tfjs_graph import optimize as optimize_graph
 from .parity import compare_stylizations, reference_results, stylization_runs
 from .quantize import QuantizationPlan, bundle_encodings
-from .repo import ROOT
+from .runtimes.node import run_in_node
 
-NODE_RUNNER = ROOT / "js" / "run_model.mjs"
 # SANet's attention products multiply [batch, positions, channels] tensors (model.py).
 ATTENTION_MATMUL_RANK = 3
 
@@ -163,39 +159,6 @@ def bundle_bytes(model_dir: Path) -> dict[str, int]:
         "weights": sum(path.stat().st_size for path in shards),
         "model_json": (Path(model_dir) / "model.json").stat().st_size,
     }
-
-
-def run_in_node(model_dir: Path, cases: list[tuple], backend: str = "wasm") -> dict:
-    """Run (content, style, iters, max_resolution) cases in Node (js/run_model.mjs): each
-    case's result, and its result again with the style features of the first run fed back
-    (`restyled`), with timings."""
-    if shutil.which("node") is None:
-        raise ConversionError("node is not installed; run scripts/setup.sh")
-    with tempfile.TemporaryDirectory(prefix="tfjs-cases-") as folder:
-        folder = Path(folder)
-        specs = []
-        for index, (content, style, iters, max_resolution) in enumerate(cases):
-            entry = {"iters": iters, "max_resolution": max_resolution}
-            for name, image in (("content", content), ("style", style)):
-                np.ascontiguousarray(image, np.float32).tofile(folder / f"{name}_{index}.bin")
-                entry[name] = {"file": f"{name}_{index}.bin", "shape": list(image.shape)}
-            specs.append(entry)
-        (folder / "cases.json").write_text(json.dumps(specs))
-        done = subprocess.run(
-            ["node", str(NODE_RUNNER), str(Path(model_dir).resolve()), str(folder), backend],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        if done.returncode != 0:
-            raise ConversionError(f"TensorFlow.js in Node failed:\n{done.stderr[-3000:]}")
-        report = json.loads((folder / "results.json").read_text())
-        for index, entry in enumerate(report["results"]):
-            if "shape" in entry:
-                for key in ("result", "restyled"):
-                    data = np.fromfile(folder / f"{key}_{index}.bin", np.float32)
-                    entry[key] = data.reshape(entry["shape"])
-    return report
 
 
 def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dict:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .architecture import PATCHED_PARTS as PARTS
 from .children import run_module
 from .stylize import MIN_MAX_RESOLUTION, MIN_SIDE
@@ -161,24 +159,6 @@ def build_module(tf_dir: Path):
             }
 
     return TFStyle()
-
-
-def saved_model_stylize(saved_model_dir: Path):
-    """The exported signature as a function of numpy arrays: (content, style, iters, max_res)."""
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
-
-    def run(content: np.ndarray, style: np.ndarray, iters: int, max_resolution: int):
-        out = signature(
-            content=tf.constant(content, tf.float32),
-            style=tf.constant(style, tf.float32),
-            iters=tf.constant(iters, tf.int32),
-            max_resolution=tf.constant(max_resolution, tf.int32),
-        )
-        return out["result"].numpy()
-
-    return run
 
 
 def save_saved_model(tf_dir: Path, dest: Path) -> None:

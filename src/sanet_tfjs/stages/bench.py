@@ -59,7 +59,7 @@ def run_bench_stage(
     large_resolution: int | None,
     fidelity: dict,
 ) -> dict:
-    from ..browser import chromium
+    from ..runtimes.browser import chromium
     from ..stylize import fitted_nchw
 
     started = time.perf_counter()

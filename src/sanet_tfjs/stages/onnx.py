@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import atomic_output, write_json
-from ..onnx_export import (
-    export_onnx,
-    onnxruntime_backend,
-)
+from ..onnx_export import export_onnx
 from ..parity import compare_parts, enforce_parts
 from ..patch import load_patched_model
+from ..runtimes.onnxruntime import onnxruntime_backend
 
 
 def run_onnx_stage(

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..browser import WEBGPU_SOFTWARE_FLAGS, BrowserError, StylePage, chromium
 from ..files import atomic_output, write_json
 from ..parity import ParityError
 from ..patch import load_patched_model
+from ..runtimes.browser import WEBGPU_SOFTWARE_FLAGS, BrowserError, StylePage, chromium
 from ..server import serve_directory
 from ..stylize import reference_stylize
 

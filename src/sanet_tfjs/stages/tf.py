@@ -12,10 +12,8 @@ from ..architecture import PATCHED_PARTS as PARTS
 from ..files import atomic_output, write_json
 from ..parity import compare_parts, enforce_parts
 from ..patch import load_patched_model
-from ..tf_convert import (
-    convert_onnx_file,
-    saved_model_backend,
-)
+from ..runtimes.tensorflow import saved_model_backend
+from ..tf_convert import convert_onnx_file
 
 
 def run_tf_stage(

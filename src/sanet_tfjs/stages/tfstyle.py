@@ -11,10 +11,8 @@ from pathlib import Path
 from ..files import atomic_output, write_json
 from ..parity import compare_stylizations, stylization_runs
 from ..patch import load_patched_model
-from ..tfstyle import (
-    save_in_child_process,
-    saved_model_stylize,
-)
+from ..runtimes.tensorflow import saved_model_stylize
+from ..tfstyle import save_in_child_process
 
 
 def run_tfstyle_stage(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
