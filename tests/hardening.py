@@ -38,19 +38,13 @@ from hypothesis import strategies as st
 from sanet_tfjs.architecture import CHECKPOINT_FILES, DECODER_FILE, TRANSFORM_FILE, VGG_FILE
 from sanet_tfjs.checkpoints import CheckpointError, load_checkpoint
 from sanet_tfjs.config import ConfigError, parse_config
-from sanet_tfjs.fetch import (
-    NETWORK_CHUNK,
-    CheckpointFetcher,
-    ChecksumLock,
-    FetchError,
-    FetchSettings,
-    Source,
-    checkpoint_validator,
-    fetch_checkpoints,
-)
+from sanet_tfjs.fetch.downloaders import NETWORK_CHUNK, FetchSettings
+from sanet_tfjs.fetch.fetcher import CheckpointFetcher, FetchError, Source
+from sanet_tfjs.fetch.lock import ChecksumLock
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
 from sanet_tfjs.server import serve_directory
+from sanet_tfjs.stages.fetch import checkpoint_validator, fetch_checkpoints
 from tests.conftest import (
     ALL_STAGES,
     DOIT_TIMEOUT_S,

@@ -5,20 +5,19 @@ from __future__ import annotations
 import pytest
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES, DECODER_FILE
-from sanet_tfjs.fetch import (
+from sanet_tfjs.fetch.downloaders import NETWORK_CHUNK, FetchSettings
+from sanet_tfjs.fetch.fetcher import (
     MIRROR_ENV,
-    NETWORK_CHUNK,
     CheckpointFetcher,
-    ChecksumLock,
     ChecksumMismatch,
     FetchError,
-    FetchSettings,
     Source,
-    fetch_checkpoints,
     resolve_mirror,
 )
+from sanet_tfjs.fetch.lock import ChecksumLock
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import write_fixture_checkpoints
+from sanet_tfjs.stages.fetch import fetch_checkpoints
 from tests.conftest import TINY
 from tests.loopback import YANDEX_API_PATH, FaultPlan, faulty_server
 

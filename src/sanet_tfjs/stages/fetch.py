@@ -1,23 +1,27 @@
 """Stage `fetch` (tasks/fetch.py).
 
 Fetching the upstream checkpoints: ordered sources, resume, retries, sha256 lock, atomic
-install. Its logic is in fetch.py; this module is its entry point.
+install. Its logic is in the fetch/ package; this module is its entry point, and fetches the
+three checkpoints against the lock.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..architecture import CHECKPOINT_FILES
-from ..fetch import (
+from ..fetch.downloaders import FetchSettings
+from ..fetch.fetcher import (
     CheckpointFetcher,
-    ChecksumLock,
-    FetchSettings,
-    checkpoint_validator,
-    fetch_checkpoints,
+    ChecksumMismatch,
+    FetchResult,
+    Validator,
     resolve_mirror,
+    sources_for,
 )
+from ..fetch.lock import ChecksumLock
 
 
 def run_fetch_stage(
@@ -61,3 +65,44 @@ def run_fetch_stage(
         origin = "already in place" if not result.downloaded else f"from {result.source.kind}"
         print(f"  {result.name}: {result.size / 1e6:.1f} MB, sha256 {result.sha256[:16]}… {origin}")
     return {name: result.sha256 for name, result in results.items()}
+
+
+def fetch_checkpoints(
+    fetcher: CheckpointFetcher,
+    links: dict[str, dict[str, str | None]],
+    mirror: str | None,
+    dest_dir: Path,
+    lock: ChecksumLock,
+    lock_key: str,
+) -> dict[str, FetchResult]:
+    """Fetch all three checkpoints into `dest_dir`, enforcing and extending the lock."""
+    results = {}
+    for name in CHECKPOINT_FILES:
+        sources = sources_for(links[name], mirror)
+        try:
+            result = fetcher.fetch(
+                name, Path(dest_dir) / name, sources, lock.expected(lock_key, name)
+            )
+        except ChecksumMismatch as exc:
+            raise ChecksumMismatch(f"{exc}\n  {lock.describe_entry(lock_key, name)}") from None
+        if lock.record(lock_key, result):
+            lock.write()
+            print(
+                f"recorded sha256 of {name} in {lock.path} (first fetch): {result.sha256}; "
+                f"commit that file to pin it",
+                file=sys.stderr,
+            )
+        results[name] = result
+    return results
+
+
+def checkpoint_validator(width_divisor: int) -> Validator:
+    """Loads a downloaded file safely and checks every tensor against the architecture
+    (sanet_tfjs.checkpoints); raises a PipelineError naming what is wrong."""
+
+    def validate(path: Path, name: str) -> None:
+        from ..checkpoints import validate_checkpoint  # torch: only when a file is new
+
+        validate_checkpoint(path, name, width_divisor)
+
+    return validate
