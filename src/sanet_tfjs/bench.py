@@ -43,6 +43,7 @@ from .files import write_json
 from .images import quality
 from .quantize import QuantizationPlan
 from .repo import ROOT
+from .reports import BenchRow, Measured, PeerLine, RuntimeMeasurement, SameStyleLine
 from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
@@ -141,12 +142,12 @@ def worker(runtime: str, job_path: Path) -> None:
     write_json(out / f"{runtime}.json", entry)
 
 
-def measure_python_runtime(runtime: str, job: dict, scratch: Path) -> dict:
+def measure_python_runtime(runtime: str, job: dict, scratch: Path) -> RuntimeMeasurement:
     job_path = scratch / f"{runtime}-job.json"
     write_json(job_path, job)
     print(f"  {runtime}: measuring in a child process", flush=True)
     run_module("bench", runtime, str(job_path), what=runtime, error=BenchError)
-    entry = json.loads((scratch / f"{runtime}.json").read_text())
+    entry: RuntimeMeasurement = json.loads((scratch / f"{runtime}.json").read_text())
     for res, measured in entry["resolutions"].items():
         measured["result"] = np.load(scratch / f"{runtime}-{res}.npy")
     return entry
@@ -281,7 +282,7 @@ def browser_plan(
 
 def measure_in_browser(
     browser, url: str, case: BrowserCase, inputs: dict, job: dict, cores: int
-) -> dict:
+) -> RuntimeMeasurement:
     """One case in a fresh tab that reports `cores` logical cores: load time, then each
     resolution. `inputs` has the original images' specs under "original", and per resolution
     the fitted NCHW ones (the peer's) and the content's size."""
@@ -311,7 +312,7 @@ def measure_in_browser(
                 f"asked for {case.threads} wasm threads, got {setup['threads']} "
                 f"(tfjs runs at most cores / 2; the tab reports {cores} cores)"
             )
-        entry = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
+        entry: RuntimeMeasurement = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
         for res in case.resolutions:
             restyle = res in case.restyle_resolutions
             measure_page = case.measures_page_memory_at(res)
@@ -353,11 +354,11 @@ def measure_in_browser(
 # --- quality and the report ----------------------------------------------------------------
 
 
-def summarize(rows: list[dict]) -> None:
+def summarize(rows: list[BenchRow]) -> None:
     """Medians, ratios to PyTorch and quality, in place; drops the result arrays."""
     by_name = {row["name"]: row for row in rows}
     pytorch = by_name.get("PyTorch")
-    float32: dict[str, dict] = {}  # backend -> its first float32 row (the fewest threads)
+    float32: dict[str, BenchRow] = {}  # backend -> its first float32 row (the fewest threads)
     for row in rows:
         if row.get("bundle") == "float32":
             float32.setdefault(row["backend"], row)
@@ -382,7 +383,7 @@ def summarize(rows: list[dict]) -> None:
             measured.pop("result")
 
 
-def peer_comparison(rows: list[dict]) -> list[dict]:
+def peer_comparison(rows: list[BenchRow]) -> list[PeerLine]:
     """TF.js (float32, wasm) against onnxruntime-web at equal threads, per resolution: times,
     their ratio, each against PyTorch, each thread count's speed-up over one thread, and page
     memory. The headline of the browser work."""
@@ -418,7 +419,7 @@ def peer_comparison(rows: list[dict]) -> list[dict]:
     return lines
 
 
-def format_peer_table(lines: list[dict]) -> str:
+def format_peer_table(lines: list[PeerLine]) -> str:
     if not lines:
         return ""
     head = [
@@ -449,7 +450,7 @@ def format_peer_table(lines: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def same_style_again(rows: list[dict]) -> list[dict]:
+def same_style_again(rows: list[BenchRow]) -> list[SameStyleLine]:
     """Each runtime that timed it: a first stylization against the same style again (its
     features kept from the first), the time saved, and how far the results are apart."""
     lines = []
@@ -469,7 +470,7 @@ def same_style_again(rows: list[dict]) -> list[dict]:
     return lines
 
 
-def format_same_style_table(lines: list[dict]) -> str:
+def format_same_style_table(lines: list[SameStyleLine]) -> str:
     if not lines:
         return ""
     out = [
@@ -484,13 +485,13 @@ def format_same_style_table(lines: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _cell(measured: dict | None, key: str, fmt: str) -> str:
+def _cell(measured: Measured | None, key: str, fmt: str) -> str:
     if measured is None or key not in measured:
         return ""
     return format(measured[key], fmt)
 
 
-def _quality_cell(measured: dict | None) -> str:
+def _quality_cell(measured: dict[str, float] | None) -> str:
     if measured is None:
         return ""
     if measured["max_abs"] == 0:
@@ -498,7 +499,7 @@ def _quality_cell(measured: dict | None) -> str:
     return f"{measured['psnr_db']:.1f} / {measured['ssim']:.4f} / {measured['max_abs']:.4f}"
 
 
-def _largest_mb(row: dict, key: str) -> str:
+def _largest_mb(row: BenchRow, key: str) -> str:
     values = [m[key] for m in row["resolutions"].values() if m.get(key) is not None]
     return f"{max(values) / 1e6:.0f}" if values else ""
 

@@ -17,6 +17,7 @@ import torch
 from .errors import PipelineError
 from .images import load_rgb, sample_photo_path, synthetic_painting
 from .model import PatchedSANet, stylize_loop
+from .reports import ParityReport, PartsRow, StylizationRow
 
 # (iters, max_resolution) of each whole-stylization check: one and two passes, and scaling.
 STYLIZE_SETTINGS = ((1, 512), (2, 512), (1, 80))
@@ -75,9 +76,9 @@ def _nchw(image: Array) -> Array:
 
 
 @torch.no_grad()
-def compare_parts(backend: PartsBackend, model: PatchedSANet) -> dict:
+def compare_parts(backend: PartsBackend, model: PatchedSANet) -> ParityReport:
     """Errors of each converted part against PyTorch on every parity pair."""
-    rows = []
+    rows: list[PartsRow] = []
     for name, content, style in parity_images():
         c, s = torch.from_numpy(_nchw(content)), torch.from_numpy(_nchw(style))
         c4, c5 = model.encoder(c)
@@ -99,11 +100,13 @@ def compare_parts(backend: PartsBackend, model: PatchedSANet) -> dict:
     return {"pairs": rows}
 
 
-def worst(rows: list[dict], key: str, metric: str) -> float:
+def worst(rows: list[PartsRow], key: str, metric: str) -> float:
     return max(row[key][metric] for row in rows)
 
 
-def enforce_parts(report: dict, stage: str, feature_rel_l2: float, image_max_abs: float) -> dict:
+def enforce_parts(
+    report: ParityReport, stage: str, feature_rel_l2: float, image_max_abs: float
+) -> ParityReport:
     """Add the verdict to a `compare_parts` report; raise ParityError if out of tolerance."""
     rows = report["pairs"]
     checks = {
@@ -124,7 +127,7 @@ def enforce_parts(report: dict, stage: str, feature_rel_l2: float, image_max_abs
     return report
 
 
-def format_report(report: dict) -> str:
+def format_report(report: ParityReport) -> str:
     lines = [f"parity of stage {report['stage']} against PyTorch (worst over the pairs):"]
     for name, entry in report["worst"].items():
         mark = "ok" if entry["value"] <= entry["tolerance"] else "FAIL"
@@ -157,13 +160,13 @@ def compare_stylizations(
     model,
     result_max_abs: float | None,
     references: list[Array] | None = None,
-) -> dict:
+) -> ParityReport:
     """Whole-stylization errors against the PyTorch reference (`references`, computed from
     `model` when not given). With a tolerance, raise ParityError beyond it; without one
     (quantized models) the errors are only reported."""
     if references is None:
         references = reference_results(model, runs)
-    rows = []
+    rows: list[StylizationRow] = []
     for (name, _, _, iters, max_resolution), actual, expected in zip(
         runs, results, references, strict=True
     ):
@@ -177,7 +180,7 @@ def compare_stylizations(
         )
     worst_error = max(row["result"]["max_abs"] for row in rows)
     checked = result_max_abs is not None
-    report = {
+    report: ParityReport = {
         "stage": stage,
         "pairs": rows,
         "worst": {"result max_abs": {"value": worst_error, "tolerance": result_max_abs}},

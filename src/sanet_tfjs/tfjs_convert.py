@@ -27,6 +27,7 @@ from .formats.tfjs_graph import GraphBundle, expose_style_features
 from .formats.tfjs_graph import optimize as optimize_graph
 from .parity import compare_stylizations, reference_results, stylization_runs
 from .quantize import QuantizationPlan, bundle_encodings
+from .reports import TfjsParityReport
 from .runtimes.node import run_in_node
 
 # SANet's attention products multiply [batch, positions, channels] tensors (model.py).
@@ -161,7 +162,7 @@ def bundle_bytes(model_dir: Path) -> dict[str, int]:
     }
 
 
-def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dict:
+def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> TfjsParityReport:
     """TFJS (Node, wasm) against the PyTorch reference on the parity runs."""
     runs = stylization_runs()
     node = run_in_node(model_dir, [run[1:] for run in runs])
@@ -170,7 +171,9 @@ def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> dic
             raise ConversionError(f"TensorFlow.js failed on {name}: {entry['error']}")
     references = reference_results(model, runs)  # one PyTorch run each, for both checks
     results = [entry["result"] for entry in node["results"]]
-    report = compare_stylizations("tfjs", runs, results, model, result_max_abs, references)
+    report: TfjsParityReport = compare_stylizations(
+        "tfjs", runs, results, model, result_max_abs, references
+    )
     restyled = [entry["restyled"] for entry in node["results"]]
     report["style_features_fed_back"] = compare_stylizations(
         "tfjs, style features fed back", runs, restyled, model, result_max_abs, references

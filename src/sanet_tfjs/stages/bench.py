@@ -35,6 +35,7 @@ from ..bench import (
 from ..files import atomic_output, folder_bytes, write_json
 from ..images import bench_images
 from ..quantize import FidelityTarget, plan_quantization, plot_curve
+from ..reports import BenchRow
 from ..server import serve_directory
 
 
@@ -88,7 +89,7 @@ def run_bench_stage(
         "tensorflow": folder_bytes(Path(tfstyle_dir) / "saved_model"),
     }
     names = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime", "tensorflow": "TF SavedModel"}
-    rows = []
+    rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         scratch = Path(scratch)
         np.save(scratch / "content.npy", content)

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from ..files import atomic_output, write_json
+from ..reports import ParityReport, TfjsParityReport
 
 
-def _rows(stage_report: dict) -> list[dict]:
+def _rows(stage_report: ParityReport) -> list[dict]:
     rows = []
     for row in stage_report["pairs"]:
         settings = (
@@ -45,7 +46,7 @@ def run_report_stage(stage_reports: dict[str, str], out_json: str, out_table: st
     """Merge the per-stage parity files into parity.json and parity.md; print the table."""
     report = {"stages": {}}
     for stage, path in stage_reports.items():
-        data = json.loads(Path(path).read_text())
+        data: ParityReport | TfjsParityReport = json.loads(Path(path).read_text())
         report["stages"][stage] = {
             "passed": data["passed"],
             "worst": data["worst"],
