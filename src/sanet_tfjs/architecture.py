@@ -1,9 +1,10 @@
 """The upstream SANet layout as plain data: module tables and the tensors each checkpoint holds.
 
 Pure Python (no torch) so that validation messages, the fixture generator and the patched
-model all read one description. Layout: GlebSBrykin/SANET `Eval.py` (see
-shared/NOTES-toolchain.md). `width_divisor` divides every channel count except the RGB ends,
-giving tiny models of the same topology for tests; 1 is the upstream model.
+model all read one description. Layout: GlebSBrykin/SANET's `Eval.py`, the upstream
+evaluation script (its VGG, Transform and decoder modules). `width_divisor` divides every
+channel count except the RGB ends, giving tiny models of the same topology for tests; 1 is the
+upstream model.
 """
 
 from __future__ import annotations
