@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from sanet_tfjs.files import sha256_file
 from sanet_tfjs.parity import ParityError
 from sanet_tfjs.stages.onnx import run_onnx_stage
 from sanet_tfjs.stages.tf import run_tf_stage
@@ -100,3 +102,51 @@ def test_onnx_tf_compat_is_needed_and_enough():
     )
     assert patched.returncode == 0, patched.stderr[-2000:]
     assert patched.stdout.strip().endswith("ok")
+
+
+AUTOGRAPH_EXPERIMENT = """
+import sys
+from pathlib import Path
+
+import onnx
+from sanet_tfjs.formats import onnx_tf_compat
+from sanet_tfjs.tf_convert import fix_fingerprint_uuid
+
+onnx_tf_compat.install()
+from onnx_tf.backend import prepare
+
+onnx_dir, out, tracing = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+if tracing == "plain":  # as the tf stage runs onnx-tf; "autograph": as shipped
+    onnx_tf_compat.trace_without_autograph()
+for part in ("encoder", "transform", "decoder"):
+    dest = out / part
+    prepare(onnx.load(str(onnx_dir / f"{part}.onnx"))).export_graph(str(dest))
+    fix_fingerprint_uuid(dest)
+"""
+
+
+@pytest.mark.slow
+def test_tracing_without_autograph_gives_the_same_saved_models(onnx_dir, tmp_path):
+    """onnx_tf_compat.trace_without_autograph makes the tf stage faster, not different. Each
+    way in a process of its own, as the stage runs: TensorFlow numbers the functions it
+    traces per process, so two conversions in one process differ anyway."""
+    sums = {}
+    for tracing in ("autograph", "plain"):
+        done = subprocess.run(
+            [sys.executable, "-c", AUTOGRAPH_EXPERIMENT, str(onnx_dir), str(tmp_path / tracing),
+             tracing],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        folder = tmp_path / tracing
+        sums[tracing] = {
+            str(path.relative_to(folder)): sha256_file(path)
+            for path in folder.rglob("*")
+            if path.is_file()
+        }
+    assert len(sums["plain"]) >= 9  # saved_model.pb, fingerprint.pb and variables, each part
+    assert sums["plain"] == sums["autograph"]

@@ -23,6 +23,7 @@ def _onnx_tf():
     from .formats import onnx_tf_compat
 
     onnx_tf_compat.install()
+    onnx_tf_compat.trace_without_autograph()
     import onnx_tf.backend
     import onnx_tf.common.handler_helper
 

@@ -10,6 +10,14 @@ What it patches, and why:
    a model that used Hardmax or Bernoulli would fail with a clear message. SANet uses neither.
 
 `install()` is idempotent and changes nothing that is already importable.
+
+`trace_without_autograph()` is for speed, not compatibility: onnx-tf's module traces the ONNX
+graph in a `tf.function` with autograph on, so TensorFlow first rewrites the source of every
+op handler it calls (849 functions for the encoder). That took 7.3 of the encoder's 9.7 s of
+conversion here. The handlers branch on Python values only, so without autograph the trace
+runs the same code and gives the same graph: the SavedModels are byte-identical (tested), and
+converting the three tiny parts takes 2.6 s instead of 10.8. A handler that branched on a
+tensor would now fail loudly at conversion, not convert differently.
 tests/test_conversion.py fails if the patch is no longer needed (onnx-tf imports without it) or
 no longer enough.
 """
@@ -109,6 +117,18 @@ def install() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tensorflow_addons' end-of-life notice on import
         _install()
+
+
+def trace_without_autograph() -> None:
+    """Trace onnx-tf's graph module with autograph off (see the module docstring).
+    Idempotent; needs onnx_tf importable (`install()` first)."""
+    import tensorflow as tf
+    from onnx_tf.backend_tf_module import BackendTFModule
+
+    for name in ("__call__", "gen_tensor_dict"):
+        traced = getattr(BackendTFModule, name)
+        if getattr(traced, "_autograph", False):  # polymorphic_function.Function's flag
+            setattr(BackendTFModule, name, tf.function(traced.python_function, autograph=False))
 
 
 def _install() -> None:
