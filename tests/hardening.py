@@ -611,8 +611,12 @@ def leftovers(artifacts: Path) -> list[str]:
 
 def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[str] | None:
     """Start `doit`; SIGKILL its whole process group `delay_s` after it starts `stage`.
-    Returns the stages it started (`stage` last), or None if it never reached `stage`."""
-    command, environment = doit_command(config)
+    Returns the stages it started (`stage` last), or None if it never reached `stage`.
+    Fails the scenario, saying so, if `stage` had finished before the kill."""
+    # Unbuffered: doit does not flush the line that starts a stage, so piped, it arrived with
+    # the next flush (a stage's progress line, or none until the stage ended), and a kill
+    # timed from its arrival could come after the stage had finished.
+    command, environment = doit_command(config, env={"PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
         command,
         cwd=copy,
@@ -624,7 +628,7 @@ def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[st
     )
     watchdog = threading.Timer(DOIT_TIMEOUT_S, os.killpg, (process.pid, signal.SIGKILL))
     watchdog.start()
-    started = []
+    started, after_kill = [], ""
     try:
         for line in process.stdout:
             if line.startswith(".  "):
@@ -637,7 +641,13 @@ def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[st
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
+        after_kill = process.stdout.read()  # what it wrote before the kill, not yet read
         process.stdout.close()
+    expect(
+        f" {stage} done in " not in after_kill,
+        f"stage {stage} finished before the kill {delay_s:.2f} s after it started: not a kill "
+        "inside it (the machine was faster than in the reference build?)",
+    )
     return started if started and started[-1] == stage else None
 
 
