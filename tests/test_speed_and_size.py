@@ -300,10 +300,17 @@ def test_browser_plan():
         (f"{PEER} wasm, 1 thread", "ort.html", None, 1, both, both),
         (f"{PEER} wasm, 2 threads", "ort.html", None, 2, [256, 512, 1024], both),
     ]
-    # page memory: at each resolution on one thread (and webgl), at the last one with threads
-    assert [[res for res in c.resolutions if c.measures_page_memory_at(res)] for c in plan] == [
+    # page memory: at each resolution on one thread (and webgl), at the last one with threads,
+    # once they are stopped
+    assert [[res for res in c.resolutions if c.page_memory_at(res)] for c in plan] == [
         both, [1024], both, [256], both, both, [256], both, [1024],
     ]  # fmt: skip
+    assert {c.page_memory_at(c.resolutions[-1]) for c in plan if c.threads == 2} == {
+        "after-stopping-threads"
+    }
+    assert {c.page_memory_at(res) for c in plan if c.threads != 2 for res in c.resolutions} == {
+        "now"
+    }
 
 
 def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
@@ -359,7 +366,7 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
             if row["runtime"] != PEER:  # the peer's wasm heap is not reachable from the page
                 assert measured["peak_memory_bytes"] > 0
             if "backend" in row:  # a browser row: the whole tab's memory, with threads
-                # only after the last resolution (60 s a measurement there)
+                # only after the last resolution, its threads stopped (js/bench/workers.js)
                 if (row.get("threads") or 1) == 1 or res == max(row["resolutions"], key=int):
                     assert measured["page_memory_bytes"] > 0, name
                 else:

@@ -36,8 +36,8 @@ window.bench = {
   },
   // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
   // With `restyle`, then `runs` more with the style's features from the first runs fed back;
-  // with `measurePage`, the page's memory after them.
-  async run(spec, iters, maxResolution, warmup, runs, restyle, measurePage) {
+  // with `pageMemory`, the page's memory after them (common.mjs: report).
+  async run(spec, iters, maxResolution, warmup, runs, restyle, pageMemory) {
     const content = tf.tensor(await fetchFloats(spec.content.url), spec.content.shape);
     const style = tf.tensor(await fetchFloats(spec.style.url), spec.style.shape);
     let features = null;
@@ -52,7 +52,9 @@ window.bench = {
     try {
       const first = await timeRuns(() => once(null), warmup, runs);
       const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
-      return { ...(await report(first, restyled, measurePage)), backendBytes: backendBytes() };
+      // tfjs's wasm threads: the pool's workers that run one (it starts 8 and keeps the rest idle)
+      const threads = () => tf.backend().wasm.PThread.runningWorkers;
+      return { ...(await report(first, restyled, pageMemory, threads)), backendBytes: backendBytes() };
     } finally {
       tf.dispose([content, style, features]);
     }

@@ -27,14 +27,17 @@ export async function timeRuns(once, warmup, runs) {
 
 // What a harness hands back for one resolution: the first runs' times and last result, and
 // with `restyled` (timeRuns of the same style again, its features kept from the first runs)
-// those times and how far their result is from the first's. The page's memory only with
-// `measurePage` (the caller's choice: it costs 60 s in a tab with wasm threads).
-export async function report(first, restyled, measurePage) {
+// those times and how far their result is from the first's. The page's memory as
+// `pageMemory` asks: null (not measured), "now", or "after-stopping-threads": the workers
+// `threadWorkers()` returns (those running wasm threads) stopped first, which ends the tab's
+// runtime (see workers.js).
+export async function report(first, restyled, pageMemory, threadWorkers) {
+  if (pageMemory === 'after-stopping-threads') await self.stopWorkers([...threadWorkers()]);
   const out = {
     ms: first.ms,
     shape: first.last.shape,
     result: base64(first.last.values),
-    pageBytes: measurePage ? await pageMemoryBytes() : null,
+    pageBytes: pageMemory ? await pageMemoryBytes() : null,
   };
   if (restyled) {
     let maxAbs = 0;

@@ -201,13 +201,18 @@ class BrowserCase:
     resolutions: list[int]
     restyle_resolutions: list[int]  # where the same style is also timed again, not encoded
 
-    def measures_page_memory_at(self, res: int) -> bool:
-        """Page memory at every resolution on one thread, after the last one only with wasm
-        threads. Chromium asks every worker of the tab for its heap and waits up to 60 s
-        (V8WorkerMemoryReporter::kTimeout) for an answer; wasm threads never give one (they
-        sit in Atomics.wait, not in their event loop), so each measurement there takes 60 s
-        and counts the page and its wasm memory without those workers' own JS heaps."""
-        return (self.threads or 1) == 1 or res == self.resolutions[-1]
+    def page_memory_at(self, res: int) -> str | None:
+        """How the tab's page memory is read after resolution `res` (js/bench/common.mjs):
+        "now" at every resolution on one thread; with wasm threads only after the last one,
+        "after-stopping-threads". Chromium asks every worker of the tab for its heap and waits
+        up to 60 s (V8WorkerMemoryReporter::kTimeout) for the answers, and a worker that runs
+        a wasm thread never gives one (it sits in Atomics.wait, not in its event loop): a
+        reading there took 60 s and counted the page, its wasm memory and the idle workers,
+        not those threads' own JS heaps. Stopping just those workers first (3 s: Chromium ends
+        them by force 2 s after terminate()) gives the same reading without the wait."""
+        if (self.threads or 1) == 1:
+            return "now"
+        return "after-stopping-threads" if res == self.resolutions[-1] else None
 
 
 def harness_root(root: Path, onnx_dir: Path) -> None:
@@ -315,20 +320,20 @@ def measure_in_browser(
         entry: RuntimeMeasurement = {**setup, "load_ms": loaded["loadMs"], "resolutions": {}}
         for res in case.resolutions:
             restyle = res in case.restyle_resolutions
-            measure_page = case.measures_page_memory_at(res)
+            page_memory = case.page_memory_at(res)
             if tfjs:
                 out = page.evaluate(
-                    "([spec, iters, res, warmup, runs, restyle, measurePage]) => "
-                    "window.bench.run(spec, iters, res, warmup, runs, restyle, measurePage)",
+                    "([spec, iters, res, warmup, runs, restyle, pageMemory]) => "
+                    "window.bench.run(spec, iters, res, warmup, runs, restyle, pageMemory)",
                     [inputs["original"], ITERS, res, job["warmup"], job["runs"], restyle,
-                     measure_page],
+                     page_memory],
                 )  # fmt: skip
             else:
                 out = page.evaluate(
-                    "([spec, iters, warmup, runs, restyle, measurePage]) => "
-                    "window.bench.run(spec, iters, warmup, runs, restyle, measurePage)",
+                    "([spec, iters, warmup, runs, restyle, pageMemory]) => "
+                    "window.bench.run(spec, iters, warmup, runs, restyle, pageMemory)",
                     [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"], restyle,
-                     measure_page],
+                     page_memory],
                 )  # fmt: skip
             result = np.frombuffer(base64.b64decode(out["result"]), np.float32).copy()
             result = result.reshape(out["shape"])

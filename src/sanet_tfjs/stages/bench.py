@@ -196,8 +196,10 @@ def run_bench_stage(
             "RSS (imports included), the wasm heap of a TF.js tab (it only grows); page memory: "
             "performance.measureUserAgentSpecificMemory() after the runs at that resolution "
             "(the whole tab: JS heaps, wasm memory, workers); in a tab with wasm threads only "
-            "after its last resolution, and without the threads' own JS heaps (Chromium waits "
-            f"60 s for them to answer, and they never do). {report['note']}\n\n" + table
+            "after its last resolution, once the workers that run its threads are stopped: "
+            "without those workers' own JS heaps (live, they never answer Chromium's request, "
+            "which then waited 60 s for them). "
+            f"{report['note']}\n\n" + table
         )
         plot(report, staged / "bench.png")
         if quantization_plan is not None:
