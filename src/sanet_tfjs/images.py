@@ -105,11 +105,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     )
     mean_a, mean_b, mean_aa, mean_bb, mean_ab = tf.split(averaged[0], 5, axis=-1)
     c1, c2 = SSIM_K1**2, SSIM_K2**2
-    square_a, square_b, product = (
-        mean_a * mean_a,
-        mean_b * mean_b,
-        mean_a * mean_b,
-    )  # not **: 5x slower
+    # products, not `**`: TensorFlow's pow made the whole measure 2.5x slower
+    square_a, square_b, product = mean_a * mean_a, mean_b * mean_b, mean_a * mean_b
     luminance = (2 * product + c1) / (square_a + square_b + c1)
     contrast_structure = (2 * (mean_ab - product) + c2) / (
         mean_aa - square_a + mean_bb - square_b + c2
