@@ -49,6 +49,15 @@ def raw_bundle(tiny_build, tmp_path_factory):
     return folder
 
 
+def test_a_converter_failure_names_the_saved_model(tmp_path):
+    broken = tmp_path / "saved_model"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a protocol buffer")
+    with pytest.raises(ConversionError, match=f"converter failed on {broken}"):
+        run_converter(broken, tmp_path / "model")
+    assert not (tmp_path / "model" / "model.json").exists()
+
+
 def test_the_built_graph_has_no_transposed_matmul_operands(tiny_build, raw_bundle):
     """The converter folds the attention's transposes into adj_x/adj_y, which TensorFlow.js's
     wasm kernel runs 10-45x slower; the tfjs stage (whose parity check in Node passed in
