@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import io
 import json
 import math
@@ -24,8 +25,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +44,15 @@ from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.stages.fetch import checkpoint_validator, fetch_checkpoints
+from tasks.layout import OUTPUTS, sums_file
 from tests.conftest import (
     ALL_STAGES,
     DOIT_TIMEOUT_S,
     ROOT,
+    ScratchPipeline,
     artifact_sums,
     doit_command,
+    executed_in,
     flip_a_byte,
     reference_build,
     run_doit,
@@ -609,60 +611,68 @@ def leftovers(artifacts: Path) -> list[str]:
     )  # fmt: skip
 
 
-def kill_inside(copy: Path, config: Path, stage: str, delay_s: float) -> list[str] | None:
-    """Start `doit`; SIGKILL its whole process group `delay_s` after it starts `stage`.
-    Returns the stages it started (`stage` last), or None if it never reached `stage`.
-    Fails the scenario, saying so, if `stage` had finished before the kill."""
-    # Unbuffered: doit does not flush the line that starts a stage, so piped, it arrived with
-    # the next flush (a stage's progress line, or none until the stage ended), and a kill
-    # timed from its arrival could come after the stage had finished.
-    command, environment = doit_command(config, env={"PYTHONUNBUFFERED": "1"})
+KILL_SWITCH = Path(__file__).parent / "kill_switch"  # its sitecustomize.py does the killing
+
+
+def unfinished_output_patterns(artifacts: Path, stage: str) -> list[str]:
+    """Globs of what `stage` writes before it is done: its outputs staged beside their final
+    place (files.atomic_output), partial downloads (fetch), and its sums file in progress."""
+    root = glob.escape(str(artifacts))
+    tops = sorted({path.split("/")[0] for path in OUTPUTS[stage].all})
+    sums = Path(sums_file(stage))
+    return [
+        *(f"{root}/.{top}.*.tmp/*" for top in tops),
+        *(f"{root}/{top}/.*.part" for top in tops),
+        f"{root}/{sums.parent}/.{sums.name}.*.tmp/*",
+    ]
+
+
+def kill_inside(copy: Path, pipeline: ScratchPipeline, stage: str) -> list[str]:
+    """Run `doit` until one of its processes opens a file of `stage`'s unfinished output for
+    writing, and SIGKILL its whole process group then (tests/kill_switch). Returns the stages
+    it started. Fails the scenario if the build ended otherwise."""
+    # Unbuffered: the killed process's buffered lines would be lost, the stage names with them.
+    patterns = unfinished_output_patterns(pipeline.artifacts, stage)
+    search_path = [str(KILL_SWITCH), os.environ.get("PYTHONPATH")]
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, search_path)),
+        "SANET_TEST_KILL_ON_WRITE": json.dumps(patterns),
+    }
+    command, environment = doit_command(pipeline.config_path, env=env)
     process = subprocess.Popen(
         command,
         cwd=copy,
         env=environment,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
+        start_new_session=True,  # the kill takes doit's group, and only it
     )
-    watchdog = threading.Timer(DOIT_TIMEOUT_S, os.killpg, (process.pid, signal.SIGKILL))
-    watchdog.start()
-    started, after_kill = [], ""
     try:
-        for line in process.stdout:
-            if line.startswith(".  "):
-                started.append(line[3:].strip())
-                if started[-1] == stage:
-                    time.sleep(delay_s)
-                    break
+        stdout, stderr = process.communicate(timeout=DOIT_TIMEOUT_S)
     finally:
-        watchdog.cancel()
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-        after_kill = process.stdout.read()  # what it wrote before the kill, not yet read
-        process.stdout.close()
+            os.killpg(process.pid, signal.SIGKILL)  # a timeout, or a child that outlived doit
+    process.wait(timeout=60)
+    started = executed_in(stdout)
     expect(
-        f" {stage} done in " not in after_kill,
-        f"stage {stage} finished before the kill {delay_s:.2f} s after it started: not a kill "
-        "inside it (the machine was faster than in the reference build?)",
+        process.returncode == -signal.SIGKILL,
+        f"the build meant to be killed inside {stage} ended with {process.returncode} "
+        f"(stages started: {started}): {stderr[-1500:]}",
     )
-    return started if started and started[-1] == stage else None
+    expect(started[-1:] == [stage], f"killed while writing {stage}'s output, but the last "
+           f"stage started was {started[-1:]}")  # fmt: skip
+    return started
 
 
 def _killed_inside_every_stage(scratch: Path) -> int:
-    reference = reference_build()
-    expected, seconds = reference.sums, reference.seconds
+    expected = reference_build().sums
     copy, pipeline = tiny_repo(scratch / "killed")
     killed = None
-    # A kill a quarter of the way through each stage (by the reference build's time), one
-    # build after another. Not halfway: the reference build may have shared the cores with
-    # another test (two workers) and this build not, and a short stage (fixtures, fetch) then
-    # finished before a kill at half its reference time.
+    # One build after another, each killed inside the next stage, as it writes its output.
     for stage in ALL_STAGES:
-        started = kill_inside(copy, pipeline.config_path, stage, seconds.get(stage, 0.2) / 4)
-        expect(started is not None, f"the build never reached stage {stage}")
+        started = kill_inside(copy, pipeline, stage)
         # Each finished stage was committed: only the stage killed last time may run again.
         rerun = set(started) - {stage, killed}
         expect(not rerun, f"killed in {stage}: finished stages ran again: {sorted(rerun)}")
@@ -708,8 +718,9 @@ def build_scenarios() -> list[Scenario]:
     return [
         Scenario(
             "interrupted builds",
-            "`doit` killed with SIGKILL a quarter of the way through each stage in turn "
-            f"({', '.join(ALL_STAGES)}), then run to the end",
+            "`doit` killed with SIGKILL inside each stage in turn "
+            f"({', '.join(ALL_STAGES)}), as it first writes its output (a staged file, a "
+            "partial download, or its sums file), then run to the end",
             "no stage that had finished runs again (each is committed to doit's database as "
             "it finishes): each build reruns only the stage killed last; the last build runs "
             "only the stage killed; every artifact is byte-identical to an uninterrupted "
