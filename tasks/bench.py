@@ -1,7 +1,7 @@
 """Stage `bench` (asked for by name: `doit bench`): every runtime timed on the same images.
 
-Writes artifacts/bench/ (bench.json, bench.md, bench.png; with the "auto" bundle, its plan:
-quantization.json and the size/quality curve quantization.png). A measurement, not a build product:
+Writes artifacts/bench/ (bench.json, bench.md, bench.png); the "auto" bundle follows stage plan's
+choice (artifacts/plan/, built first if out of date). A measurement, not a build product:
 it runs every time it is asked for, after building what it measures (ONNX, TFStyle) if that is
 out of date.
 """
@@ -12,6 +12,7 @@ from . import Pipeline, each_key, stage
 
 
 def task_bench(pipeline: Pipeline) -> dict:
+    planned = "auto" in pipeline.setting("bench.quantizations")  # the plan stage's bundle
     return stage(
         pipeline,
         "bench",
@@ -21,15 +22,15 @@ def task_bench(pipeline: Pipeline) -> dict:
             "tfstyle_dir": pipeline.folder("tfstyle"),
             "onnx_dir": pipeline.folder("onnx"),
             "patched_dir": pipeline.folder("patch"),
+            "plan_dir": pipeline.folder("plan") if planned else None,
         },
         reads=(
             "model.width_divisor",
             "fetch.profile",
             "tfjs.shard_bytes",
-            "tfjs.fidelity",
             *each_key("bench"),
         ),
-        inputs=("patch", "onnx", "tfstyle"),
+        inputs=("patch", "onnx", "tfstyle", *(["plan"] if planned else [])),
         scripts=("js/bench", "js/sanet.mjs"),
         always=True,
     )

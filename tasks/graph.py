@@ -17,6 +17,7 @@ from . import (
     onnx,
     page,
     patch,
+    plan,
     release,
     report,
     smoke,
@@ -51,6 +52,7 @@ def load_graph() -> dict[str, Any]:
         onnx.task_onnx,
         tf.task_tf,
         tfstyle.task_tfstyle,
+        plan.task_plan,
         tfjs.task_tfjs,
         report.task_report,
         page.task_page,
@@ -61,11 +63,11 @@ def load_graph() -> dict[str, Any]:
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 
-    # `doit` builds every stage but these, which are asked for by name: `doit release`,
-    # `doit bench`.
+    # `doit` builds every stage but these, which are asked for by name (`doit release`,
+    # `doit bench`) or built for a stage that reads them (plan: an `auto` bundle).
     default = [creator.__name__.removeprefix("task_") for creator in creators]
-    default.remove("release")
-    default.remove("bench")
+    for on_demand in ("release", "bench", "plan"):
+        default.remove(on_demand)
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,

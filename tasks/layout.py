@@ -49,6 +49,9 @@ OUTPUTS: dict[str, StageOutputs] = {
     "tfstyle": StageOutputs(
         "tfstyle", products=("tfstyle/saved_model",), reports=("tfstyle/parity.json",)
     ),
+    "plan": StageOutputs(
+        "plan", products=("plan/plan.json", "plan/uint8.npz"), reports=("plan/quantization.png",)
+    ),
     # tfjs/ is the deployable bundle (copied whole into the site), so its report lies beside it.
     "tfjs": StageOutputs("tfjs", products=("tfjs",), reports=("tfjs_parity.json",)),
     "report": StageOutputs(None, products=("parity.json", "parity.md")),

@@ -7,6 +7,7 @@ from . import Pipeline, stage
 
 
 def task_tfjs(pipeline: Pipeline) -> dict:
+    planned = pipeline.setting("tfjs.quantization") == "auto"  # follows the plan stage's choice
     return stage(
         pipeline,
         "tfjs",
@@ -16,17 +17,17 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             "tfstyle_dir": pipeline.folder("tfstyle"),
             "patched_dir": pipeline.folder("patch"),
             "report_path": pipeline.reports("tfjs")[0],
+            "plan_dir": pipeline.folder("plan") if planned else None,
         },
         reads=(
             "model.width_divisor",
             "tfjs.shard_bytes",
             "tfjs.quantization",
-            "tfjs.fidelity",
             "tfjs.optimize",
             "tfjs.max_size_ratio",
             "parity.result_max_abs",
         ),
-        inputs=("tfstyle", "patch"),
+        inputs=("tfstyle", "patch", *(["plan"] if planned else [])),
         scripts=("js/run_model.mjs",),
         tools=("tensorflow", "tensorflowjs", "@tensorflow/tfjs"),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -28,6 +30,7 @@ from sanet_tfjs.patch import load_patched_model
 from sanet_tfjs.repo import ROOT
 from sanet_tfjs.stages.onnx import run_onnx_stage
 from sanet_tfjs.stages.page import run_page_stage
+from sanet_tfjs.stages.plan import run_plan_stage
 from sanet_tfjs.stages.tf import run_tf_stage
 from sanet_tfjs.stages.tfjs import run_tfjs_stage
 from sanet_tfjs.stages.tfstyle import run_tfstyle_stage
@@ -48,7 +51,8 @@ ALL_STAGES = [
     "report",
     "page",
     "smoke",
-]  # fmt: skip  (build order; `release` runs only when asked for)
+]  # fmt: skip  (build order)
+ON_DEMAND = ["plan", "release", "bench"]  # built when asked for, or for a stage that reads them
 
 
 # Tests that need these are slow (a conversion chain, a browser, a pipeline build): the fast
@@ -296,8 +300,22 @@ def _build_chain(root: Path, patched_dir: Path) -> None:
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
     run_tfjs_stage(
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, FIDELITY,
+        TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, None,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_plan(patched_dir) -> Path:
+    """The plan stage's folder for the tiny model and FIDELITY, made once per test run (what
+    the stage printed: progress.txt beside it)."""
+    return built_once("plan", functools.partial(_build_plan, patched_dir=patched_dir)) / "plan"
+
+
+def _build_plan(root: Path, patched_dir: Path) -> None:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run_plan_stage(str(patched_dir), str(root / "plan"), TINY, FIDELITY)
+    (root / "progress.txt").write_text(printed.getvalue())
 
 
 @pytest.fixture(scope="session")

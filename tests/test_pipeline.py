@@ -18,6 +18,7 @@ from sanet_tfjs.architecture import CHECKPOINT_FILES
 from tests.conftest import (
     ALL_STAGES,
     AUDIT,
+    ON_DEMAND,
     ROOT,
     TINY,
     ScratchPipeline,
@@ -63,7 +64,7 @@ def test_doit_list_describes_every_stage(scratch_pipeline):
     result = scratch_pipeline.doit("list")
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
-    assert set(lines) == {*ALL_STAGES, "release", "bench"}  # those two only when asked for
+    assert set(lines) == {*ALL_STAGES, *ON_DEMAND}
     assert all(len(doc) > 20 for doc in lines.values())
 
 
@@ -90,7 +91,7 @@ def test_pipeline_yaml_and_readme_name_the_stages_that_read_each_section(monkeyp
         stage: {section for section, stages in readers.items() if stage in stages}
         for stage in listed
     }
-    assert set(listed) == {*ALL_STAGES, "release", "bench"}
+    assert set(listed) == {*ALL_STAGES, *ON_DEMAND}
 
 
 def test_upstream_profile_has_no_fixture_stage(scratch_pipeline):
@@ -235,6 +236,13 @@ INVALIDATION_MATRIX = [
         (
             "bench setting (bench runs only when asked for)",
             InputEdit.setting("bench", "runs", 5),
+            set(),
+        ),
+        (
+            "quantization target (only plan reads it, built only for an auto bundle)",
+            InputEdit.setting(
+                "tfjs", "fidelity", {"psnr_db": 36.0, "ssim": 0.99, "resolutions": [256]}
+            ),
             set(),
         ),
         (

@@ -165,12 +165,13 @@ def test_tfjs_and_python_reject_the_same_inputs(tiny_build):
 
 @pytest.mark.parametrize("quantization", ["float16", "auto"])
 def test_quantized_bundles_are_measured_not_enforced(
-    tiny_build, patched_dir, tmp_path, quantization
+    tiny_build, patched_dir, tmp_path, quantization, request
 ):
     report_path = tmp_path / "tfjs.json"
+    plan_dir = str(request.getfixturevalue("tiny_plan")) if quantization == "auto" else None
     run_tfjs_stage(
         str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs"), str(report_path),
-        TINY, 4 * 1024 * 1024, quantization, True, 1.02, ONE_LEVEL, FIDELITY,
+        TINY, 4 * 1024 * 1024, quantization, True, 1.02, ONE_LEVEL, plan_dir,
     )  # fmt: skip
     report = json.loads(report_path.read_text())
     assert report["quantization"] == quantization

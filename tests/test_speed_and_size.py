@@ -20,15 +20,16 @@ from sanet_tfjs.formats.tfjs_graph import (
     optimize,
 )
 from sanet_tfjs.images import quality
-from sanet_tfjs.model import ATTENTION_CHUNKS
+from sanet_tfjs.model import ATTENTION_CHUNKS, PatchedSANet
 from sanet_tfjs.quantize import (
     CURVE_STEP_FRACTION,
+    PLAN_JSON,
     FidelityTarget,
     QuantizationError,
     bundle_encodings,
     choose_point,
     gptq_uint8,
-    plan_quantization,
+    load_plan,
     round_to_nearest_uint8,
 )
 from sanet_tfjs.stages.bench import run_bench_stage
@@ -201,10 +202,14 @@ def test_the_chosen_point_is_the_best_of_the_smallest_that_meet_the_target():
         FidelityTarget(35.0, 0.99, ())
 
 
-def test_auto_bundle_stores_exactly_the_plans_values(raw_bundle, tiny_model, tmp_path):
-    progress: list[str] = []
-    plan = plan_quantization(tiny_model, FidelityTarget(**FIDELITY), log=progress.append)
+def test_auto_bundle_stores_exactly_the_plans_values(raw_bundle, tiny_model, tiny_plan, tmp_path):
+    progress = (tiny_plan.parent / "progress.txt").read_text().splitlines()
     assert len(progress) == 3 and "of float32" in progress[-1]  # one line per phase
+    plan = load_plan(tiny_plan, tiny_model)  # what the plan stage stored, read back whole
+    assert plan.report() == json.loads((tiny_plan / PLAN_JSON).read_text())
+    assert plan.target == FidelityTarget(**FIDELITY)
+    with pytest.raises(QuantizationError, match="made for another model"):
+        load_plan(tiny_plan, PatchedSANet(2 * TINY, folded=True))
     chosen = plan.curve[plan.chosen]
     assert chosen["psnr_db"] >= FIDELITY["psnr_db"] and chosen["ssim"] >= FIDELITY["ssim"]
     # the target holds at every resolution, and the point's figures are the worst of them
@@ -322,7 +327,7 @@ def test_browser_plan():
     }
 
 
-def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
+def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tiny_plan, tmp_path):
     out = tmp_path / "bench"
     run_bench_stage(
         tfstyle_dir=str(tiny_build / "tfstyle"),
@@ -343,7 +348,7 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
         reported_cores=4,
         onnxruntime_web=True,
         large_resolution=128,
-        fidelity=FIDELITY,
+        plan_dir=str(tiny_plan),
     )
     report = json.loads((out / "bench.json").read_text())
     rows = {row["name"]: row for row in report["rows"]}
@@ -419,10 +424,10 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tmp_path):
     assert f"| TF.js / {PEER} |" in table
     assert "| same style again s |" in table
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the auto bundle: its plan and curve beside the report, its quality measured in TF.js
-    plan = json.loads((out / "quantization.json").read_text())
+    # the auto bundle: the plan stage's plan and curve, its quality measured in TF.js
+    plan = json.loads((tiny_plan / PLAN_JSON).read_text())
     assert plan["target"] == FIDELITY and plan["chosen"]["psnr_db"] >= FIDELITY["psnr_db"]
-    assert (out / "quantization.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tiny_plan / "quantization.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     auto = rows["TF.js wasm auto, 1 thread"]
     assert auto["download_bytes"] < rows["TF.js wasm float16, 1 thread"]["download_bytes"]
     assert auto["resolutions"]["64"]["quality_vs_float32"]["psnr_db"] > 30

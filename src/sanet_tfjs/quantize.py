@@ -22,6 +22,7 @@ the plan is its smallest point that meets the target.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
 from collections.abc import Callable
@@ -437,6 +438,63 @@ def plan_quantization(
         f"({time.monotonic() - started:.0f} s)"
     )
     return QuantizationPlan(target, candidates, choices, curve, chosen, float32_bytes)
+
+
+# --- the plan stored by stage `plan`, read by tfjs and bench --------------------------------
+
+PLAN_JSON = "plan.json"  # the report: target, each tensor's dtype, the measured curve
+UINT8_NPZ = "uint8.npz"  # each tensor's uint8 candidate: codes, min, scale
+
+
+def save_plan(plan: QuantizationPlan, folder: Path) -> None:
+    """`plan` into `folder`: its report as JSON and every uint8 candidate's codes (the float16
+    and float32 values follow from the weights themselves)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PLAN_JSON).write_text(json.dumps(plan.report(), indent=2, sort_keys=True) + "\n")
+    arrays = {}
+    for name, c in plan.candidates.items():
+        arrays[f"{name}/codes"] = c.uint8.codes
+        arrays[f"{name}/range"] = np.array([c.uint8.min, c.uint8.scale], np.float64)
+    with open(folder / UINT8_NPZ, "wb") as out:  # numpy's zip entries carry a fixed date
+        np.savez(out, **arrays)
+
+
+def load_plan(folder: Path, model) -> QuantizationPlan:
+    """The plan `save_plan` stored in `folder`, for `model` (the PatchedSANet it was made
+    for: it supplies the float32 values)."""
+    report = json.loads((Path(folder) / PLAN_JSON).read_text())
+    parameters = {
+        name: value.detach().numpy().astype(np.float32) for name, value in model.named_parameters()
+    }
+    layers = report["layers"]
+    stale = [
+        layer["parameter"] for layer in layers
+        if parameters.get(layer["parameter"], np.empty(0)).size != layer["elements"]
+    ]  # fmt: skip
+    if stale:
+        raise QuantizationError(
+            f"the plan in {folder} was made for another model (its tensors {stale[:3]} do not "
+            "match): run `doit plan` again"
+        )
+    candidates, choices = {}, {}
+    with np.load(Path(folder) / UINT8_NPZ) as stored:
+        for layer in layers:
+            name = layer["parameter"]
+            low, scale = stored[f"{name}/range"]
+            encoded = EncodedUint8(stored[f"{name}/codes"], float(low), float(scale))
+            alone = {
+                dtype: {"psnr_db": math.inf if psnr is None else psnr}
+                for dtype, psnr in layer["alone_psnr_db"].items()
+            }
+            candidates[name] = Candidate(
+                name, parameters[name], encoded, layer["uint8_method"], alone
+            )
+            choices[name] = layer["dtype"]
+    target = FidelityTarget(**report["target"])
+    curve = report["curve"]
+    return QuantizationPlan(
+        target, candidates, choices, curve, curve.index(report["chosen"]), report["float32_bytes"]
+    )
 
 
 # --- the plan applied to a TensorFlow.js bundle --------------------------------------------

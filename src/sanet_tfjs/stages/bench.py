@@ -18,6 +18,7 @@ from ..bench import (
     ITERS,
     PEER,
     WEIGHTS_NOTES,
+    BenchError,
     browser_plan,
     build_bundles,
     format_peer_table,
@@ -34,7 +35,7 @@ from ..bench import (
 )
 from ..files import atomic_output, folder_bytes, write_json
 from ..images import bench_images
-from ..quantize import FidelityTarget, plan_quantization, plot_curve
+from ..quantize import load_plan
 from ..reports import BenchRow
 from ..server import serve_directory
 
@@ -58,7 +59,7 @@ def run_bench_stage(
     reported_cores: int,
     onnxruntime_web: bool,
     large_resolution: int | None,
-    fidelity: dict,
+    plan_dir: str | None,
 ) -> dict:
     from ..runtimes.browser import chromium
     from ..stylize import fitted_nchw
@@ -69,8 +70,10 @@ def run_bench_stage(
     if "auto" in quantizations:
         from ..patch import load_patched_model
 
-        quantization_plan = plan_quantization(
-            load_patched_model(Path(patched_dir), width_divisor), FidelityTarget(**fidelity)
+        if plan_dir is None:
+            raise BenchError("the auto bundle needs the plan stage's folder (plan_dir)")
+        quantization_plan = load_plan(
+            Path(plan_dir), load_patched_model(Path(patched_dir), width_divisor)
         )
     every_resolution = resolutions + ([large_resolution] if large_resolution else [])
     job = {
@@ -202,9 +205,6 @@ def run_bench_stage(
             f"{report['note']}\n\n" + table
         )
         plot(report, staged / "bench.png")
-        if quantization_plan is not None:
-            write_json(staged / "quantization.json", quantization_plan.report())
-            plot_curve(quantization_plan, staged / "quantization.png")
     print(table)
     print(f"  benchmark took {report['elapsed_s']:.0f} s; report in {out_dir}/")
     return {"elapsed_s": report["elapsed_s"]}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..files import atomic_output, write_json
 from ..patch import load_patched_model
-from ..quantize import FidelityTarget, plan_quantization
+from ..quantize import load_plan
 from ..tfjs_convert import (
     ConversionError,
     bundle_bytes,
@@ -30,14 +30,16 @@ def run_tfjs_stage(
     optimize: bool,
     max_size_ratio: float,
     result_max_abs: float,
-    fidelity: dict,
+    plan_dir: str | None,
 ) -> dict:
     model = load_patched_model(Path(patched_dir), width_divisor)
     parameters = sum(p.numel() for p in model.parameters())
     unquantized = quantization == "none"
     plan = None
     if quantization == "auto":
-        plan = plan_quantization(model, FidelityTarget(**fidelity))
+        if plan_dir is None:
+            raise ConversionError("quantization 'auto' needs the plan stage's folder (plan_dir)")
+        plan = load_plan(Path(plan_dir), model)
     with atomic_output(Path(out_dir)) as staged:
         rewrites = convert(
             Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize, plan
