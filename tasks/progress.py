@@ -36,9 +36,16 @@ def commit_finished(backend: Any) -> None:
 
 
 class CommitEachStageReporter(ConsoleReporter):
-    """doit's console output, plus a database commit after each stage that succeeds."""
+    """doit's console output, each stage's name flushed as it starts, plus a database commit
+    after each stage that succeeds."""
 
     desc = "console output; each finished task committed at once"
+
+    def execute_task(self, task: Any) -> None:
+        super().execute_task(task)
+        # doit writes the stage's name without a flush: piped (a CI log, `doit | tee`), it
+        # appeared with the stage's next output, or at its end.
+        self.outstream.flush()
 
     def add_success(self, task: Any) -> None:
         super().add_success(task)

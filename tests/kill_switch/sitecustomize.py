@@ -3,9 +3,15 @@
 Python imports this at start-up in every process of a build that the scenario starts with this
 folder on PYTHONPATH; it does nothing unless SANET_TEST_KILL_ON_WRITE is set. That variable holds
 glob patterns (JSON) of a stage's unfinished output: its staged temporaries, partial downloads,
-its sums file in progress. The first time a process of the build opens such a file for writing,
-the build's whole process group (doit, its Python children, node, Chromium) gets SIGKILL. So the
-kill lands inside the stage, mid-write, by construction: no timing, whatever the machine's load.
+its sums file in progress. The first time a Python process of the build opens such a file for
+writing, the build's whole process group (doit, its Python children, node) gets SIGKILL
+(Playwright's Chromium has a group of its own; it exits when its driver dies). So the kill
+lands inside the stage by construction, whatever the machine's load: no timing.
+
+Python's audit hook sees only opens made through Python. Files written by torch's or
+TensorFlow's C++ writers (checkpoints, SavedModels) are not seen: in fixtures, patch, tf and
+tfstyle the kill comes at the first file the stage writes from Python (a report, the sums),
+after those.
 """
 
 from __future__ import annotations
