@@ -27,6 +27,10 @@ from . import (
 )
 from .progress import CommitEachStageReporter
 
+# `doit` builds every stage but these: asked for by name (`doit release`, `doit bench`), or
+# built for a stage that reads them (plan: for an `auto` bundle).
+ON_DEMAND = ("plan", "release", "bench")
+
 
 def _bind(creator: Callable[[Pipeline], dict], pipeline: Pipeline) -> Callable[[], dict]:
     def task_creator() -> dict:
@@ -63,11 +67,8 @@ def load_graph() -> dict[str, Any]:
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 
-    # `doit` builds every stage but these, which are asked for by name (`doit release`,
-    # `doit bench`) or built for a stage that reads them (plan: an `auto` bundle).
     default = [creator.__name__.removeprefix("task_") for creator in creators]
-    for on_demand in ("release", "bench", "plan"):
-        default.remove(on_demand)
+    default = [name for name in default if name not in ON_DEMAND]
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,

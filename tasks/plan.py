@@ -17,5 +17,6 @@ def task_plan(pipeline: Pipeline) -> dict:
         args={"patched_dir": pipeline.folder("patch")},
         reads=("model.width_divisor", "tfjs.fidelity"),
         inputs=("patch",),
-        tools=("torch", "tensorflow", "matplotlib"),  # tensorflow: the SSIM (images.py)
+        # tensorflow: the SSIM (images.py); tensorflowjs: the uint8 grid; matplotlib: the curve
+        tools=("torch", "numpy", "tensorflow", "tensorflowjs", "matplotlib"),
     )

@@ -52,7 +52,6 @@ ALL_STAGES = [
     "page",
     "smoke",
 ]  # fmt: skip  (build order)
-ON_DEMAND = ["plan", "release", "bench"]  # built when asked for, or for a stage that reads them
 
 
 # Tests that need these are slow (a conversion chain, a browser, a pipeline build): the fast

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES
+from tasks.graph import ON_DEMAND
 from tests.conftest import (
     ALL_STAGES,
     AUDIT,
-    ON_DEMAND,
     ROOT,
     TINY,
     ScratchPipeline,
@@ -66,6 +66,24 @@ def test_doit_list_describes_every_stage(scratch_pipeline):
     lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
     assert set(lines) == {*ALL_STAGES, *ON_DEMAND}
     assert all(len(doc) > 20 for doc in lines.values())
+
+
+@pytest.mark.parametrize("auto", [False, True], ids=["no-auto-bundle", "auto-bundles"])
+def test_the_plan_is_built_only_for_the_stages_that_apply_it(scratch_pipeline, monkeypatch, auto):
+    from tasks.graph import load_graph
+
+    scratch_pipeline.config["tfjs"]["quantization"] = "auto" if auto else "float16"
+    scratch_pipeline.config["bench"]["quantizations"] = ["float16", "auto"] if auto else ["uint8"]
+    scratch_pipeline.save()
+    monkeypatch.setenv("SANET_PIPELINE", str(scratch_pipeline.config_path))
+    graph = load_graph()
+    assert "plan" not in graph["DOIT_CONFIG"]["default_tasks"]
+    for reader in ("tfjs", "bench"):
+        task = graph[f"task_{reader}"]()
+        reads_plan = any(dep.endswith("sums/plan.sha256") for dep in task["file_dep"])
+        assert reads_plan == auto, reader
+        assert "tfjs.fidelity" not in task["meta"]["reads"]  # only through the plan
+    assert "tfjs.fidelity" in graph["task_plan"]()["meta"]["reads"]
 
 
 def test_pipeline_yaml_and_readme_name_the_stages_that_read_each_section(monkeypatch):
@@ -305,7 +323,7 @@ INVALIDATION_MATRIX = [
 
 
 def stages_out_of_date(copy: Path, config_path: Path) -> set[str]:
-    """The stages `doit list --status` marks to run (R), release and bench aside."""
+    """The stages `doit list --status` marks to run (R), those built on demand aside."""
     output = run_doit_output(copy, config_path, "list", "--status")
     marked = {line.split()[1] for line in output.splitlines() if line.startswith("R ")}
     return marked & set(ALL_STAGES)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 
 import numpy as np
 import pytest
+import torch
 
 from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan
 from sanet_tfjs.formats.tfjs_graph import (
@@ -54,7 +57,7 @@ def test_a_converter_failure_names_the_saved_model(tmp_path):
     broken = tmp_path / "saved_model"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a protocol buffer")
-    with pytest.raises(ConversionError, match=f"converter failed on {broken}"):
+    with pytest.raises(ConversionError, match=re.escape(f"converter failed on {broken}")):
         run_converter(broken, tmp_path / "model")
     assert not (tmp_path / "model" / "model.json").exists()
 
@@ -206,10 +209,17 @@ def test_auto_bundle_stores_exactly_the_plans_values(raw_bundle, tiny_model, tin
     progress = (tiny_plan.parent / "progress.txt").read_text().splitlines()
     assert len(progress) == 3 and "of float32" in progress[-1]  # one line per phase
     plan = load_plan(tiny_plan, tiny_model)  # what the plan stage stored, read back whole
-    assert plan.report() == json.loads((tiny_plan / PLAN_JSON).read_text())
+    stored = json.loads((tiny_plan / PLAN_JSON).read_text())
+    assert {**plan.report(), "weights_sha256": stored["weights_sha256"]} == stored
     assert plan.target == FidelityTarget(**FIDELITY)
-    with pytest.raises(QuantizationError, match="made for another model"):
-        load_plan(tiny_plan, PatchedSANet(2 * TINY, folded=True))
+    other_weights = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        max(other_weights.parameters(), key=torch.numel)[0] += 1e-3  # one the plan covers
+    for other in (PatchedSANet(2 * TINY, folded=True), other_weights):
+        with pytest.raises(QuantizationError, match="made for other weights"):
+            load_plan(tiny_plan, other)
+    with pytest.raises(QuantizationError, match="no quantization plan in"):
+        load_plan(tmp_path, tiny_model)
     chosen = plan.curve[plan.chosen]
     assert chosen["psnr_db"] >= FIDELITY["psnr_db"] and chosen["ssim"] >= FIDELITY["ssim"]
     # the target holds at every resolution, and the point's figures are the worst of them

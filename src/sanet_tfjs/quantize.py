@@ -21,6 +21,7 @@ the plan is its smallest point that meets the target.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -450,7 +451,9 @@ def save_plan(plan: QuantizationPlan, folder: Path) -> None:
     """`plan` into `folder`: its report as JSON and every uint8 candidate's codes (the float16
     and float32 values follow from the weights themselves)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / PLAN_JSON).write_text(json.dumps(plan.report(), indent=2, sort_keys=True) + "\n")
+    originals = {name: c.original for name, c in plan.candidates.items()}
+    stored = {**plan.report(), "weights_sha256": _weights_digest(originals)}
+    (folder / PLAN_JSON).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
     arrays = {}
     for name, c in plan.candidates.items():
         arrays[f"{name}/codes"] = c.uint8.codes
@@ -459,22 +462,35 @@ def save_plan(plan: QuantizationPlan, folder: Path) -> None:
         np.savez(out, **arrays)
 
 
-def load_plan(folder: Path, model) -> QuantizationPlan:
+def _weights_digest(values: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name, array in values.items():
+        digest.update(f"{name}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def load_plan(folder: Path | str | None, model) -> QuantizationPlan:
     """The plan `save_plan` stored in `folder`, for `model` (the PatchedSANet it was made
-    for: it supplies the float32 values)."""
+    for: it supplies the float32 values). What each tensor measured alone comes back as its
+    PSNR only, the figure the report keeps."""
+    if folder is None or not (Path(folder) / PLAN_JSON).is_file():
+        raise QuantizationError(
+            f"no quantization plan in {folder}: the auto bundle follows the plan stage's "
+            "(`doit plan`, built first by the stages that read it)"
+        )
     report = json.loads((Path(folder) / PLAN_JSON).read_text())
     parameters = {
         name: value.detach().numpy().astype(np.float32) for name, value in model.named_parameters()
     }
     layers = report["layers"]
-    stale = [
-        layer["parameter"] for layer in layers
-        if parameters.get(layer["parameter"], np.empty(0)).size != layer["elements"]
-    ]  # fmt: skip
-    if stale:
+    names = [layer["parameter"] for layer in layers]
+    if not set(names) <= parameters.keys() or report.get("weights_sha256") != _weights_digest(
+        {name: parameters[name] for name in names}
+    ):
         raise QuantizationError(
-            f"the plan in {folder} was made for another model (its tensors {stale[:3]} do not "
-            "match): run `doit plan` again"
+            f"the plan in {folder} was made for other weights than the model's: make it again "
+            "for these (`doit plan`)"
         )
     candidates, choices = {}, {}
     with np.load(Path(folder) / UINT8_NPZ) as stored:

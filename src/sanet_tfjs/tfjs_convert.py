@@ -4,8 +4,8 @@ The logic of stage `tfjs`; its entry point is stages/tfjs.py.
 
 tensorflowjs's converter freezes the serving signature into model.json plus weight shards.
 The graph is then rewritten for TensorFlow.js's kernels (tfjs_graph.py, `tfjs.optimize`), the
-weights written again with the quantization asked for (`tfjs.quantization`; `auto`: chosen
-per tensor to the `tfjs.fidelity` budget by quantize.py, its plan in the report), and model.json
+weights written again with the quantization asked for (`tfjs.quantization`; `auto`: each
+tensor as the plan stage chose, quantize.load_plan, the plan in the report), and model.json
 written with sorted keys so that the same graph always gives the same bytes.
 TensorFlow.js has no Assert op, so the converter strips the signature's input checks
 (`strip_debug_ops`); web code validates inputs before calling the model (see js/). The stage
@@ -45,13 +45,14 @@ def run_converter(saved_model: Path, out_dir: Path) -> None:
     """tensorflowjs's converter: the serving signature frozen into a float32 graph model.
 
     Run in this process, not as `tensorflowjs_converter`: the same bytes without a second
-    TensorFlow import (at full width 7.6 s instead of 15.6). Its chatter (one line per int64
-    weight it narrows) is kept out of the log and shown only if it fails."""
+    TensorFlow import (at full width 7.6 s instead of 15.6). Its chatter (a print for each
+    int64 weight it narrows) is kept out of the log and shown only if it fails. Not stderr:
+    a logging handler made inside the redirect would keep writing to it afterwards."""
     from tensorflowjs.converters.tf_saved_model_conversion_v2 import convert_tf_saved_model
 
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+        with contextlib.redirect_stdout(chatter):
             convert_tf_saved_model(
                 str(saved_model),
                 str(out_dir),
@@ -116,7 +117,7 @@ def finish_bundle(
     encodings = None
     if quantization == "auto":
         if plan is None:
-            raise ConversionError("quantization 'auto' needs a plan (quantize.plan_quantization)")
+            raise ConversionError("quantization 'auto' needs a plan: the plan stage's (load_plan)")
         encodings, unmatched = bundle_encodings(bundle.weights, plan)
         if unmatched:
             print(f"  auto quantization: {len(unmatched)} tensors match no parameter, kept float32")

@@ -18,7 +18,6 @@ from ..bench import (
     ITERS,
     PEER,
     WEIGHTS_NOTES,
-    BenchError,
     browser_plan,
     build_bundles,
     format_peer_table,
@@ -70,10 +69,8 @@ def run_bench_stage(
     if "auto" in quantizations:
         from ..patch import load_patched_model
 
-        if plan_dir is None:
-            raise BenchError("the auto bundle needs the plan stage's folder (plan_dir)")
         quantization_plan = load_plan(
-            Path(plan_dir), load_patched_model(Path(patched_dir), width_divisor)
+            plan_dir, load_patched_model(Path(patched_dir), width_divisor)
         )
     every_resolution = resolutions + ([large_resolution] if large_resolution else [])
     job = {

@@ -37,9 +37,7 @@ def run_tfjs_stage(
     unquantized = quantization == "none"
     plan = None
     if quantization == "auto":
-        if plan_dir is None:
-            raise ConversionError("quantization 'auto' needs the plan stage's folder (plan_dir)")
-        plan = load_plan(Path(plan_dir), model)
+        plan = load_plan(plan_dir, model)
     with atomic_output(Path(out_dir)) as staged:
         rewrites = convert(
             Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize, plan
