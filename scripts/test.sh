@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-# Two workers (pytest-xdist; the machines this runs on have 2 cores), each taking the next test
-# as it finishes one; `-n 0` runs in one process.
-exec .venv/bin/pytest -n 2 --dist worksteal --durations=20 "$@"
+# Two workers (pytest-xdist; the machines this runs on have 2 cores). Each holds one test besides
+# the one it runs (`--dist load --maxschedchunk 1`), so they take the tests in the order
+# tests/conftest.py gives them: the longest first. `-n 0` runs in one process.
+exec .venv/bin/pytest -n 2 --dist load --maxschedchunk 1 --durations=20 "$@"

@@ -60,10 +60,46 @@ ALL_STAGES = [
 SLOW_FIXTURES = {"tiny_build", "reference"}
 
 
+# Each test's seconds in a recorded two-worker run (`bash scripts/test.sh --store-durations`):
+# the longest start first, so that no worker is left with a long test while the other idles at
+# the end (the order only changes the suite's time, never a verdict).
+DURATIONS_FILE = Path(__file__).with_name("durations.json")
+LONG_TEST_S = 5.0  # shorter tests keep their file order, and their module fixtures
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help=f"write each test's seconds to {DURATIONS_FILE.name}: the order of the next runs",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames) or item.get_closest_marker("full_width"):
             item.add_marker(pytest.mark.slow)
+    recorded = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+    long_first = {
+        item.nodeid: -recorded[item.nodeid]
+        for item in items
+        if recorded.get(item.nodeid, 0.0) >= LONG_TEST_S
+    }
+    items.sort(key=lambda item: long_first.get(item.nodeid, 0.0))  # stable: the rest in order
+
+
+_SECONDS: dict[str, float] = {}  # nodeid -> setup + call + teardown seconds, in this run
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _SECONDS[report.nodeid] = _SECONDS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # The controller (or a run without xdist) sees every worker's reports.
+    if session.config.getoption("store_durations") and not hasattr(session.config, "workerinput"):
+        rounded = {nodeid: round(s) for nodeid, s in sorted(_SECONDS.items()) if s >= 1}
+        DURATIONS_FILE.write_text(json.dumps(rounded, indent=0) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -145,11 +181,11 @@ def repo_copy(dest: Path) -> Path:
 
 
 def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipeline]:
-    """A repository copy set up for a quick build (smoke: wasm at one small size only)."""
+    """A repository copy set up for a quick build (smoke: wasm at 64 px only)."""
     copy = repo_copy(dest)
     pipeline = ScratchPipeline(copy)
     pipeline.config["model"]["width_divisor"] = width_divisor
-    pipeline.config["smoke"]["backends"] = {"wasm": [64 if width_divisor > 1 else 256]}
+    pipeline.config["smoke"]["backends"] = {"wasm": [64]}
     pipeline.save()
     return copy, pipeline
 
@@ -176,10 +212,25 @@ class ReferenceBuild:
 WORKERS_SHARED_DIR: Path | None = None
 
 
+# One thread per library in the suite's processes and in the builds they start: the workers
+# already keep every core busy, and TensorFlow's and PyTorch's pools sized for the whole
+# machine, spinning against the other workers' (OpenMP threads spin before they sleep), cost
+# more than they gave: 817 s of pytest on two workers, 728 s with these. A value set by hand
+# wins. Set here, before the workers start, so that they and every build inherit them.
+ONE_THREAD_EACH = {
+    "OMP_NUM_THREADS": "1",  # PyTorch (OpenMP)
+    "TF_NUM_INTRAOP_THREADS": "1",  # TensorFlow, inside an op
+    "TF_NUM_INTEROP_THREADS": "2",  # TensorFlow, ops side by side
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global WORKERS_SHARED_DIR
     if hasattr(config, "workerinput"):  # an xdist worker: the controller chose its basetemp
         WORKERS_SHARED_DIR = Path(config.option.basetemp).parent
+    for name, value in ONE_THREAD_EACH.items():
+        os.environ.setdefault(name, value)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # imported before this ran
 
 
 def built_once(name: str, build: Callable[[Path], None]) -> Path:
