@@ -60,7 +60,7 @@ ALL_STAGES = [
 SLOW_FIXTURES = {"tiny_build", "reference"}
 
 
-# Each test's seconds in a recorded two-worker run (`bash scripts/test.sh --store-durations`):
+# Each test's seconds in a recorded two-worker run (`bash scripts/test.sh --record-durations`):
 # the longest start first, so that no worker is left with a long test while the other idles at
 # the end (the order only changes the suite's time, never a verdict).
 DURATIONS_FILE = Path(__file__).with_name("durations.json")
@@ -69,9 +69,10 @@ LONG_TEST_S = 5.0  # shorter tests keep their file order, and their module fixtu
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--store-durations",
+        "--record-durations",
         action="store_true",
-        help=f"write each test's seconds to {DURATIONS_FILE.name}: the order of the next runs",
+        help=f"record the seconds of each test run in {DURATIONS_FILE.name} (the others keep "
+        "theirs): the order of the next runs",
     )
 
 
@@ -97,9 +98,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # The controller (or a run without xdist) sees every worker's reports.
-    if session.config.getoption("store_durations") and not hasattr(session.config, "workerinput"):
-        rounded = {nodeid: round(s) for nodeid, s in sorted(_SECONDS.items()) if s >= 1}
-        DURATIONS_FILE.write_text(json.dumps(rounded, indent=0) + "\n")
+    if session.config.getoption("record_durations") and not hasattr(session.config, "workerinput"):
+        # Merged: a run of some tests (-k, -m, --lf) keeps the others' seconds.
+        recorded = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+        recorded.update({nodeid: round(s) for nodeid, s in _SECONDS.items()})
+        kept = {nodeid: s for nodeid, s in sorted(recorded.items()) if s >= 1}
+        DURATIONS_FILE.write_text(json.dumps(kept, indent=0) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -230,7 +234,8 @@ def pytest_configure(config: pytest.Config) -> None:
         WORKERS_SHARED_DIR = Path(config.option.basetemp).parent
     for name, value in ONE_THREAD_EACH.items():
         os.environ.setdefault(name, value)
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # imported before this ran
+    if os.environ["OMP_NUM_THREADS"].isdigit():  # (a list such as "4,2" is OpenMP's to read)
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # imported before this ran
 
 
 def built_once(name: str, build: Callable[[Path], None]) -> Path:
