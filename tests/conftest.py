@@ -313,6 +313,10 @@ def flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 def artifact_sums(artifacts: Path) -> dict[str, str]:
     """sha256 of every file under artifacts/ (doit's own bookkeeping files aside)."""
     return {
@@ -320,6 +324,19 @@ def artifact_sums(artifacts: Path) -> dict[str, str]:
         for path in artifacts.rglob("*")
         if path.is_file() and not path.name.startswith(".")
     }
+
+
+# Reports with timings: the only files two builds of the same inputs write differently.
+# (the sums of the smoke stage's products cover its timing report)
+TIMED_REPORTS = ("tfjs_parity.json", "parity.json", "parity.md", "smoke/", "sums/smoke.sha256")
+
+
+def differences(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
+    """Files whose bytes differ between two builds' `artifact_sums`, timing reports aside."""
+    return sorted(
+        name for name in {*expected, *actual}
+        if expected.get(name) != actual.get(name) and not name.startswith(TIMED_REPORTS)
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -51,9 +51,9 @@ from tests.conftest import (
     ROOT,
     ScratchPipeline,
     artifact_sums,
+    differences,
     doit_command,
     executed_in,
-    flip_a_byte,
     reference_build,
     run_doit,
     tiny_repo,
@@ -74,6 +74,9 @@ class Scenario:
     designed: str  # the outcome every run must have
     run: Callable[[Path], int]  # runs the scenario in a scratch folder; returns the run count
     slow: bool = False  # builds the pipeline (left out of the fast tier)
+    # The suite's tests that make these same runs, when other tests than test_hardening's do
+    # (their ids): test_hardening then only counts them, and this module's CLI runs them.
+    run_in_suite_as: Callable[[], list[str]] | None = None
 
 
 class Wrong(AssertionError):
@@ -590,18 +593,6 @@ def config_scenarios() -> list[Scenario]:
 
 # --- interrupted and tampered builds (doit at width 1/8) ----------------------------------------
 
-# Reports with timings: the only files two builds of the same inputs write differently.
-# (the sums of the smoke stage's products cover its timing report)
-TIMED_REPORTS = ("tfjs_parity.json", "parity.json", "parity.md", "smoke/", "sums/smoke.sha256")
-
-
-def differences(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
-    """Files whose bytes differ between two builds, timing reports aside."""
-    return sorted(
-        name for name in {*expected, *actual}
-        if expected.get(name) != actual.get(name) and not name.startswith(TIMED_REPORTS)
-    )  # fmt: skip
-
 
 def leftovers(artifacts: Path) -> list[str]:
     """Temporary and partial files under artifacts/ (doit's and our own caches aside)."""
@@ -691,31 +682,18 @@ def _killed_inside_every_stage(scratch: Path) -> int:
 
 
 def _tampered_outputs_are_rebuilt(scratch: Path) -> int:
-    expected = reference_build().sums
-    copy, pipeline = reference_build().copy_to(scratch / "tampered")
-    artifacts = pipeline.artifacts
-    tampering = {
-        "checkpoint byte flipped": lambda: flip_a_byte(artifacts / "checkpoints" / DECODER_FILE),
-        "ONNX byte flipped": lambda: flip_a_byte(artifacts / "onnx" / "encoder.onnx"),
-        "SavedModel byte flipped": lambda: flip_a_byte(artifacts / "tf/decoder/saved_model.pb"),
-        "TFStyle variables truncated": lambda: truncate(
-            artifacts / "tfstyle/saved_model/variables/variables.data-00000-of-00001"
-        ),
-        "weight shard byte flipped": lambda: flip_a_byte(next((artifacts / "tfjs").glob("*.bin"))),
-        "site file deleted": lambda: (artifacts / "site" / "index.html").unlink(),
-        "file added to the site": lambda: (artifacts / "site" / "extra.js").write_text("x"),
-    }
-    for name, tamper in tampering.items():
-        tamper()
-        executed = run_doit(copy, pipeline.config_path)
-        expect(bool(executed), f"{name}: not noticed, nothing rebuilt")
-        wrong = differences(expected, artifact_sums(artifacts))
-        expect(not wrong, f"{name}: differ from the untampered build after the rebuild: {wrong}")
-    return len(tampering)
+    # The invalidation matrix's tampered rows (tests/test_pipeline.py), one after another.
+    from tests.test_pipeline import TAMPERED_ARTIFACT_ROWS, rerun_after_edit
+
+    for index, row in enumerate(TAMPERED_ARTIFACT_ROWS):
+        rerun_after_edit(row, reference_build(), scratch / f"tampered{index}")
+    return len(TAMPERED_ARTIFACT_ROWS)
 
 
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+def _tampered_rows_in_the_matrix() -> list[str]:
+    from tests.test_pipeline import MATRIX_TEST, TAMPERED_ARTIFACT_ROWS
+
+    return [f"{MATRIX_TEST}[{row.id}]" for row in TAMPERED_ARTIFACT_ROWS]
 
 
 def build_scenarios() -> list[Scenario]:
@@ -734,12 +712,15 @@ def build_scenarios() -> list[Scenario]:
         ),
         Scenario(
             "tampered artifacts",
-            "after a build: a byte flipped in a checkpoint, an ONNX file, a SavedModel, a weight "
-            "shard; TFStyle variables truncated; a site file deleted; a file added to the site",
-            "the stage that wrote it notices (recorded sha256) and rebuilds it; every artifact "
-            "is byte-identical to the untampered build's again",
+            "after a build: a byte flipped in a checkpoint, an ONNX file, a SavedModel, the "
+            "TFStyle variables' index, a weight shard, a sums file; the TFStyle variables "
+            "truncated; a site file deleted; a file added to the site (in the suite: the "
+            "invalidation matrix's rows, tests/test_pipeline.py)",
+            "the stage that wrote it notices (recorded sha256) and rebuilds it, and only it; "
+            "every artifact is byte-identical to the untampered build's again",
             _tampered_outputs_are_rebuilt,
             slow=True,
+            run_in_suite_as=_tampered_rows_in_the_matrix,
         ),
     ]
 

@@ -21,15 +21,19 @@ from tests.conftest import (
     AUDIT,
     ROOT,
     TINY,
+    ReferenceBuild,
     ScratchPipeline,
     artifact_sums,
+    differences,
     executed_tasks,
     flip_a_byte,
+    reference_build,
     repo_copy,
     run_doit,
     run_doit_output,
     run_doit_process,
     tiny_repo,
+    truncate,
 )
 
 
@@ -210,8 +214,11 @@ def shards_split(_: Path, pipeline: ScratchPipeline) -> None:
     assert len(shards["weightsManifest"][0]["paths"]) > 1  # the 64 KiB shard setting held
 
 
-def stray_removed(_: Path, pipeline: ScratchPipeline) -> None:
-    assert not (pipeline.artifacts / "site" / "stray.js").exists()
+def rebuilt_as_built(_: Path, pipeline: ScratchPipeline) -> None:
+    """After an artifact was tampered with: every file is again the reference build's bytes
+    (timing reports aside), and nothing is left that it did not write."""
+    wrong = differences(reference_build().sums, artifact_sums(pipeline.artifacts))
+    assert not wrong, f"differ from the untampered build after the rebuild: {wrong}"
 
 
 # tfjs rewrites its report (timings) on every run: the report stage follows it.
@@ -283,34 +290,62 @@ INVALIDATION_MATRIX = [
             {"tfjs", "report"},
         ),
         ("tool version in the lock", lock_bump, {"tfjs", "report"}),
+        # Tampered artifacts (the hardening table's "tampered artifacts" points here).
         (
             "checkpoint edited on disk",
             InputEdit.flip("checkpoints/decoder_iter_500000.pth"),
             {"fetch"},
+            rebuilt_as_built,
         ),
-        ("ONNX file edited on disk", InputEdit.flip("onnx/encoder.onnx"), {"onnx"}),
-        ("SavedModel edited on disk", InputEdit.flip("tf/encoder/saved_model.pb"), {"tf"}),
+        (
+            "ONNX file edited on disk",
+            InputEdit.flip("onnx/encoder.onnx"),
+            {"onnx"},
+            rebuilt_as_built,
+        ),
+        (
+            "SavedModel edited on disk",
+            InputEdit.flip("tf/encoder/saved_model.pb"),
+            {"tf"},
+            rebuilt_as_built,
+        ),
         (
             "TFStyle variables edited on disk",
             InputEdit.flip("tfstyle/saved_model/variables/variables.index"),
             {"tfstyle"},
+            rebuilt_as_built,
         ),
-        ("weight shard edited on disk", InputEdit.flip("tfjs/*.bin"), {"tfjs", "report"}),
+        (
+            "TFStyle variables truncated on disk",
+            lambda _, pipeline: truncate(
+                pipeline.artifacts / "tfstyle/saved_model/variables/variables.data-00000-of-00001"
+            ),
+            {"tfstyle"},
+            rebuilt_as_built,
+        ),
+        (
+            "weight shard edited on disk",
+            InputEdit.flip("tfjs/*.bin"),
+            {"tfjs", "report"},
+            rebuilt_as_built,
+        ),
         (
             "site file removed",
             lambda _, pipeline: (pipeline.artifacts / "site" / "style.css").unlink(),
             {"page"},
+            rebuilt_as_built,
         ),
         (
             "file added to the site",
             lambda _, pipeline: (pipeline.artifacts / "site" / "stray.js").write_text("alert(1)"),
             {"page"},
-            stray_removed,
+            rebuilt_as_built,
         ),
         (
             "sums file edited on disk",
             lambda _, pipeline: append_line(pipeline.artifacts / "sums" / "tf.sha256", "x"),
             {"tf"},
+            rebuilt_as_built,
         ),
         (
             "fixture seed (new checkpoint bytes)",
@@ -375,21 +410,34 @@ def test_a_copy_of_the_reference_build_is_up_to_date(tmp_path, reference):
     assert set(lock["checkpoints"]["fixture:seed=2019:width_divisor=8"]) == set(CHECKPOINT_FILES)
 
 
-@pytest.mark.parametrize("row", INVALIDATION_MATRIX, ids=lambda row: row.id)
-def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path, reference, row):
-    copy, pipeline = reference.copy_to(tmp_path / "repo")
+# The rows that tamper with a built artifact (run by the hardening table's scenario too).
+TAMPERED_ARTIFACT_ROWS = [row for row in INVALIDATION_MATRIX if row.check is rebuilt_as_built]
+
+
+def rerun_after_edit(row: InputEdit, reference: ReferenceBuild, folder: Path) -> None:
+    """Apply `row`'s edit to a copy of the reference build at `folder` and run doit: exactly
+    the row's stages rerun, and its check holds. Raises AssertionError otherwise."""
+    copy, pipeline = reference.copy_to(folder)
     row.edit(copy, pipeline)
     before = artifact_sums(pipeline.artifacts)
     executed = set(run_doit(copy, pipeline.config_path))
     if executed != row.expected:
         after = artifact_sums(pipeline.artifacts)
         changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
-        pytest.fail(
-            f"reran {sorted(executed)}, expected {sorted(row.expected)}; "
+        raise AssertionError(
+            f"{row.label}: reran {sorted(executed)}, expected {sorted(row.expected)}; "
             f"files that changed: {changed}"
         )
     if row.check:
         row.check(copy, pipeline)
+
+
+MATRIX_TEST = "tests/test_pipeline.py::test_each_input_reruns_exactly_the_stages_it_determines"
+
+
+@pytest.mark.parametrize("row", INVALIDATION_MATRIX, ids=lambda row: row.id)
+def test_each_input_reruns_exactly_the_stages_it_determines(tmp_path, reference, row):
+    rerun_after_edit(row, reference, tmp_path / "repo")
 
 
 def test_each_module_marks_exactly_the_stages_that_import_it(tmp_path, reference):
