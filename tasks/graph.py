@@ -67,8 +67,8 @@ def load_graph() -> dict[str, Any]:
     if pipeline.config.fetch.profile == "fixture":
         creators.insert(0, fixtures.task_fixtures)
 
-    default = [creator.__name__.removeprefix("task_") for creator in creators]
-    default = [name for name in default if name not in ON_DEMAND]
+    names = [creator.__name__.removeprefix("task_") for creator in creators]
+    default = [name for name in names if name not in ON_DEMAND]
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,
