@@ -1,10 +1,12 @@
 """Where each stage writes under artifacts/: every output named once, here.
 
 A stage's `products` are what later stages read; its `reports` are what people (and the
-report stage) read. When a stage succeeds it also writes `sums/<stage>.sha256`, the sha256 of
-every product file in `sha256sum -c` format: a stage that reads another's products depends on
-that one file, so it reruns exactly when a byte it could read changed (a folder of weight
-shards or a SavedModel's variables included), and not when only a timing in a report did.
+report stage) read. Timings are never in a product: a rerun that makes the same product bytes
+then reruns nothing after it (Bazel keeps timings in its profile, never in action outputs).
+When a stage succeeds it also writes `sums/<stage>.sha256`, the sha256 of every product file
+in `sha256sum -c` format: a stage that reads another's products depends on that one file, so
+it reruns exactly when a byte it could read changed (a folder of weight shards or a
+SavedModel's variables included), and not when only a report did.
 """
 
 from __future__ import annotations
@@ -53,10 +55,18 @@ OUTPUTS: dict[str, StageOutputs] = {
         "plan", products=("plan/plan.json", "plan/uint8.npz"), reports=("plan/quantization.png",)
     ),
     # tfjs/ is the deployable bundle (copied whole into the site), so its report lies beside it.
-    "tfjs": StageOutputs("tfjs", products=("tfjs",), reports=("tfjs_parity.json",)),
+    "tfjs": StageOutputs(
+        "tfjs", products=("tfjs",), reports=("tfjs_parity.json", "tfjs_timings.json")
+    ),
     "report": StageOutputs(None, products=("parity.json", "parity.md")),
     "page": StageOutputs("site", products=("site",)),
-    "smoke": StageOutputs("smoke", products=("smoke",)),
+    # The verdicts and pixel errors are the product (the release reads them); times and
+    # screenshots differ run to run, so they are reports no stage reads.
+    "smoke": StageOutputs(
+        "smoke",
+        products=("smoke/smoke.json",),
+        reports=("smoke/timings.json", "smoke/screenshots"),
+    ),
     "release": StageOutputs("release", products=("release",)),
     "bench": StageOutputs("bench", products=("bench",)),
 }

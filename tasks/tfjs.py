@@ -1,5 +1,6 @@
 """Stage `tfjs`: TFStyle -> TensorFlow.js graph model (artifacts/tfjs/: model.json and weight
-shards, the deployable model), run in Node against PyTorch (artifacts/tfjs_parity.json)."""
+shards, the deployable model), run in Node against PyTorch (artifacts/tfjs_parity.json; its run
+times in artifacts/tfjs_timings.json, which no stage reads)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             "tfstyle_dir": pipeline.folder("tfstyle"),
             "patched_dir": pipeline.folder("patch"),
             "report_path": pipeline.reports("tfjs")[0],
+            "timings_path": pipeline.reports("tfjs")[1],
             "plan_dir": pipeline.folder("plan") if planned else None,
         },
         reads=(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import functools
 import io
 import json
@@ -76,11 +77,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def recorded_durations() -> dict[str, float]:
+    """{test id: seconds} of the last recorded run."""
+    return json.loads(DURATIONS_FILE.read_text())["seconds"] if DURATIONS_FILE.exists() else {}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames) or item.get_closest_marker("full_width"):
             item.add_marker(pytest.mark.slow)
-    recorded = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+    recorded = recorded_durations()
     long_first = {
         item.nodeid: -recorded[item.nodeid]
         for item in items
@@ -100,10 +106,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # The controller (or a run without xdist) sees every worker's reports.
     if session.config.getoption("record_durations") and not hasattr(session.config, "workerinput"):
         # Merged: a run of some tests (-k, -m, --lf) keeps the others' seconds.
-        recorded = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+        recorded = recorded_durations()
         recorded.update({nodeid: round(s) for nodeid, s in _SECONDS.items()})
         kept = {nodeid: s for nodeid, s in sorted(recorded.items()) if s >= 1}
-        DURATIONS_FILE.write_text(json.dumps(kept, indent=0) + "\n")
+        # The day goes with the seconds: docs/development.md's table names it (figures.py).
+        today = datetime.datetime.now(datetime.UTC).date().isoformat()
+        DURATIONS_FILE.write_text(json.dumps({"recorded": today, "seconds": kept}, indent=0) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -326,9 +334,9 @@ def artifact_sums(artifacts: Path) -> dict[str, str]:
     }
 
 
-# Reports with timings: the only files two builds of the same inputs write differently.
-# (the sums of the smoke stage's products cover its timing report)
-TIMED_REPORTS = ("tfjs_parity.json", "parity.json", "parity.md", "smoke/", "sums/smoke.sha256")
+# Timing reports and screenshots (tasks/layout.py): the only files two builds of the same
+# inputs write differently. No stage reads them.
+TIMED_REPORTS = ("tfjs_timings.json", "smoke/timings.json", "smoke/screenshots/")
 
 
 def differences(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
@@ -372,7 +380,7 @@ def _build_chain(root: Path, patched_dir: Path) -> None:
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
     run_tfjs_stage(
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, None,
+        str(root / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, None,
     )  # fmt: skip
 
 

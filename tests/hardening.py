@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import glob
 import io
 import json
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ from sanet_tfjs.fetch.fetcher import CheckpointFetcher, FetchError, Source
 from sanet_tfjs.fetch.lock import ChecksumLock
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
+from sanet_tfjs.scratch import SCRATCH_DIR
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.stages.fetch import checkpoint_validator, fetch_checkpoints
 from tasks.layout import OUTPUTS, sums_file
@@ -58,6 +61,7 @@ from tests.conftest import (
     executed_in,
     reference_build,
     run_doit,
+    run_doit_process,
     tiny_repo,
 )
 from tests.loopback import FaultPlan, faulty_server
@@ -620,15 +624,19 @@ def unfinished_output_patterns(artifacts: Path, stage: str) -> list[str]:
     ]
 
 
-def kill_inside(copy: Path, pipeline: ScratchPipeline, stage: str) -> list[str]:
+def kill_inside(
+    copy: Path, pipeline: ScratchPipeline, stage: str, tmpdir: Path | None = None
+) -> list[str]:
     """Run `doit` until one of its Python processes opens a file of `stage`'s unfinished output
     for writing, and SIGKILL its whole process group then (tests/kill_switch). Returns the
-    stages it started. Fails the scenario if the build ended otherwise."""
+    stages it started. Fails the scenario if the build ended otherwise. `tmpdir`: the build's
+    TMPDIR (the system's temp folder as the build sees it)."""
     patterns = unfinished_output_patterns(pipeline.artifacts, stage)
     search_path = [str(KILL_SWITCH), os.environ.get("PYTHONPATH")]
     env = {
         "PYTHONPATH": os.pathsep.join(filter(None, search_path)),
         "SANET_TEST_KILL_ON_WRITE": json.dumps(patterns),
+        **({"TMPDIR": str(tmpdir)} if tmpdir else {}),
     }
     command, environment = doit_command(pipeline.config_path, env=env)
     # Buffered, as doit writes into a CI log: the stage names reach the pipe before the kill
@@ -683,6 +691,64 @@ def _killed_inside_every_stage(scratch: Path) -> int:
     return len(ALL_STAGES)
 
 
+PROCESS_EXIT_S = 15  # Chromium exits once its driver's pipe closes: give it this long
+
+
+def processes_naming(path: Path) -> list[str]:
+    """The command lines of running processes that name `path` (a build's Chromium, its Node,
+    its servers: each is handed a path inside the repository copy)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(path) in text:
+                found.append(text[:200])
+    return found
+
+
+def nothing_left_behind(copy: Path, pipeline: ScratchPipeline, tmpdir: Path, when: str) -> None:
+    """No process of the build runs on (waited for, bounded), the build's TMPDIR is as empty as
+    it was given, and artifacts/ holds no partial file; a killed build's own scratch folder is
+    allowed (artifacts/.scratch/<pid>: the next build removes it)."""
+    deadline = time.monotonic() + PROCESS_EXIT_S
+    while processes_naming(copy) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    survivors = processes_naming(copy)
+    expect(not survivors, f"{when}: processes of the build still run: {survivors}")
+    left = sorted(path.name for path in tmpdir.iterdir())
+    expect(not left, f"{when}: left in the temp folder: {left}")
+    expect(not leftovers(pipeline.artifacts), f"{when}: left over: {leftovers(pipeline.artifacts)}")
+
+
+def _killed_and_failed_builds_leave_nothing(scratch: Path) -> int:
+    copy, pipeline = reference_build().copy_to(scratch / "repo")
+    tmpdir = scratch / "tmp"
+    tmpdir.mkdir()
+    with_tmpdir = {"TMPDIR": str(tmpdir)}
+    # A smoke stage that fails (no page matches PyTorch to 1e-9): Chromium and the site's
+    # server were running, its profile in the scratch folder.
+    pipeline.config["smoke"]["max_abs"] = 1e-9
+    pipeline.save()
+    failed = run_doit_process(copy, pipeline.config_path, env=with_tmpdir)
+    expect(failed.returncode != 0 and "smoke test failed" in failed.stdout + failed.stderr,
+           f"the smoke stage was meant to fail: {failed.stderr[-500:]}")  # fmt: skip
+    nothing_left_behind(copy, pipeline, tmpdir, "after a failed smoke stage")
+    scratch_folder = pipeline.artifacts / SCRATCH_DIR
+    expect(not scratch_folder.exists(), f"a failed build left {scratch_folder}")
+    # Killed inside the smoke stage, as it writes its report: Chromium still open.
+    pipeline.config["smoke"]["max_abs"] = 2 / 255
+    pipeline.save()
+    kill_inside(copy, pipeline, "smoke", tmpdir)
+    nothing_left_behind(copy, pipeline, tmpdir, "after a build killed inside smoke")
+    killed = [path.name for path in scratch_folder.iterdir()] if scratch_folder.exists() else []
+    expect(len(killed) <= 1, f"scratch folders after one killed build: {killed}")
+    # The next build removes what the killed one left.
+    expect(run_doit(copy, pipeline.config_path, env=with_tmpdir) == ["smoke"], "smoke reruns")
+    nothing_left_behind(copy, pipeline, tmpdir, "after the next build")
+    expect(not scratch_folder.exists(), f"the next build left {scratch_folder}")
+    return 2
+
+
 def _tampered_outputs_are_rebuilt(scratch: Path) -> int:
     # The invalidation matrix's tampered rows (tests/test_pipeline.py), one after another.
     from tests.test_pipeline import TAMPERED_ARTIFACT_ROWS, rerun_after_edit
@@ -713,13 +779,23 @@ def build_scenarios() -> list[Scenario]:
             slow=True,
         ),
         Scenario(
+            "killed and failed builds' leftovers",
+            "a smoke stage that fails (Chromium, Playwright's driver and the site's server "
+            "running); a build killed with SIGKILL inside the smoke stage, Chromium open",
+            "no process of the build runs on; the temp folder it was given (TMPDIR) gains "
+            "nothing: every temporary file goes to artifacts/.scratch/<pid>, removed when the "
+            "stage ends and, after a kill, by the next build; no partial file in artifacts/",
+            _killed_and_failed_builds_leave_nothing,
+            slow=True,
+        ),
+        Scenario(
             "tampered artifacts",
             "after a build: a byte flipped in a checkpoint, an ONNX file, a SavedModel, the "
             "TFStyle variables' index, a weight shard; the TFStyle variables truncated; a line "
             "added to a sums file; a site file deleted; a file added to the site (in the suite: "
             "the invalidation matrix's rows, tests/test_pipeline.py)",
             "the stage that wrote it notices (recorded sha256) and rebuilds it; no other stage "
-            "reruns but those that read its timing report; every artifact is byte-identical to "
+            "reruns (no stage reads a timing); every artifact is byte-identical to "
             "the untampered build's again",
             _tampered_outputs_are_rebuilt,
             slow=True,
@@ -743,14 +819,24 @@ def run_scenario(scenario: Scenario, scratch: Path) -> tuple[int, str]:
         return 0, f"WRONG: {exc}"
 
 
-def render_table(rows: list[tuple[Scenario, int, str]]) -> str:
+WRITE_COMMAND = "PYTHONPATH=src .venv/bin/python -m tests.hardening --write"
+
+
+def written_on(table: str) -> str:
+    """The day a rendered table was written (its source line says it)."""
+    found = re.search(r"^_From `[^`]+` on (\d{4}-\d{2}-\d{2})", table, re.M)
+    return found.group(1) if found else ""
+
+
+def render_table(rows: list[tuple[Scenario, int, str]], day: str) -> str:
     lines = [
         "# Hardening: faults and bad inputs tried",
         "",
-        "Written by `PYTHONPATH=src .venv/bin/python -m tests.hardening --write` "
-        "(tests/hardening.py); `tests/test_hardening.py` checks that this file is what the "
-        "scenarios produce. Each run also checks that no partial or unverified file is left at "
-        "a final path.",
+        "`tests/test_hardening.py` checks that this file is what the scenarios of "
+        "tests/hardening.py produce. Each run also checks that no partial or unverified file "
+        "is left at a final path.",
+        "",
+        f"_From `{WRITE_COMMAND}` on {day}._",
         "",
         "| area | fault or input | runs | designed outcome | result |",
         "| --- | --- | --- | --- | --- |",
@@ -776,7 +862,7 @@ def scenario_ids(scenarios: list[Scenario]) -> list[str]:
 def runs_in_table(table: str) -> dict[tuple[str, str], int]:
     """{(area, fault): runs} of the rows of a rendered table."""
     rows = {}
-    for line in table.splitlines()[6:]:
+    for line in table.splitlines()[8:]:
         if not line.startswith("| "):
             continue
         cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
@@ -797,7 +883,7 @@ def run_all() -> list[tuple[Scenario, int, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="run the hardening scenarios")
     parser.add_argument("--write", action="store_true", help=f"write {TABLE_PATH}")
-    table = render_table(run_all())
+    table = render_table(run_all(), datetime.datetime.now(datetime.UTC).date().isoformat())
     if parser.parse_args().write:
         TABLE_PATH.parent.mkdir(exist_ok=True)
         TABLE_PATH.write_text(table)

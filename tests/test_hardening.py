@@ -9,15 +9,17 @@ import pytest
 
 from tests.hardening import (
     TABLE_PATH,
+    WRITE_COMMAND,
     all_scenarios,
     render_table,
     run_scenario,
     runs_in_table,
     scenario_ids,
+    written_on,
 )
 
 SCENARIOS = all_scenarios()
-STALE = "docs/hardening.md is stale: run PYTHONPATH=src .venv/bin/python -m tests.hardening --write"
+STALE = f"docs/hardening.md is stale: run {WRITE_COMMAND}"
 
 
 @pytest.mark.parametrize(
@@ -42,4 +44,6 @@ def test_the_table_lists_every_scenario_as_designed():
     """The table's rows are the scenarios, in order, with the run counts their tests check."""
     runs = runs_in_table(TABLE_PATH.read_text())
     rows = [(s, runs.get((s.area, s.fault), 0), "as designed") for s in SCENARIOS]
-    assert TABLE_PATH.read_text() == render_table(rows), STALE
+    table = TABLE_PATH.read_text()
+    assert written_on(table), STALE
+    assert table == render_table(rows, written_on(table)), STALE

@@ -216,15 +216,26 @@ def shards_split(_: Path, pipeline: ScratchPipeline) -> None:
     assert len(shards["weightsManifest"][0]["paths"]) > 1  # the 64 KiB shard setting held
 
 
-# tfjs rewrites its report (timings) on every run: the report stage follows it.
-MODEL_USERS = {"fixtures", "patch", "onnx", "tf", "tfstyle", "tfjs", "smoke", "report"}
+# Each reruns and writes the same bytes: nothing after them follows (the report stage reads
+# tfjs's parity report, whose timings are in a report of their own).
+MODEL_USERS = {"fixtures", "patch", "onnx", "tf", "tfstyle", "tfjs", "smoke"}
+
+
+def release_built(copy: Path, pipeline: ScratchPipeline) -> None:
+    """Build the release (on demand only) in the copy, so that a row can show it stays built."""
+    assert run_doit(copy, pipeline.config_path, "release", env=RELEASE_EPOCH) == ["release"]
+
+
+def release_up_to_date(copy: Path, pipeline: ScratchPipeline) -> None:
+    assert run_doit(copy, pipeline.config_path, "release", env=RELEASE_EPOCH) == []
+
 
 # A stage reruns when a pipeline.yaml key it reads, a module its action can import, a script it
 # runs, a tool version or a product of a stage it reads changes, or when its own outputs were
 # changed on disk. What follows it reruns only if the bytes it reads changed (the stages are
-# deterministic): a stage reads another's products through their sums (artifacts/sums/), and
-# the report stage reads the parity reports, which carry timings. Each row starts from its own
-# copy of the reference build.
+# deterministic, and their products carry no timings): a stage reads another's products through
+# their sums (artifacts/sums/), the report stage the parity reports. Each row starts from its
+# own copy of the reference build.
 INVALIDATION_MATRIX = [
     InputEdit(label, edit, frozenset(expected), *check)
     for label, edit, expected, *check in [
@@ -275,6 +286,30 @@ INVALIDATION_MATRIX = [
         ("model code", InputEdit.code("model"), MODEL_USERS),
         ("report code", InputEdit.code("stages/report"), {"report"}),
         (
+            "tfjs rerun, same bytes (the report does not follow: timings apart)",
+            InputEdit.code("stages/tfjs"),
+            {"tfjs"},
+        ),
+        (
+            "smoke rerun (the release does not follow: timings apart)",
+            lambda copy, pipeline: (
+                release_built(copy, pipeline),
+                append_line(copy / "src/sanet_tfjs/stages/smoke.py", "# x"),
+            ),
+            {"smoke"},
+            release_up_to_date,
+        ),
+        (
+            "one section's schema (only the stages that import it)",
+            InputEdit.code("settings/fetch"),
+            {"fetch"},
+        ),
+        (
+            "the sections' shared schema (the stages that import a section)",
+            InputEdit.code("settings/base"),
+            {"fetch", "tfjs"},
+        ),
+        (
             "page source",
             lambda copy, _: append_line(copy / "web/style.css", "p {}"),
             {"page", "smoke"},
@@ -282,9 +317,9 @@ INVALIDATION_MATRIX = [
         (
             "a script the Node check imports",
             lambda copy, _: append_line(copy / "js/disk_model.mjs", "// x"),
-            {"tfjs", "report"},
+            {"tfjs"},
         ),
-        ("tool version in the lock", lock_bump, {"tfjs", "report"}),
+        ("tool version in the lock", lock_bump, {"tfjs"}),
         (
             "fixture seed (new checkpoint bytes)",
             InputEdit.setting("fixture", "seed", 2020),
@@ -327,7 +362,7 @@ TAMPERED_ARTIFACT_ROWS = [
         (
             "weight shard edited on disk",
             InputEdit.flip("tfjs/*.bin"),
-            {"tfjs", "report"},
+            {"tfjs"},
         ),
         (
             "site file removed",

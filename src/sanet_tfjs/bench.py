@@ -37,13 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench_tables import PEER
 from .children import run_module
 from .errors import PipelineError
 from .files import write_json
 from .images import quality
 from .quantize import QuantizationPlan
 from .repo import ROOT
-from .reports import BenchRow, Measured, PeerLine, RuntimeMeasurement, SameStyleLine
+from .reports import BenchRow, PeerLine, RuntimeMeasurement
 from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
@@ -186,7 +187,6 @@ def build_bundles(
 ORT_DIST = "onnxruntime-web/dist"
 # onnxruntime-web's ES module and the wasm build it loads (threads and SIMD, also on one thread).
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-PEER = "onnxruntime-web"
 
 
 @dataclass(frozen=True)
@@ -422,124 +422,6 @@ def peer_comparison(rows: list[BenchRow]) -> list[PeerLine]:
                 )
             lines.append(line)
     return lines
-
-
-def format_peer_table(lines: list[PeerLine]) -> str:
-    if not lines:
-        return ""
-    head = [
-        "resolution", "threads", "TF.js s", f"{PEER} s", f"TF.js / {PEER}", "TF.js x PyTorch",
-        f"{PEER} x PyTorch", "TF.js speed-up vs 1 thread", f"{PEER} speed-up vs 1 thread",
-        "TF.js page MB", f"{PEER} page MB",
-    ]  # fmt: skip
-
-    def number(value, fmt):
-        return "" if value is None else format(value, fmt)
-
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for line in lines:
-        cells = [
-            str(line["resolution"]),
-            str(line["threads"]),
-            f"{line['tfjs_s']:.2f}",
-            f"{line['peer_s']:.2f}",
-            f"{line['tfjs_over_peer']:.2f}",
-            number(line["tfjs_x_pytorch"], ".2f"),
-            number(line["peer_x_pytorch"], ".2f"),
-            number(line.get("tfjs_speedup_vs_1_thread"), ".2f"),
-            number(line.get("peer_speedup_vs_1_thread"), ".2f"),
-            number(line["tfjs_page_memory_bytes"] and line["tfjs_page_memory_bytes"] / 1e6, ".0f"),
-            number(line["peer_page_memory_bytes"] and line["peer_page_memory_bytes"] / 1e6, ".0f"),
-        ]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
-
-
-def same_style_again(rows: list[BenchRow]) -> list[SameStyleLine]:
-    """Each runtime that timed it: a first stylization against the same style again (its
-    features kept from the first), the time saved, and how far the results are apart."""
-    lines = []
-    for row in rows:
-        for res, measured in row["resolutions"].items():
-            if "restyled_median_ms" in measured:
-                lines.append(
-                    {
-                        "runtime": row["name"],
-                        "resolution": int(res),
-                        "first_s": measured["median_ms"] / 1e3,
-                        "again_s": measured["restyled_median_ms"] / 1e3,
-                        "saved": 1 - measured["restyled_median_ms"] / measured["median_ms"],
-                        "max_abs_vs_first": measured["restyled_max_abs"],
-                    }
-                )
-    return lines
-
-
-def format_same_style_table(lines: list[SameStyleLine]) -> str:
-    if not lines:
-        return ""
-    out = [
-        "| runtime | resolution | first s | same style again s | time saved | max abs vs first |",
-        "|---|---|---|---|---|---|",
-    ]
-    for line in lines:
-        out.append(
-            f"| {line['runtime']} | {line['resolution']} | {line['first_s']:.2f} | "
-            f"{line['again_s']:.2f} | {line['saved']:.0%} | {line['max_abs_vs_first']:.2g} |"
-        )
-    return "\n".join(out) + "\n"
-
-
-def _cell(measured: Measured | None, key: str, fmt: str) -> str:
-    if measured is None or key not in measured:
-        return ""
-    return format(measured[key], fmt)
-
-
-def _quality_cell(measured: dict[str, float] | None) -> str:
-    if measured is None:
-        return ""
-    if measured["max_abs"] == 0:
-        return "identical"
-    return f"{measured['psnr_db']:.1f} / {measured['ssim']:.4f} / {measured['max_abs']:.4f}"
-
-
-def _largest_mb(row: BenchRow, key: str) -> str:
-    values = [m[key] for m in row["resolutions"].values() if m.get(key) is not None]
-    return f"{max(values) / 1e6:.0f}" if values else ""
-
-
-def format_table(report: dict) -> str:
-    resolutions = [str(r) for r in report["settings"]["resolutions"]]
-    head = ["runtime"]
-    for res in resolutions:
-        head += [f"{res}: median s", f"{res}: x PyTorch"]
-    head += [
-        "download MB",
-        "peak memory MB (process / wasm heap)",
-        "page memory MB",
-        "PSNR dB / SSIM / max abs vs float32",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in report["rows"]:
-        cells = [row["name"]]
-        for res in resolutions:
-            measured = row["resolutions"].get(res)
-            seconds = f"{measured['median_ms'] / 1e3:.2f}" if measured else ""
-            cells += [seconds, _cell(measured, "ratio_to_pytorch", ".2f")]
-
-        largest_peak = _largest_mb(row, "peak_memory_bytes")
-        largest_page = _largest_mb(row, "page_memory_bytes")
-        largest = row["resolutions"][max(row["resolutions"], key=int)]
-        q = largest.get("quality_vs_float32")
-        cells += [
-            f"{row['download_bytes'] / 1e6:.1f}",
-            largest_peak,
-            largest_page,
-            _quality_cell(q),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def plot(report: dict, path: Path) -> None:

@@ -3,7 +3,8 @@ another function) and another reads. Light on purpose: the report stage imports 
 alone.
 
 Parity (parity.py): each conversion stage's ParityReport (the tfjs stage's TfjsParityReport),
-merged by the report stage into parity.json. The benchmark (bench.py): each runtime's
+merged by the report stage into parity.json; the tfjs and smoke stages' timings beside their
+products (NodeTimings, SmokeTimings), which no stage reads. The benchmark (bench.py): each runtime's
 RuntimeMeasurement, named into a BenchRow by the stage, with PeerLine and SameStyleLine the
 rows of its two comparison tables.
 """
@@ -40,14 +41,12 @@ class PartsRow(TypedDict):
 
 
 class StylizationRow(TypedDict):
-    """One whole stylization; the Node check adds its times."""
+    """One whole stylization."""
 
     pair: str
     iters: int
     max_resolution: int
     result: Errors
-    ms: NotRequired[float]
-    restyled_ms: NotRequired[float]
 
 
 class ParityReport(TypedDict):
@@ -69,6 +68,69 @@ class TfjsParityReport(ParityReport):
     quantization: NotRequired[str]
     quantization_plan: NotRequired[dict]  # quantize.QuantizationPlan.report()
     graph_rewrites: NotRequired[dict[str, int]]  # formats/tfjs_graph.optimize's counts
+
+
+class NodeTiming(TypedDict):
+    pair: str
+    ms: float  # the stylization
+    restyled_ms: float  # the same pair again, the style's features fed back
+
+
+class NodeTimings(TypedDict):
+    """The tfjs stage's Node run times, written beside its parity report (tfjs_timings.json):
+    no stage reads them, so a rerun that converts the same bundle reruns nothing after it."""
+
+    backend: str
+    pairs: list[NodeTiming]
+
+
+class SmokeRun(TypedDict):
+    """The page at one maximum resolution on one backend: what its verdict rests on."""
+
+    max_resolution: int
+    iters: int
+    content_shape: list[int]
+    style_shape: list[int]
+    max_abs: float  # of the second run's pixels (same style again) against PyTorch
+
+
+class SmokeBackend(TypedDict):
+    offered: bool
+    status: NotRequired[str]  # why a backend the browser does not offer was skipped
+    threads: NotRequired[int]
+    cross_origin_isolated: NotRequired[bool]
+    runs: NotRequired[list[SmokeRun]]
+    console_errors: NotRequired[list[str]]
+    failed_requests: NotRequired[list[str]]
+
+
+class SmokeReport(TypedDict):
+    """smoke/smoke.json, the smoke stage's product (the release reads it): verdicts and pixel
+    errors only, the same bytes for the same site on the same browser."""
+
+    backends: dict[str, SmokeBackend]
+    tolerance_max_abs: float
+    checked: list[str]
+    passed: bool
+    failures: list[str]
+
+
+class SmokeRunTimes(TypedDict):
+    max_resolution: int
+    first_ms: float  # kernel set-up and the style's encoding included
+    second_ms: float  # the same style again, not encoded
+
+
+class SmokeBackendTimes(TypedDict):
+    model_load_ms: float
+    warmup_ms: float
+    runs: list[SmokeRunTimes]
+
+
+class SmokeTimings(TypedDict):
+    """smoke/timings.json: what the page took per backend; no stage reads it."""
+
+    backends: dict[str, SmokeBackendTimes]
 
 
 # --- the benchmark: measured in bench.py, summarized, tabled and written by its stage ------

@@ -27,7 +27,7 @@ from .formats.tfjs_graph import GraphBundle, expose_style_features
 from .formats.tfjs_graph import optimize as optimize_graph
 from .parity import compare_stylizations, reference_results, stylization_runs
 from .quantize import QuantizationPlan, bundle_encodings
-from .reports import TfjsParityReport
+from .reports import NodeTimings, TfjsParityReport
 from .runtimes.node import run_in_node
 
 # SANet's attention products multiply [batch, positions, channels] tensors (model.py).
@@ -169,8 +169,11 @@ def bundle_bytes(model_dir: Path) -> dict[str, int]:
     }
 
 
-def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> TfjsParityReport:
-    """TFJS (Node, wasm) against the PyTorch reference on the parity runs."""
+def compare_in_node(
+    model_dir: Path, model, result_max_abs: float | None
+) -> tuple[TfjsParityReport, NodeTimings]:
+    """TFJS (Node, wasm) against the PyTorch reference on the parity runs: the report (what
+    the report stage reads; the same bytes for the same bundle) and the run times apart."""
     runs = stylization_runs()
     node = run_in_node(model_dir, [run[1:] for run in runs])
     for (name, *_), entry in zip(runs, node["results"], strict=True):
@@ -186,6 +189,11 @@ def compare_in_node(model_dir: Path, model, result_max_abs: float | None) -> Tfj
         "tfjs, style features fed back", runs, restyled, model, result_max_abs, references
     )
     report["backend"] = node["backend"]
-    for row, entry in zip(report["pairs"], node["results"], strict=True):
-        row["ms"], row["restyled_ms"] = entry["ms"], entry["restyledMs"]
-    return report
+    timings: NodeTimings = {
+        "backend": node["backend"],
+        "pairs": [
+            {"pair": name, "ms": entry["ms"], "restyled_ms": entry["restyledMs"]}
+            for (name, *_), entry in zip(runs, node["results"], strict=True)
+        ],
+    }
+    return report, timings

@@ -40,8 +40,8 @@ from typing import get_args
 
 import numpy as np
 
-from ..config import Quantization
 from ..errors import PipelineError
+from ..settings.tfjs import Quantization
 
 QUANTIZATIONS = get_args(Quantization)  # the values pipeline.yaml accepts
 # Only float tensors this large are quantized: the filters and biases that make the bundle's

@@ -6,6 +6,7 @@ this module is its entry point.
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import tempfile
@@ -16,13 +17,9 @@ import numpy as np
 
 from ..bench import (
     ITERS,
-    PEER,
     WEIGHTS_NOTES,
     browser_plan,
     build_bundles,
-    format_peer_table,
-    format_same_style_table,
-    format_table,
     harness_root,
     measure_in_browser,
     measure_python_runtime,
@@ -32,9 +29,11 @@ from ..bench import (
     summarize,
     write_inputs,
 )
+from ..bench_tables import PEER, format_peer_table, format_same_style_table, format_table
 from ..files import atomic_output, folder_bytes, write_json
 from ..images import bench_images
 from ..quantize import load_plan
+from ..release import git_commit
 from ..reports import BenchRow
 from ..server import serve_directory
 
@@ -148,6 +147,9 @@ def run_bench_stage(
                 )
     summarize(rows)
     report = {
+        # The day and commit measured: the docs' figure tables name them (figures.py).
+        "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
+        "commit": git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -39,7 +39,7 @@ def run_fetch_stage(
     the fixture profile a loopback server stands in for the upstream hosts, serving the
     generated checkpoints from `fixture_dir`, and the same download code runs against it.
     """
-    from ..config import FetchSection
+    from ..settings.fetch import FetchSection
 
     section = FetchSection.model_validate(fetch)
     settings = FetchSettings(

@@ -4,9 +4,10 @@ For each backend the browser offers: open the page, load the example content pho
 painting through the file pickers, press Stylize at each maximum resolution (twice: the first
 run, then the same style again, which the page does not encode again), read the result pixels
 of the second back and compare them with the PyTorch
-stylization of exactly the images the page fed the model. Records model load, warm-up and
-run times, the wasm thread count and cross-origin isolation (the site is served with COOP/COEP,
-as a host with header control would), saves a screenshot, and fails on any console error,
+stylization of exactly the images the page fed the model. Writes the verdicts (pixel errors, the
+wasm thread count, cross-origin isolation: the site is served with COOP/COEP, as a host with
+header control would) to smoke.json, its product, and the model load, warm-up and run times to
+timings.json, a report beside it, with a screenshot per backend; fails on any console error,
 failed request or mismatch. Chromium runs with a WebGPU adapter where it has none of its own
 (SwiftShader's, on the CPU), so that the WebGPU backend is checked too.
 """
@@ -20,20 +21,29 @@ import numpy as np
 from ..files import atomic_output, write_json
 from ..parity import ParityError
 from ..patch import load_patched_model
+from ..reports import (
+    SmokeBackend,
+    SmokeBackendTimes,
+    SmokeReport,
+    SmokeRun,
+    SmokeRunTimes,
+    SmokeTimings,
+)
 from ..runtimes.browser import WEBGPU_SOFTWARE_FLAGS, BrowserError, StylePage, chromium
 from ..server import serve_directory
 from ..stylize import reference_stylize
 
 CONTENT_EXAMPLE = "grace_hopper.jpg"
 STYLE_EXAMPLE = "swirls.png"
+SCREENSHOTS = "screenshots"  # one PNG per backend; like timings.json, a report no stage reads
 
 
 def _check_backend(
     page: StylePage, site: Path, model, resolutions: list[int], iters: int
-) -> list[dict]:
+) -> tuple[list[SmokeRun], list[SmokeRunTimes]]:
     page.choose("content", site / "examples" / CONTENT_EXAMPLE)
     page.choose("style", site / "examples" / STYLE_EXAMPLE)
-    runs = []
+    runs, times = [], []
     for max_resolution in resolutions:
         timings, reused = [], []
         for _ in range(2):  # the first pays for kernel set-up and the style; the second not
@@ -55,17 +65,18 @@ def _check_backend(
         if actual.shape != expected.shape:
             raise ParityError(f"page result is {actual.shape}, PyTorch's {expected.shape}")
         runs.append(
-            {
-                "max_resolution": max_resolution,
-                "iters": iters,
-                "content_shape": inputs["contentShape"],
-                "style_shape": inputs["styleShape"],
-                "first_ms": timings[0],
-                "second_ms": timings[1],
-                "max_abs": float(np.abs(actual - expected).max()),
-            }
+            SmokeRun(
+                max_resolution=max_resolution,
+                iters=iters,
+                content_shape=inputs["contentShape"],
+                style_shape=inputs["styleShape"],
+                max_abs=float(np.abs(actual - expected).max()),
+            )
         )
-    return runs
+        times.append(
+            SmokeRunTimes(max_resolution=max_resolution, first_ms=timings[0], second_ms=timings[1])
+        )
+    return runs, times
 
 
 def run_smoke_stage(
@@ -80,14 +91,17 @@ def run_smoke_stage(
 ) -> dict:
     site = Path(site_dir)
     model = load_patched_model(Path(patched_dir), width_divisor)
-    report: dict = {"backends": {}, "tolerance_max_abs": max_abs, "checked": checked_backends}
+    report = SmokeReport(
+        backends={}, tolerance_max_abs=max_abs, checked=checked_backends, passed=False, failures=[]
+    )
+    timings = SmokeTimings(backends={})
     failures = []
     with (
         atomic_output(Path(out_dir)) as staged,
         serve_directory(site, isolation_headers=True) as server,
         chromium(flags=WEBGPU_SOFTWARE_FLAGS) as browser,
     ):
-        staged.mkdir()
+        (staged / SCREENSHOTS).mkdir(parents=True)
         for backend, resolutions in backends.items():
             page = StylePage(browser, f"{server.url}/?backend={backend}&expose=1")
             if page.wait_for_phase("ready") == "error":
@@ -98,28 +112,28 @@ def run_smoke_stage(
                     continue
                 raise BrowserError(f"the page did not start on {backend}: {page.status()}")
             stats = page.stats()
-            runs = _check_backend(page, site, model, resolutions, iters)
-            page.page.screenshot(path=str(staged / f"screenshot-{backend}.png"), full_page=True)
-            entry = {
-                "offered": True,
-                "threads": stats["threads"],
-                "cross_origin_isolated": stats["isolated"],
-                "model_load_ms": stats["modelLoadMs"],
-                "warmup_ms": stats["warmupMs"],
-                "runs": runs,
-                "console_errors": page.problems.console_errors,
-                "failed_requests": page.problems.failed_requests,
-            }
-            report["backends"][backend] = entry
-            for run in runs:
+            runs, times = _check_backend(page, site, model, resolutions, iters)
+            page.page.screenshot(path=str(staged / SCREENSHOTS / f"{backend}.png"), full_page=True)
+            report["backends"][backend] = SmokeBackend(
+                offered=True,
+                threads=stats["threads"],
+                cross_origin_isolated=stats["isolated"],
+                runs=runs,
+                console_errors=page.problems.console_errors,
+                failed_requests=page.problems.failed_requests,
+            )
+            timings["backends"][backend] = SmokeBackendTimes(
+                model_load_ms=stats["modelLoadMs"], warmup_ms=stats["warmupMs"], runs=times
+            )
+            for run, time in zip(runs, times, strict=True):
                 print(
-                    f"  {backend} @ {run['max_resolution']}: first {run['first_ms'] / 1e3:.2f} s, "
-                    f"same style again {run['second_ms'] / 1e3:.2f} s, max abs vs PyTorch "
+                    f"  {backend} @ {run['max_resolution']}: first {time['first_ms'] / 1e3:.2f} s,"
+                    f" same style again {time['second_ms'] / 1e3:.2f} s, max abs vs PyTorch "
                     f"{run['max_abs'] * 255:.2f}/255"
                 )
             print(
-                f"  {backend}: model load {entry['model_load_ms'] / 1e3:.2f} s, "
-                f"warm-up {entry['warmup_ms'] / 1e3:.2f} s; {page.runtime()}"
+                f"  {backend}: model load {stats['modelLoadMs'] / 1e3:.2f} s, "
+                f"warm-up {stats['warmupMs'] / 1e3:.2f} s; {page.runtime()}"
             )
             failures += [f"{backend}: console error: {e}" for e in page.problems.console_errors]
             failures += [f"{backend}: failed request: {r}" for r in page.problems.failed_requests]
@@ -136,6 +150,7 @@ def run_smoke_stage(
         report["passed"] = not failures
         report["failures"] = failures
         write_json(staged / "smoke.json", report)
+        write_json(staged / "timings.json", timings)
         if failures:
             # Keep the evidence (report, screenshots) beside the outputs, never as the outputs.
             evidence = Path(out_dir).with_name(Path(out_dir).name + "-failed")

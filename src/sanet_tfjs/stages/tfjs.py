@@ -24,6 +24,7 @@ def run_tfjs_stage(
     patched_dir: str,
     out_dir: str,
     report_path: str,
+    timings_path: str,
     width_divisor: int,
     shard_bytes: int,
     quantization: str,
@@ -57,11 +58,12 @@ def run_tfjs_stage(
                 f"(limit {max_size_ratio}): a weight is stored more than once (a part called "
                 f"from two places in the TFStyle graph?)"
             )
-        report = compare_in_node(staged, model, result_max_abs if unquantized else None)
+        report, timings = compare_in_node(staged, model, result_max_abs if unquantized else None)
         report["size"] = size
         report["quantization"] = quantization
         if plan is not None:
             report["quantization_plan"] = plan.report()
         report["graph_rewrites"] = rewrites
     write_json(Path(report_path), report)
+    write_json(Path(timings_path), timings)
     return {"passed": bool(report["passed"])}

@@ -1,0 +1,160 @@
+"""The benchmark's tables, from its report (bench.json) alone: `doit bench` prints and writes
+them (bench.md), and the docs' figure tables are the same tables (sanet_tfjs.figures). Light on
+purpose: no numpy, torch or browser here.
+"""
+
+from __future__ import annotations
+
+from .reports import BenchRow, Measured, PeerLine, SameStyleLine
+
+PEER = "onnxruntime-web"  # the peer a user would otherwise pick: the same ONNX files, in wasm
+
+
+def format_peer_table(lines: list[PeerLine]) -> str:
+    if not lines:
+        return ""
+    head = [
+        "resolution", "threads", "TF.js s", f"{PEER} s", f"TF.js / {PEER}", "TF.js x PyTorch",
+        f"{PEER} x PyTorch", "TF.js speed-up vs 1 thread", f"{PEER} speed-up vs 1 thread",
+        "TF.js page MB", f"{PEER} page MB",
+    ]  # fmt: skip
+
+    def number(value, fmt):
+        return "" if value is None else format(value, fmt)
+
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in lines:
+        cells = [
+            str(line["resolution"]),
+            str(line["threads"]),
+            f"{line['tfjs_s']:.2f}",
+            f"{line['peer_s']:.2f}",
+            f"{line['tfjs_over_peer']:.2f}",
+            number(line["tfjs_x_pytorch"], ".2f"),
+            number(line["peer_x_pytorch"], ".2f"),
+            number(line.get("tfjs_speedup_vs_1_thread"), ".2f"),
+            number(line.get("peer_speedup_vs_1_thread"), ".2f"),
+            number(line["tfjs_page_memory_bytes"] and line["tfjs_page_memory_bytes"] / 1e6, ".0f"),
+            number(line["peer_page_memory_bytes"] and line["peer_page_memory_bytes"] / 1e6, ".0f"),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def same_style_again(rows: list[BenchRow]) -> list[SameStyleLine]:
+    """Each runtime that timed it: a first stylization against the same style again (its
+    features kept from the first), the time saved, and how far the results are apart."""
+    lines = []
+    for row in rows:
+        for res, measured in row["resolutions"].items():
+            if "restyled_median_ms" in measured:
+                lines.append(
+                    {
+                        "runtime": row["name"],
+                        "resolution": int(res),
+                        "first_s": measured["median_ms"] / 1e3,
+                        "again_s": measured["restyled_median_ms"] / 1e3,
+                        "saved": 1 - measured["restyled_median_ms"] / measured["median_ms"],
+                        "max_abs_vs_first": measured["restyled_max_abs"],
+                    }
+                )
+    return lines
+
+
+def format_same_style_table(lines: list[SameStyleLine]) -> str:
+    if not lines:
+        return ""
+    out = [
+        "| runtime | resolution | first s | same style again s | time saved | max abs vs first |",
+        "|---|---|---|---|---|---|",
+    ]
+    for line in lines:
+        out.append(
+            f"| {line['runtime']} | {line['resolution']} | {line['first_s']:.2f} | "
+            f"{line['again_s']:.2f} | {line['saved']:.0%} | {line['max_abs_vs_first']:.2g} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def _cell(measured: Measured | None, key: str, fmt: str) -> str:
+    if measured is None or key not in measured:
+        return ""
+    return format(measured[key], fmt)
+
+
+def _quality_cell(measured: dict[str, float] | None) -> str:
+    if measured is None:
+        return ""
+    if measured["max_abs"] == 0:
+        return "identical"
+    return f"{measured['psnr_db']:.1f} / {measured['ssim']:.4f} / {measured['max_abs']:.4f}"
+
+
+def _largest_mb(row: BenchRow, key: str) -> str:
+    values = [m[key] for m in row["resolutions"].values() if m.get(key) is not None]
+    return f"{max(values) / 1e6:.0f}" if values else ""
+
+
+def format_table(report: dict) -> str:
+    resolutions = [str(r) for r in report["settings"]["resolutions"]]
+    head = ["runtime"]
+    for res in resolutions:
+        head += [f"{res}: median s", f"{res}: x PyTorch"]
+    head += [
+        "download MB",
+        "peak memory MB (process / wasm heap)",
+        "page memory MB",
+        "PSNR dB / SSIM / max abs vs float32",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report["rows"]:
+        cells = [row["name"]]
+        for res in resolutions:
+            measured = row["resolutions"].get(res)
+            seconds = f"{measured['median_ms'] / 1e3:.2f}" if measured else ""
+            cells += [seconds, _cell(measured, "ratio_to_pytorch", ".2f")]
+
+        largest_peak = _largest_mb(row, "peak_memory_bytes")
+        largest_page = _largest_mb(row, "page_memory_bytes")
+        largest = row["resolutions"][max(row["resolutions"], key=int)]
+        q = largest.get("quality_vs_float32")
+        cells += [
+            f"{row['download_bytes'] / 1e6:.1f}",
+            largest_peak,
+            largest_page,
+            _quality_cell(q),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_quantization_table(report: dict) -> str:
+    """Each TF.js bundle on the first browser backend at the fewest threads: its download
+    against float32's, its quality against float32 and its time at each resolution."""
+    rows = [row for row in report["rows"] if row.get("bundle")]
+    if not rows:
+        return ""
+    backend = rows[0]["backend"]
+    fewest = min(row.get("threads") or 1 for row in rows)
+    rows = [r for r in rows if r["backend"] == backend and (r.get("threads") or 1) == fewest]
+    float32 = next((row for row in rows if row["bundle"] == "float32"), None)
+    resolutions = [str(res) for res in report["settings"]["resolutions"]]
+    resolutions = [res for res in resolutions if float32 and res in float32["resolutions"]]
+    head = ["bundle", "download MB (% of float32)"]
+    head += [f"PSNR dB / SSIM at {res}" for res in resolutions]
+    head += [f"TF.js s at {res}" for res in resolutions]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        share = row["download_bytes"] / float32["download_bytes"] if float32 else None
+        cells = [
+            row["bundle"],
+            f"{row['download_bytes'] / 1e6:.1f}" + (f" ({share:.1%})" if share else ""),
+        ]
+        for res in resolutions:
+            quality = row["resolutions"].get(res, {}).get("quality_vs_float32")
+            cells.append(f"{quality['psnr_db']:.1f} / {quality['ssim']:.4f}" if quality else "")
+        for res in resolutions:
+            measured = row["resolutions"].get(res)
+            cells.append(f"{measured['median_ms'] / 1e3:.2f}" if measured else "")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"

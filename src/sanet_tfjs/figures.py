@@ -1,0 +1,163 @@
+"""The figure tables of docs/, generated from the reports that measured them.
+
+A docs page marks each generated table with two comments:
+
+    <!-- figures: bench-peer -->
+    (generated: a line naming the command that wrote the report and the day it ran, the table)
+    <!-- /figures -->
+
+`bash scripts/figures.sh` (`python -m sanet_tfjs.figures`) rewrites every marked block from its
+report; `--check` lists the stale ones. Nothing in a block is typed by hand, and a figure lives
+in its report alone. The reports:
+- `docs/reports/bench.json`: a `doit bench` report (`artifacts/bench/bench.json`), copied
+  there with `--bench` (committed: a measurement, not a build product);
+- `tests/durations.json`: each test's seconds, written by `bash scripts/test.sh
+  --record-durations`.
+docs/hardening.md is written whole by tests/hardening.py, with the same kind of source line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bench_tables import (
+    format_peer_table,
+    format_quantization_table,
+    format_same_style_table,
+    format_table,
+)
+from .repo import ROOT
+
+DOCS = ROOT / "docs"
+BENCH_REPORT = DOCS / "reports" / "bench.json"
+DURATIONS = ROOT / "tests" / "durations.json"
+REGENERATE = "bash scripts/figures.sh"
+BLOCK = re.compile(r"(<!-- figures: ([\w-]+) -->\n)(.*?)(<!-- /figures -->)", re.S)
+# The line before every figure table: the command that measured it and the day it ran.
+SOURCE_LINE = re.compile(r"^_From `[^`]+` on \d{4}-\d{2}-\d{2}\b")
+LONGEST_TESTS = 12
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path
+    command: str  # what wrote it
+    date: str  # the day it ran, YYYY-MM-DD
+    data: dict
+    commit: str | None = None
+
+    def source_line(self) -> str:
+        at = f", commit {self.commit[:7]}" if self.commit else ""
+        where = self.path.relative_to(ROOT)
+        return (
+            f"_From `{self.command}` on {self.date}{at} ({where}); regenerate with `{REGENERATE}`._"
+        )
+
+
+def bench_report() -> Report:
+    data = json.loads(BENCH_REPORT.read_text())
+    return Report(
+        BENCH_REPORT, "bash scripts/pipeline.sh bench", data["date"], data, data.get("commit")
+    )
+
+
+def durations_report() -> Report:
+    data = json.loads(DURATIONS.read_text())
+    return Report(DURATIONS, "bash scripts/test.sh --record-durations", data["recorded"], data)
+
+
+def _peer(report: dict) -> str:
+    return format_peer_table(report["peer_comparison"])
+
+
+def _same_style(report: dict) -> str:
+    return format_same_style_table(report["same_style_again"])
+
+
+def _durations(data: dict) -> str:
+    seconds: dict[str, float] = data["seconds"]
+    longest = sorted(seconds.items(), key=lambda item: -item[1])[:LONGEST_TESTS]
+    out = ["| test | seconds |", "|---|---|"]
+    out += [f"| `{name}` | {value:.0f} |" for name, value in longest]
+    out.append(f"| all {len(seconds)} tests of 1 s or more, summed | {sum(seconds.values()):.0f} |")
+    return "\n".join(out) + "\n"
+
+
+# name -> (its report, the table made from the report's data)
+FIGURES: dict[str, tuple[Callable[[], Report], Callable[[dict], str]]] = {
+    "bench-runtimes": (bench_report, format_table),
+    "bench-peer": (bench_report, _peer),
+    "bench-same-style": (bench_report, _same_style),
+    "quantization": (bench_report, format_quantization_table),
+    "test-durations": (durations_report, _durations),
+}
+
+
+def render_block(name: str) -> str:
+    if name not in FIGURES:
+        raise KeyError(f"docs name an unknown figure table {name!r}; known: {sorted(FIGURES)}")
+    load, table = FIGURES[name]
+    report = load()
+    return f"{report.source_line()}\n\n{table(report.data)}"
+
+
+def regenerate(page: Path, check: bool = False) -> list[str]:
+    """Rewrite `page`'s figure blocks from their reports (or, with `check`, leave the page as
+    it is); returns the names of the blocks that were stale."""
+    text = page.read_text()
+    stale: list[str] = []
+
+    def fill(match: re.Match) -> str:
+        fresh = render_block(match.group(2))
+        if fresh != match.group(3):
+            stale.append(match.group(2))
+        return match.group(1) + fresh + match.group(4)
+
+    updated = BLOCK.sub(fill, text)
+    if stale and not check:
+        page.write_text(updated)
+    return stale
+
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def import_bench(path: Path, commit: str | None) -> None:
+    """Copy a `doit bench` report into docs/reports/, stamped with its day and commit if it
+    carries none (reports of builds before the bench recorded them)."""
+    data = json.loads(Path(path).read_text())
+    if "date" not in data:
+        mtime = Path(path).stat().st_mtime
+        data["date"] = datetime.datetime.fromtimestamp(mtime, datetime.UTC).date().isoformat()
+    if commit:
+        data["commit"] = commit
+    BENCH_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    BENCH_REPORT.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench", type=Path, help="a doit bench report to copy in first")
+    parser.add_argument("--commit", help="the commit the --bench report measured")
+    parser.add_argument("--check", action="store_true", help="only list stale tables")
+    args = parser.parse_args(argv)
+    if args.bench:
+        import_bench(args.bench, args.commit)
+    stale = {page: regenerate(page, args.check) for page in pages()}
+    for page, names in stale.items():
+        for name in names:
+            verb = "stale" if args.check else "regenerated"
+            print(f"{page.relative_to(ROOT)}: {name} {verb}")
+    return 1 if args.check and any(stale.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
