@@ -203,6 +203,7 @@ class ReferenceBuild:
     pipeline: ScratchPipeline
     executed: list[str]  # the stages the build ran
     sums: dict[str, str]  # artifact_sums of the build
+    cache: Path  # a file:// build cache holding every stage it built (ac/, cas/)
 
     def copy_to(self, dest: Path) -> tuple[Path, ScratchPipeline]:
         """A copy of the build's repository at `dest` (new path, new modification times, as
@@ -260,7 +261,10 @@ def built_once(name: str, build: Callable[[Path], None]) -> Path:
 
 def _build_reference(folder: Path) -> None:
     copy, pipeline = tiny_repo(folder / "repo")
-    executed = run_doit(copy, pipeline.config_path, env=AUDIT)
+    # It also fills a file:// build cache with every stage it builds (tests/test_cache.py's
+    # entries): a build that uploads must be the same build as one that does not.
+    cache = {"SANET_CACHE_URL": (folder / "cache").as_uri(), "SANET_CACHE_WRITE": "1"}
+    executed = run_doit(copy, pipeline.config_path, env={**AUDIT, **cache})
     (folder / "reference.json").write_text(json.dumps({"executed": executed}))
 
 
@@ -273,7 +277,7 @@ def reference_build() -> ReferenceBuild:
     record = json.loads((folder / "reference.json").read_text())
     pipeline = ScratchPipeline.of(folder / "repo")
     sums = artifact_sums(pipeline.artifacts)
-    return ReferenceBuild(folder / "repo", pipeline, record["executed"], sums)
+    return ReferenceBuild(folder / "repo", pipeline, record["executed"], sums, folder / "cache")
 
 
 def doit_command(

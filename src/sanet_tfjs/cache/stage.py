@@ -235,7 +235,10 @@ class StageCache:
         blobs.mkdir()
         digests = {f.sha256: f.size for f in entry.files}
         wanted = [(f"cas/{d}", blobs / d) for d, size in sorted(digests.items()) if size > 0]
-        self.store.download(wanted)
+        try:
+            self.store.download(wanted)
+        except FileNotFoundError as exc:
+            raise Untrusted(f"a blob the entry names is missing from the cache ({exc})") from None
         for digest, size in digests.items():
             blob = blobs / digest
             if size == 0:
@@ -273,9 +276,16 @@ class StageCache:
     def upload(self, files: list[str], values: dict) -> None:
         """Store what the stage built (`files`: relative to the repository): blobs first, the
         ac/ entry last and only if absent."""
-        if not self.settings.write or self.key is None or RUN.unreachable:
+        if not self.settings.write or RUN.unreachable:
             return
         started = time.monotonic()
+        if self.key is None:
+            # Not looked up because a file its checks read did not exist yet (fetch's lock, on
+            # a first fetch): the stage wrote it, so a clone holding it will ask this key.
+            try:
+                self.key = action_key(self.inputs, self.places, self.sha256)
+            except Uncacheable:
+                return
         try:
             signer = _signing_key(self.settings)
         except ValueError as exc:
