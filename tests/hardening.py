@@ -929,6 +929,7 @@ def _read_only_writes_nothing(scratch: Path) -> int:
 
 
 def _two_writers(scratch: Path) -> int:
+    seaweed()  # started here, not in a pool thread: the server stops when its starter ends
     prefix = f"{BUCKET}/writers-{os.getpid()}-{time.monotonic_ns()}"
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         runs = [

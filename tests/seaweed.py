@@ -13,6 +13,7 @@ of the first blob it relays, as a server stopped during a download does.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -116,6 +117,13 @@ class SeaweedServer:
                 self.process.wait(STOP_TIMEOUT_S)
 
 
+def _own_group_dies_with_us() -> None:
+    """In the child: its own process group (stopped whole), and SIGTERM when the test process
+    dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG), so no server outlives its tests."""
+    os.setsid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def _answers(port: int) -> bool:
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
@@ -142,7 +150,7 @@ def seaweed_server(folder: Path) -> Iterator[SeaweedServer]:
     ]  # fmt: skip
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_own_group_dies_with_us
         )
     server = SeaweedServer(process, ports["s3.port"], log)
     atexit.register(server.stop)  # also if the test process ends without the block's exit
