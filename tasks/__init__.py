@@ -32,6 +32,7 @@ SRC = ROOT / "src" / "sanet_tfjs"
 CONFIG_ENV = "SANET_PIPELINE"
 CACHE_URL_ENV = "SANET_CACHE_URL"  # overrides cache.url ("" turns the cache off)
 CACHE_WRITE_ENV = "SANET_CACHE_WRITE"  # overrides cache.write ("1" or "0")
+CACHE_ENDPOINT_ENV = "SANET_CACHE_ENDPOINT"  # overrides cache.endpoint_url (S3 only)
 OUTPUTS_KEY = "outputs"  # the saved value holding the sums of what a stage wrote
 
 if str(ROOT / "src") not in sys.path:
@@ -114,10 +115,10 @@ class Pipeline:
         if not url:
             return None
         write = os.environ.get(CACHE_WRITE_ENV, "1" if section.write else "0").lower()
+        endpoint = os.environ.get(CACHE_ENDPOINT_ENV) or section.endpoint_url
         store = StoreSettings(
-            url, section.endpoint_url, section.connect_timeout_s, section.read_timeout_s,
-            section.retries,
-        )  # fmt: skip
+            url, endpoint, section.connect_timeout_s, section.read_timeout_s, section.retries
+        )
         return CacheSettings(
             store, write in ("1", "true", "yes"), section.public_key, section.signing_key_env
         )

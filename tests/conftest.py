@@ -286,6 +286,9 @@ def doit_command(
     """The command line and environment that run doit on `config_path` (cwd: the copy)."""
     environment = {**os.environ, "SANET_PIPELINE": str(config_path), **(env or {})}
     environment.pop("SANET_MIRROR", None)  # a developer's own mirror must not leak in
+    for name in ("SANET_CACHE_URL", "SANET_CACHE_WRITE", "SANET_CACHE_ENDPOINT"):
+        if name not in (env or {}):
+            environment.pop(name, None)  # nor their remote build cache
     return [sys.executable, "-m", "doit", *args], environment
 
 
