@@ -159,13 +159,13 @@ def open_store(settings: StoreSettings) -> Store:
             endpoint_url=settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
             skip_instance_cache=True,
             use_listings_cache=False,
-            retries=settings.retries + 1,
             config_kwargs={
                 "connect_timeout": settings.connect_timeout_s,
                 "read_timeout": settings.read_timeout_s,
                 "retries": {"max_attempts": settings.retries + 1, "mode": "standard"},
             },
         )
+        fs.retries = settings.retries + 1  # s3fs's own retries (5 by default), on top of botocore's
         return S3Store(fs, f"{parts.netloc}{parts.path}")
     if parts.scheme in ("http", "https"):
         import aiohttp
