@@ -8,7 +8,10 @@
 # S3_PORT=9000 picks another port (the server's other listeners take weed's defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+if [ ! -x .venv/bin/weed ]; then
+  echo "cache-server: .venv/bin/weed is missing; run bash scripts/setup.sh first" >&2
+  exit 1
+fi
 dir=.cache-server
 port=${S3_PORT:-8333}
 mkdir -p "$dir/data"
