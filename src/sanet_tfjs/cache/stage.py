@@ -198,6 +198,8 @@ class StageCache:
             note = "" if self.settings.write else "; read-only, it will not be uploaded"
             say(f"{self.stage}: not in the cache (key {self.key[:12]}){note}")
             return None
+        for stale in self.places.artifacts.glob(f".cache-{self.stage}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)  # a killed run's download: never trusted
         staging = Path(
             tempfile.mkdtemp(
                 prefix=f".cache-{self.stage}.", suffix=".tmp", dir=self.places.artifacts
