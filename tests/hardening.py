@@ -991,8 +991,9 @@ def cache_scenarios() -> list[Scenario]:
         Scenario(area, "read-only credentials with cache.write on",
                  f"{designed}; the upload refused, the bucket unchanged",
                  _read_only_writes_nothing, slow=True),
-        Scenario(area, "two builds writing the same key at once, a third reading it; 4 racing creates",
-                 f"{designed}; one ac/ entry kept (a conditional PUT), the third build fetches it",
+        Scenario(area, "two builds writing one key at once, a third reading it; 4 racing creates",
+                 f"{designed}; one ac/ entry kept (a conditional PUT), the third build fetches it; "
+                 "one create wins",
                  _two_writers, slow=True),
     ]  # fmt: skip
 
