@@ -7,7 +7,8 @@ matter. From that one declaration come the action's arguments, the file_dep (the
 each input stage, the import closure of its code, the scripts it runs), the `uptodate` check on
 the keys' values, its outputs and targets (tasks/layout.py), and what `doit info` and the
 tests list about it. Nothing here imports torch or tensorflow: stage code is imported inside
-the action, so `doit list` stays instant.
+the action, so `doit list` stays instant. The same declaration keys the shared build cache
+(docs/cache.md): an out-of-date stage is looked up before it runs and uploaded after.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from contextlib import nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.action import TaskFailed
 from doit.dependency import MD5Checker
@@ -54,6 +55,9 @@ from sanet_tfjs.repo import pinned  # noqa: E402
 
 from .closure import python_closure, script_closure  # noqa: E402
 from .layout import OUTPUTS, sums_file  # noqa: E402
+
+if TYPE_CHECKING:
+    from sanet_tfjs.cache.stage import CacheSettings, StageCache
 
 
 def _relative(path: Path) -> str:
@@ -104,7 +108,7 @@ class Pipeline:
         return HashCache(self.artifacts / ".hash-cache.json")
 
     @cached_property
-    def cache_settings(self) -> Any:
+    def cache_settings(self) -> CacheSettings | None:
         """The remote build cache's settings (sanet_tfjs.cache.stage.CacheSettings), or None
         when no cache is configured: pipeline.yaml's `cache:`, then the environment."""
         from sanet_tfjs.cache.stage import CacheSettings
@@ -326,8 +330,10 @@ def _action(
     return (run, [], {})
 
 
-def _remote_cache(pipeline: Pipeline, stage_name: str, inputs: ActionInputs | None) -> Any:
-    """The stage's view of the remote cache (sanet_tfjs.cache.stage.StageCache), or None."""
+def _remote_cache(
+    pipeline: Pipeline, stage_name: str, inputs: ActionInputs | None
+) -> StageCache | None:
+    """The stage's view of the remote cache (docs/cache.md), or None when there is none."""
     if inputs is None or pipeline.cache_settings is None:
         return None
     from sanet_tfjs.cache.key import Places
