@@ -9,7 +9,8 @@ either case nothing partial or unverified at a final path. tests/test_hardening.
 scenarios and fails if any outcome differs or docs/hardening.md is not what they produce; the
 tampered artifacts are rows of the invalidation matrix (tests/test_pipeline.py), which runs
 them in the suite, so test_hardening only counts them. The interrupted and tampered builds run
-doit at width 1/8 (a few minutes in all).
+doit at width 1/8 (a few minutes in all). The remote build cache's faults run against a real
+SeaweedFS on loopback (tests/seaweed.py), one server per process.
 """
 
 from __future__ import annotations
