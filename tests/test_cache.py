@@ -4,14 +4,17 @@ down or hanging up, read-only credentials, two writers) are tests/hardening.py's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from sanet_tfjs.cache import stage as cache_stage
 from sanet_tfjs.cache.actionresult import (
     ActionResult,
     MalformedEntry,
@@ -23,6 +26,7 @@ from sanet_tfjs.cache.key import ActionInputs, Places, action_key
 from sanet_tfjs.cache.stage import CacheSettings, StageCache
 from sanet_tfjs.cache.store import StoreSettings
 from sanet_tfjs.files import sha256_file
+from sanet_tfjs.server import RangeFileHandler, serve_directory
 from tests.conftest import artifact_sums, executed_in, run_doit_process, tiny_repo
 from tests.seaweed import BUCKET, free_ports
 
@@ -126,8 +130,48 @@ def _stage_cache(places: Places, url: str, *, write: bool) -> StageCache:
     )
 
 
-def test_a_stage_round_trips_through_a_folder_and_bad_entries_are_refused(tmp_path):
-    store = (tmp_path / "store").as_uri()
+@pytest.fixture(autouse=True)
+def fresh_run_record(monkeypatch):
+    """Each test its own record of what the cache did (one doit run's, in the wrapper)."""
+    monkeypatch.setattr(cache_stage, "RUN", cache_stage.RunRecord())
+
+
+class BazelHttpCacheHandler(RangeFileHandler):
+    """The project's loopback file server plus PUT: a minimal Bazel HTTP cache (GET and PUT
+    of /ac/<key> and /cas/<sha256> over a folder), as nginx with WebDAV PUT serves one."""
+
+    def do_PUT(self) -> None:  # noqa: N802 - the stdlib's naming
+        path = self.server.directory / self.path.lstrip("/")
+        if ".." in Path(self.path).parts:
+            self.send_error(400)
+            return
+        if self.headers["Content-Length"] is None:
+            self.send_error(411)  # as bazel-remote: a body of known length
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def cache_url(kind: str, folder: Path) -> Iterator[str]:
+    folder.mkdir()
+    if kind == "file":
+        yield folder.as_uri()
+    else:
+        with serve_directory(folder, BazelHttpCacheHandler) as server:
+            yield server.url
+
+
+@pytest.mark.parametrize("kind", ["file", "http"])
+def test_a_stage_round_trips_through_a_store_and_bad_entries_are_refused(tmp_path, kind):
+    with cache_url(kind, tmp_path / "store") as url:
+        _round_trip_and_refusals(tmp_path, url)
+
+
+def _round_trip_and_refusals(tmp_path: Path, store: str) -> None:
     built = _clone(tmp_path / "built")
     (built.artifacts / "onnx").mkdir()
     (built.artifacts / "onnx" / "encoder.onnx").write_bytes(os.urandom(5000))

@@ -93,14 +93,16 @@ class HttpStore(Store):
         return self.read(name) is not None
 
     def put(self, local: Path, name: str) -> None:
-        self.fs.put_file(str(local), self.path(name), method="put")
+        # A PUT with Content-Length (fsspec's put_file streams chunked, which not every Bazel
+        # cache server takes); the largest blob here is about 80 MB.
+        self.fs.pipe_file(self.path(name), local.read_bytes())
 
     def create(self, name: str, data: bytes) -> bool:
         # Bazel's HTTP protocol has no conditional PUT: first look, then write (two writers of
         # one key in the same second may both write; both entries are valid).
         if self.exists(name):
             return False
-        self.fs.pipe_file(self.path(name), data, method="put")
+        self.fs.pipe_file(self.path(name), data)  # fsspec's http pipe_file is a PUT
         return True
 
 
