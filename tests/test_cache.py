@@ -175,6 +175,7 @@ def _round_trip_and_refusals(tmp_path: Path, store: str) -> None:
     built = _clone(tmp_path / "built")
     (built.artifacts / "onnx").mkdir()
     (built.artifacts / "onnx" / "encoder.onnx").write_bytes(os.urandom(5000))
+    shutil.copy(built.artifacts / "onnx" / "encoder.onnx", built.artifacts / "onnx" / "same.onnx")
     (built.artifacts / "onnx" / "empty.txt").write_bytes(b"")
     (built.artifacts / "onnx_parity.json").write_text("{}")
     writer = _stage_cache(built, store, write=True)
@@ -182,6 +183,7 @@ def _round_trip_and_refusals(tmp_path: Path, store: str) -> None:
     files = [
         "artifacts/onnx/empty.txt",
         "artifacts/onnx/encoder.onnx",
+        "artifacts/onnx/same.onnx",  # the same bytes: one blob, two files
         "artifacts/onnx_parity.json",
     ]
     writer.upload(files, {"passed": True})

@@ -254,10 +254,15 @@ class StageCache:
             if sha256_file(blob) != digest:
                 raise Untrusted(f"blob cas/{digest[:12]} does not have the sha256 the entry names")
         tree = staging / "tree"
+        placed: dict[str, Path] = {}
         for file in entry.files:
             dest = tree / file.path
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(blobs / file.sha256, dest)
+            if file.sha256 in placed:  # a second file with the same bytes: its own copy
+                shutil.copyfile(placed[file.sha256], dest)
+            else:  # the first: the downloaded blob itself (no second write of its bytes)
+                os.replace(blobs / file.sha256, dest)
+                placed[file.sha256] = dest
         # Every blob checked: now into place, output by output (a folder replaced whole).
         for output in self.outputs:
             staged, dest = tree / output, self.places.artifacts / output
