@@ -950,7 +950,7 @@ def _two_writers(scratch: Path) -> int:
     expect(sorted(said) in ([["already in"], ["uploaded to"]], [["fetched from"], ["uploaded to"]]),
            f"not one entry kept and the other build told: {said}")  # fmt: skip
     # The store's conditional create itself, raced on one name: exactly one wins.
-    store = S3Store(seaweed().filesystem(), prefix)  # the writer's keys, here in-process
+    store = S3Store(lambda _: seaweed().filesystem(), prefix)  # the writer's keys, in-process
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         won = list(pool.map(lambda i: store.create("ac/raced", b"%d" % i), range(4)))
     expect(won.count(True) == 1, f"{won.count(True)} of 4 racing creates won")

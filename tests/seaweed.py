@@ -71,6 +71,8 @@ def identities() -> dict:
         "identities": [
             identity("writer", WRITER, ["Read", "Write", "List", "Tagging"]),
             identity("reader", READER, ["Read", "List"]),
+            # requests without credentials: a bucket anyone may read (writing needs keys)
+            {"name": "anonymous", "actions": [f"Read:{BUCKET}"]},
         ]
     }
 
@@ -136,7 +138,8 @@ def _answers(port: int) -> bool:
 
 @contextmanager
 def seaweed_server(folder: Path) -> Iterator[SeaweedServer]:
-    """SeaweedFS on loopback, the bucket created and writable, stopped when the block ends."""
+    """SeaweedFS on loopback, the bucket created and writable, stopped when the block ends.
+    Identities: a writer, a reader, and anonymous requests, which may read."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
     config = folder / "identities.json"

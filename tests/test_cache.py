@@ -216,6 +216,46 @@ def seaweed():
     return started()
 
 
+@pytest.mark.slow  # starts SeaweedFS
+def test_reading_needs_no_credentials_and_writing_without_them_changes_nothing(
+    seaweed, tmp_path, monkeypatch, capsys
+):
+    prefix = f"{BUCKET}/anonymous-{os.getpid()}"
+    url = f"s3://{prefix}"
+    for name, value in seaweed.env(writer=True).items():
+        monkeypatch.setenv(name, value)
+    built = _clone(tmp_path / "built")
+    (built.artifacts / "onnx").mkdir()
+    (built.artifacts / "onnx" / "encoder.onnx").write_bytes(os.urandom(3000))
+    (built.artifacts / "onnx_parity.json").write_text("{}")
+    writer = _stage_cache(built, url, write=True)
+    assert writer.fetch() is None
+    writer.upload(["artifacts/onnx/encoder.onnx", "artifacts/onnx_parity.json"], {})
+    stored = sorted(seaweed.filesystem().find(prefix))
+    assert len(stored) == 3  # ac/ and two blobs
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)  # no credentials anywhere (no profile here either)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    clone = _clone(tmp_path / "clone")
+    assert _stage_cache(clone, url, write=False).fetch() == {}
+    assert artifact_sums(clone.artifacts) == artifact_sums(built.artifacts)
+
+    (clone.artifacts / "onnx" / "encoder.onnx").write_bytes(os.urandom(3000))  # other bytes
+    other = _clone(tmp_path / "other")
+    (other.artifacts / "onnx").mkdir()
+    shutil.copy(clone.artifacts / "onnx" / "encoder.onnx", other.artifacts / "onnx")
+    (other.artifacts / "onnx_parity.json").write_text("{}")
+    (other.artifacts / "sums" / "patch.sha256").write_text("22  patched/a.pt\n")  # a new key
+    anonymous_writer = _stage_cache(other, url, write=True)
+    assert anonymous_writer.fetch() is None
+    anonymous_writer.upload(["artifacts/onnx/encoder.onnx", "artifacts/onnx_parity.json"], {})
+    assert sorted(seaweed.filesystem().find(prefix)) == stored
+    assert cache_stage.RUN.stages[-1].outcome == "error"
+    assert "onnx: not uploaded: the cache refused the write" in capsys.readouterr().err
+
+
 def test_a_clone_fetches_every_stage_from_the_bucket_and_then_asks_nothing(
     reference, seaweed, tmp_path
 ):

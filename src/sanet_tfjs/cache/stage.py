@@ -188,15 +188,20 @@ class StageCache:
             say(f"{self.stage}: not looked up in the cache ({exc})")
             self._record("uncacheable", started)
             return None
+        denied = ""
         try:
             data = self.store.read(f"ac/{self.key}")
+        except PermissionError:
+            # S3 answers 403, not 404, for a missing object to whoever may not list the bucket
+            # (anonymous readers of a public one): a miss, or an entry these keys cannot read.
+            data, denied = None, ", or not readable with these credentials: access denied"
         except Exception as exc:
             self._server_error(exc, "looking up its entry", started)
             return None
         if data is None:
             self._record("missed", started)
             note = "" if self.settings.write else "; read-only, it will not be uploaded"
-            say(f"{self.stage}: not in the cache (key {self.key[:12]}){note}")
+            say(f"{self.stage}: not in the cache{denied} (key {self.key[:12]}){note}")
             return None
         for stale in self.places.artifacts.glob(f".cache-{self.stage}.*.tmp"):
             shutil.rmtree(stale, ignore_errors=True)  # a killed run's download: never trusted
@@ -333,6 +338,10 @@ class StageCache:
             )
             return
         except Exception as exc:
+            if type(exc).__name__ == "NoCredentialsError":  # botocore's, without importing it
+                self._record("error", started)
+                say(f"{self.stage}: not uploaded: writing needs credentials and there are none")
+                return
             self._server_error(exc, "uploading", started)
             return
         seconds = time.monotonic() - started

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,28 @@ class Store:
 
 
 class S3Store(Store):
+    """Signed requests with the environment's credentials; with none at all, anonymous ones
+    (a bucket that lets anyone read: reading needs no credentials, writing does)."""
+
+    def __init__(self, filesystem: Callable[[bool], Any], root: str) -> None:
+        super().__init__(filesystem(False), root)
+        self.filesystem = filesystem  # anonymous -> an s3fs filesystem
+
+    def read(self, name: str) -> bytes | None:
+        return self._anonymous_if_no_credentials(lambda: Store.read(self, name))
+
+    def download(self, pairs: list[tuple[str, Path]]) -> None:
+        self._anonymous_if_no_credentials(lambda: Store.download(self, pairs))
+
+    def _anonymous_if_no_credentials(self, call: Callable[[], Any]) -> Any:
+        from botocore.exceptions import NoCredentialsError
+
+        try:
+            return call()
+        except NoCredentialsError:
+            self.fs = self.filesystem(True)
+            return call()
+
     def exists(self, name: str) -> bool:
         self.fs.invalidate_cache()  # s3fs caches listings: another writer may have written
         return super().exists(name)
@@ -157,18 +180,22 @@ def open_store(settings: StoreSettings) -> Store:
     if parts.scheme == "s3":
         import s3fs  # heavy (aiobotocore): only when a stage asks the cache
 
-        fs = s3fs.S3FileSystem(
-            endpoint_url=settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
-            skip_instance_cache=True,
-            use_listings_cache=False,
-            config_kwargs={
-                "connect_timeout": settings.connect_timeout_s,
-                "read_timeout": settings.read_timeout_s,
-                "retries": {"max_attempts": settings.retries + 1, "mode": "standard"},
-            },
-        )
-        fs.retries = settings.retries + 1  # s3fs's own retries (5 by default), on top of botocore's
-        return S3Store(fs, f"{parts.netloc}{parts.path}")
+        def filesystem(anonymous: bool) -> Any:
+            fs = s3fs.S3FileSystem(
+                anon=anonymous,
+                endpoint_url=settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
+                skip_instance_cache=True,
+                use_listings_cache=False,
+                config_kwargs={
+                    "connect_timeout": settings.connect_timeout_s,
+                    "read_timeout": settings.read_timeout_s,
+                    "retries": {"max_attempts": settings.retries + 1, "mode": "standard"},
+                },
+            )
+            fs.retries = settings.retries + 1  # s3fs's own retries (5 by default), on botocore's
+            return fs
+
+        return S3Store(filesystem, f"{parts.netloc}{parts.path}")
     if parts.scheme in ("http", "https"):
         import aiohttp
         import fsspec
