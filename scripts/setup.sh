@@ -21,7 +21,7 @@ if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_sum" ]; then
   echo "$npm_sum" > "$npm_stamp"
 fi
 
-lock_sum=$(sha256sum requirements.lock | cut -d' ' -f1)
+lock_sum=$(cat requirements.lock requirements-hashed.lock | sha256sum | cut -d' ' -f1)
 stamp=.venv/.installed-lock-sha256
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
   exit 0
@@ -33,6 +33,11 @@ log=.venv/install.log
 if ! .venv/bin/python -m pip install --no-deps -r requirements.lock >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   echo "setup: pip install failed; full log in $log" >&2
+  exit 1
+fi
+if ! .venv/bin/python -m pip install --no-deps --require-hashes -r requirements-hashed.lock >>"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "setup: pip install of requirements-hashed.lock failed; full log in $log" >&2
   exit 1
 fi
 .venv/bin/python -m pip check

@@ -7,7 +7,8 @@ matter. From that one declaration come the action's arguments, the file_dep (the
 each input stage, the import closure of its code, the scripts it runs), the `uptodate` check on
 the keys' values, its outputs and targets (tasks/layout.py), and what `doit info` and the
 tests list about it. Nothing here imports torch or tensorflow: stage code is imported inside
-the action, so `doit list` stays instant.
+the action, so `doit list` stays instant. The same declaration keys the shared build cache
+(docs/cache.md): an out-of-date stage is looked up before it runs and uploaded after.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from contextlib import nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.action import TaskFailed
 from doit.dependency import MD5Checker
@@ -30,22 +31,34 @@ from doit.tools import config_changed
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "sanet_tfjs"
 CONFIG_ENV = "SANET_PIPELINE"
+CACHE_URL_ENV = "SANET_CACHE_URL"  # overrides cache.url ("" turns the cache off)
+CACHE_WRITE_ENV = "SANET_CACHE_WRITE"  # overrides cache.write ("1" or "0")
+CACHE_ENDPOINT_ENV = "SANET_CACHE_ENDPOINT"  # overrides cache.endpoint_url (S3 only)
 OUTPUTS_KEY = "outputs"  # the saved value holding the sums of what a stage wrote
 
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from sanet_tfjs import audit  # noqa: E402 - needs the path above
+from sanet_tfjs.cache.key import ActionInputs  # noqa: E402
 from sanet_tfjs.config import PipelineConfig, load_config  # noqa: E402
 from sanet_tfjs.errors import PipelineError  # noqa: E402
 from sanet_tfjs.files import atomic_output  # noqa: E402
-from sanet_tfjs.integrity import HashCache, changed_outputs, record_outputs  # noqa: E402
+from sanet_tfjs.integrity import (  # noqa: E402
+    HashCache,
+    changed_outputs,
+    output_files,
+    record_outputs,
+)
 from sanet_tfjs.logs import quiet_native_logs  # noqa: E402
 from sanet_tfjs.repo import pinned  # noqa: E402
 from sanet_tfjs.scratch import SCRATCH_DIR, build_scratch  # noqa: E402
 
 from .closure import python_closure, script_closure  # noqa: E402
 from .layout import OUTPUTS, sums_file  # noqa: E402
+
+if TYPE_CHECKING:
+    from sanet_tfjs.cache.stage import CacheSettings, StageCache
 
 
 def _relative(path: Path) -> str:
@@ -94,6 +107,26 @@ class Pipeline:
     @cached_property
     def hash_cache(self) -> HashCache:
         return HashCache(self.artifacts / ".hash-cache.json")
+
+    @cached_property
+    def cache_settings(self) -> CacheSettings | None:
+        """The remote build cache's settings (sanet_tfjs.cache.stage.CacheSettings), or None
+        when no cache is configured: pipeline.yaml's `cache:`, then the environment."""
+        from sanet_tfjs.cache.stage import CacheSettings
+        from sanet_tfjs.cache.store import StoreSettings
+
+        section = self.config.cache
+        url = os.environ.get(CACHE_URL_ENV, section.url)
+        if not url:
+            return None
+        write = os.environ.get(CACHE_WRITE_ENV, "1" if section.write else "0").lower()
+        endpoint = os.environ.get(CACHE_ENDPOINT_ENV) or section.endpoint_url
+        store = StoreSettings(
+            url, endpoint, section.connect_timeout_s, section.read_timeout_s, section.retries
+        )
+        return CacheSettings(
+            store, write in ("1", "true", "yes"), section.public_key, section.signing_key_env
+        )
 
     def setting(self, key: str) -> Any:
         """The value of the pipeline.yaml key "section.key"."""
@@ -194,6 +227,10 @@ def stage(
                 declared_inputs=declared_inputs,
                 checked_files=checked_files,
                 pipeline=pipeline,
+                # what the remote cache keys it on: what decides above whether it is up to date
+                cache_inputs=None
+                if always
+                else ActionInputs(name, watched, tuple(file_dep), tuple(checked_files)),
             )
         ],
         "params": list(params),
@@ -236,6 +273,7 @@ def _action(
     declared_inputs: list[str],
     checked_files: list[str],
     pipeline: Pipeline,
+    cache_inputs: ActionInputs | None = None,
 ) -> tuple:
     # The module is imported only when the action runs (torch stays out of `doit list`), and a
     # PipelineError is reported as its plain message, without a traceback.
@@ -243,7 +281,7 @@ def _action(
     cache = pipeline.hash_cache
     owned = [pipeline.folder(stage_name)] if OUTPUTS[stage_name].folder else []
 
-    def run(**options: Any) -> Any:  # doit passes the task's command-line params here
+    def build(options: dict[str, Any]) -> Any:
         # Stages write to the real streams: doit's stand-ins (no capture at verbosity 2) would
         # be bound by TensorFlow's log handler and break logging's shutdown at exit.
         started = time.monotonic()
@@ -278,13 +316,46 @@ def _action(
                         " stop reading them: a change to them would not rerun the stage."
                     )
             print(f"   {stage_name} done in {time.monotonic() - started:.1f} s", flush=True)
+        return result
+
+    def run(**options: Any) -> Any:  # doit passes the task's command-line params here
+        # The remote cache, if configured: only an out-of-date stage gets here, so an up-to-date
+        # one never asks it. A hit stands for the build; a miss builds, then uploads.
+        remote = _remote_cache(pipeline, stage_name, cache_inputs)
+        fetched = remote.fetch() if remote else None
+        result = fetched if fetched is not None else build(options)
+        if isinstance(result, TaskFailed):
+            return result
         _write_sums(products, sums, pipeline)
         # Returned dicts become the task's saved values (doit's `values` in uptodate checks).
         values = result if isinstance(result, dict) else {}
+        if remote and fetched is None:
+            remote.upload(output_files(outputs), values)
         return {**values, OUTPUTS_KEY: record_outputs([*outputs, sums], cache)}
 
     run.__name__ = function_name
     return (run, [], {})
+
+
+def _remote_cache(
+    pipeline: Pipeline, stage_name: str, inputs: ActionInputs | None
+) -> StageCache | None:
+    """The stage's view of the remote cache (docs/cache.md), or None when there is none."""
+    if inputs is None or pipeline.cache_settings is None:
+        return None
+    from sanet_tfjs.cache.key import Places
+    from sanet_tfjs.cache.stage import StageCache
+
+    places = Places(ROOT, pipeline.artifacts, pipeline.config_path.parent)
+    hashes = pipeline.hash_cache
+    return StageCache(
+        pipeline.cache_settings,
+        stage_name,
+        inputs,
+        places,
+        OUTPUTS[stage_name].all,
+        lambda path: hashes.sha256(os.path.relpath(path, ROOT)),
+    )
 
 
 def _outputs_intact(outputs: list[str], cache: HashCache) -> Callable:

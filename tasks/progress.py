@@ -17,6 +17,8 @@ from doit.dependency import SqliteDB
 from doit.globals import Globals
 from doit.reporter import ConsoleReporter
 
+from sanet_tfjs.cache.stage import RUN as CACHE_RUN
+
 
 def commit_finished(backend: Any) -> None:
     """Write the rows of every task doit changed since the last commit, and commit them.
@@ -37,7 +39,7 @@ def commit_finished(backend: Any) -> None:
 
 class CommitEachStageReporter(ConsoleReporter):
     """doit's console output, each stage's name flushed as it starts, plus a database commit
-    after each stage that succeeds."""
+    after each stage that succeeds, and the remote cache's summary line at the end."""
 
     desc = "console output; each finished task committed at once"
 
@@ -50,3 +52,10 @@ class CommitEachStageReporter(ConsoleReporter):
     def add_success(self, task: Any) -> None:
         super().add_success(task)
         commit_finished(Globals.dep_manager.backend)
+
+    def complete_run(self) -> None:
+        super().complete_run()
+        summary = CACHE_RUN.summary()  # what the remote cache did, if one is configured
+        if summary:
+            self.outstream.write(summary + "\n")
+            self.outstream.flush()

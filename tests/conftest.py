@@ -211,6 +211,7 @@ class ReferenceBuild:
     pipeline: ScratchPipeline
     executed: list[str]  # the stages the build ran
     sums: dict[str, str]  # artifact_sums of the build
+    cache: Path  # a file:// build cache holding every stage it built (ac/, cas/)
 
     def copy_to(self, dest: Path) -> tuple[Path, ScratchPipeline]:
         """A copy of the build's repository at `dest` (new path, new modification times, as
@@ -268,7 +269,10 @@ def built_once(name: str, build: Callable[[Path], None]) -> Path:
 
 def _build_reference(folder: Path) -> None:
     copy, pipeline = tiny_repo(folder / "repo")
-    executed = run_doit(copy, pipeline.config_path, env=AUDIT)
+    # It also fills a file:// build cache with every stage it builds (tests/test_cache.py's
+    # entries): a build that uploads must be the same build as one that does not.
+    cache = {"SANET_CACHE_URL": (folder / "cache").as_uri(), "SANET_CACHE_WRITE": "1"}
+    executed = run_doit(copy, pipeline.config_path, env={**AUDIT, **cache})
     (folder / "reference.json").write_text(json.dumps({"executed": executed}))
 
 
@@ -281,7 +285,7 @@ def reference_build() -> ReferenceBuild:
     record = json.loads((folder / "reference.json").read_text())
     pipeline = ScratchPipeline.of(folder / "repo")
     sums = artifact_sums(pipeline.artifacts)
-    return ReferenceBuild(folder / "repo", pipeline, record["executed"], sums)
+    return ReferenceBuild(folder / "repo", pipeline, record["executed"], sums, folder / "cache")
 
 
 def doit_command(
@@ -290,6 +294,9 @@ def doit_command(
     """The command line and environment that run doit on `config_path` (cwd: the copy)."""
     environment = {**os.environ, "SANET_PIPELINE": str(config_path), **(env or {})}
     environment.pop("SANET_MIRROR", None)  # a developer's own mirror must not leak in
+    for name in ("SANET_CACHE_URL", "SANET_CACHE_WRITE", "SANET_CACHE_ENDPOINT"):
+        if name not in (env or {}):
+            environment.pop(name, None)  # nor their remote build cache
     return [sys.executable, "-m", "doit", *args], environment
 
 

@@ -9,15 +9,20 @@ either case nothing partial or unverified at a final path. tests/test_hardening.
 scenarios and fails if any outcome differs or docs/hardening.md is not what they produce; the
 tampered artifacts are rows of the invalidation matrix (tests/test_pipeline.py), which runs
 them in the suite, so test_hardening only counts them. The interrupted and tampered builds run
-doit at width 1/8 (a few minutes in all).
+doit at width 1/8 (a few minutes in all). The remote build cache's faults run against a real
+SeaweedFS on loopback (tests/seaweed.py), one server per process.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import concurrent.futures
 import contextlib
 import datetime
+import functools
 import glob
+import hashlib
 import io
 import json
 import math
@@ -35,10 +40,16 @@ from pathlib import Path
 
 import torch
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sanet_tfjs.architecture import CHECKPOINT_FILES, DECODER_FILE, TRANSFORM_FILE, VGG_FILE
+from sanet_tfjs.cache.actionresult import ActionResult
+from sanet_tfjs.cache.actionresult import OutputFile as CacheFile
+from sanet_tfjs.cache.actionresult import decode as decode_entry
+from sanet_tfjs.cache.actionresult import encode as encode_entry
+from sanet_tfjs.cache.store import S3Store
 from sanet_tfjs.checkpoints import CheckpointError, load_checkpoint
 from sanet_tfjs.config import ConfigError, parse_config
 from sanet_tfjs.fetch.downloaders import NETWORK_CHUNK, FetchSettings
@@ -65,6 +76,7 @@ from tests.conftest import (
     tiny_repo,
 )
 from tests.loopback import FaultPlan, faulty_server
+from tests.seaweed import BUCKET, SeaweedServer, cutting_proxy, free_ports, seaweed_server
 
 TABLE_PATH = ROOT / "docs" / "hardening.md"
 WIDTH = 8
@@ -804,11 +816,275 @@ def build_scenarios() -> list[Scenario]:
     ]
 
 
+# --- the remote build cache (a real SeaweedFS on loopback) -----------------------------------
+
+# Each run: `doit report` in a copy of the reference build with the report's outputs deleted
+# (the cheapest stage to build: it merges the parity reports), so a run takes a second or two
+# and every artifact, not only the stage's, is compared with the clean build's.
+CACHE_STAGE = "report"
+
+
+@functools.cache
+def seaweed() -> SeaweedServer:
+    """One SeaweedFS server for this process, started on first use, stopped at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="sanet-seaweed-"))
+    context = seaweed_server(folder)
+    server = context.__enter__()
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    atexit.register(context.__exit__, None, None, None)
+    return server
+
+
+def reference_entry(stage: str) -> tuple[str, ActionResult]:
+    """The reference build's ac/ entry of `stage`: (key, entry)."""
+    for path in sorted((reference_build().cache / "ac").iterdir()):
+        entry = decode_entry(path.read_bytes())
+        if entry.files and all(f.path.split("/")[0] in OUTPUTS[stage].all for f in entry.files):
+            return path.name, entry
+    raise Wrong(f"the reference build stored no entry for {stage}")
+
+
+def seeded_prefix(name: str, stage: str = CACHE_STAGE) -> tuple[str, ActionResult, str]:
+    """A fresh prefix of the bucket holding the reference's entry of `stage` and its blobs:
+    (prefix path in the bucket, the entry, its key)."""
+    server = seaweed()
+    fs = server.filesystem()
+    prefix = f"{BUCKET}/{name}-{os.getpid()}-{time.monotonic_ns()}"
+    key, entry = reference_entry(stage)
+    for digest in {f.sha256 for f in entry.files}:
+        fs.put_file(str(reference_build().cache / "cas" / digest), f"{prefix}/cas/{digest}")
+    fs.pipe_file(f"{prefix}/ac/{key}", (reference_build().cache / "ac" / key).read_bytes())
+    return prefix, entry, key
+
+
+def cache_build(
+    scratch: Path,
+    prefix: str,
+    *,
+    writer: bool = False,
+    endpoint: str | None = None,
+    config: dict | None = None,
+    extra_env: dict | None = None,
+    name: str = "copy",
+) -> tuple[subprocess.CompletedProcess, ScratchPipeline]:
+    """`doit report` in a copy of the reference build whose report is gone, with the cache
+    at s3://`prefix`."""
+    copy, pipeline = reference_build().copy_to(scratch / name)
+    for output in OUTPUTS[CACHE_STAGE].all:
+        (pipeline.artifacts / output).unlink()
+    pipeline.config["cache"] = {
+        "url": f"s3://{prefix}",
+        "write": writer,
+        "retries": 0,
+        "connect_timeout_s": 2,
+        "read_timeout_s": 5,
+        **(config or {}),
+    }
+    pipeline.save()  # (no stage reads the cache section: nothing else reruns)
+    env = {**seaweed().env(writer=writer, endpoint=endpoint), **(extra_env or {})}
+    command, environment = doit_command(pipeline.config_path, CACHE_STAGE, env=env)
+    result = subprocess.run(command, cwd=copy, env=environment, capture_output=True, text=True,
+                            timeout=DOIT_TIMEOUT_S)  # fmt: skip
+    return result, pipeline
+
+
+def built_as_clean(result: subprocess.CompletedProcess, pipeline: ScratchPipeline) -> None:
+    """The build succeeded, ran no other stage, and every artifact is the reference build's."""
+    expect(result.returncode == 0, f"the build failed: {result.stderr[-1500:]}")
+    expect(executed_in(result.stdout) == [CACHE_STAGE], f"ran {executed_in(result.stdout)}")
+    ours, clean = artifact_sums(pipeline.artifacts), reference_build().sums
+    differ = sorted(name for name in {*ours, *clean} if ours.get(name) != clean.get(name))
+    expect(not differ, f"differ from a clean build's: {differ}")
+    expect(not leftovers(pipeline.artifacts), f"left: {leftovers(pipeline.artifacts)}")
+
+
+def built_locally(result: subprocess.CompletedProcess, words: str) -> None:
+    expect(f"{CACHE_STAGE} done in" in result.stdout, "the stage was not built locally")
+    expect(words in result.stderr, f"no line saying {words!r}: {result.stderr[-1500:]}")
+
+
+def _tampered_blob(change: Callable[[bytes], bytes], words: str) -> Callable[[Path], int]:
+    def run(scratch: Path) -> int:
+        prefix, entry, _ = seeded_prefix("blob")
+        fs = seaweed().filesystem()
+        blob = f"{prefix}/cas/{max(entry.files, key=lambda f: f.size).sha256}"
+        fs.pipe_file(blob, change(fs.cat_file(blob)))
+        result, pipeline = cache_build(scratch, prefix)
+        built_as_clean(result, pipeline)
+        built_locally(result, words)
+        return 1
+
+    return run
+
+
+def _flip(data: bytes) -> bytes:
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 1
+    return bytes(flipped)
+
+
+def _rewritten_entry(change: Callable[[str, ActionResult, str], ActionResult], words: str):
+    def run(scratch: Path) -> int:
+        prefix, entry, key = seeded_prefix("entry")
+        seaweed().filesystem().pipe_file(
+            f"{prefix}/ac/{key}", encode_entry(change(prefix, entry, key))
+        )
+        result, pipeline = cache_build(scratch, prefix)
+        built_as_clean(result, pipeline)
+        built_locally(result, words)
+        return 1
+
+    return run
+
+
+def _wrong_digest(prefix: str, entry: ActionResult, _key: str) -> ActionResult:
+    # The entry names, for its largest file, the digest of other bytes; the blob at that
+    # address holds the file's real bytes (so size and address agree, the content does not).
+    target = max(entry.files, key=lambda f: f.size)
+    fake = hashlib.sha256(b"not these bytes").hexdigest()
+    fs = seaweed().filesystem()
+    fs.pipe_file(f"{prefix}/cas/{fake}", fs.cat_file(f"{prefix}/cas/{target.sha256}"))
+    files = tuple(CacheFile(f.path, fake, f.size) if f == target else f for f in entry.files)
+    return ActionResult(files, entry.values)
+
+
+def _missing_blob(prefix: str, entry: ActionResult, _key: str) -> ActionResult:
+    seaweed().filesystem().rm_file(f"{prefix}/cas/{entry.files[0].sha256}")
+    return entry
+
+
+def _signing_refused(scratch: Path) -> int:
+    from sanet_tfjs.cache.__main__ import keygen
+
+    public, _ = keygen()
+    _, other_secret = keygen()
+    runs = 0
+    for signed_by, words in ((None, "is not signed"), (other_secret, "signature does not match")):
+        prefix, entry, key = seeded_prefix("signed")
+        if signed_by is not None:
+            signer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(signed_by))
+            entry = ActionResult(entry.files, entry.values, signer.sign(entry.signed_payload(key)))
+        seaweed().filesystem().pipe_file(f"{prefix}/ac/{key}", encode_entry(entry))
+        result, pipeline = cache_build(
+            scratch, prefix, config={"public_key": public}, name=f"copy{runs}"
+        )
+        built_as_clean(result, pipeline)
+        built_locally(result, words)
+        runs += 1
+    return runs
+
+
+def _server_down(scratch: Path) -> int:
+    closed = free_ports(1)[0]  # nothing listens there
+    started = time.monotonic()
+    result, pipeline = cache_build(scratch, f"{BUCKET}/down", endpoint=f"http://127.0.0.1:{closed}")
+    built_as_clean(result, pipeline)
+    built_locally(result, "cache error")
+    expect(time.monotonic() - started < 60, "the unreachable server held the build up")
+    return 1
+
+
+def _server_stops_mid_download(scratch: Path) -> int:
+    prefix, _, _ = seeded_prefix("cut")
+    with cutting_proxy(seaweed().s3_port) as port:
+        result, pipeline = cache_build(scratch, prefix, endpoint=f"http://127.0.0.1:{port}")
+    built_as_clean(result, pipeline)
+    built_locally(result, "cache error while downloading")
+    return 1
+
+
+def _read_only_writes_nothing(scratch: Path) -> int:
+    fs = seaweed().filesystem()
+    before = sorted(fs.find(BUCKET))
+    prefix = f"{BUCKET}/readonly-{os.getpid()}"
+    result, pipeline = cache_build(scratch, prefix, extra_env={"SANET_CACHE_WRITE": "1"})
+    built_as_clean(result, pipeline)
+    built_locally(result, "refused the write")
+    expect(sorted(seaweed().filesystem().find(BUCKET)) == before, "the bucket changed")
+    return 1
+
+
+def _two_writers(scratch: Path) -> int:
+    seaweed()  # started here, not in a pool thread: the server stops when its starter ends
+    prefix = f"{BUCKET}/writers-{os.getpid()}-{time.monotonic_ns()}"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(cache_build, scratch, prefix, writer=True, name=f"writer{i}")
+            for i in range(2)
+        ]
+        results = [run.result() for run in runs]
+    for result, pipeline in results:
+        built_as_clean(result, pipeline)
+    entries = seaweed().filesystem().find(f"{prefix}/ac")
+    expect(len(entries) == 1, f"{len(entries)} ac/ entries for one key")
+    # One stored it; the other was told it came second, or (started later) fetched it.
+    said = [
+        [words for words in ("uploaded to", "already in", "fetched from") if words in r.stderr]
+        for r, _ in results
+    ]
+    expect(sorted(said) in ([["already in"], ["uploaded to"]], [["fetched from"], ["uploaded to"]]),
+           f"not one entry kept and the other build told: {said}")  # fmt: skip
+    # The store's conditional create itself, raced on one name: exactly one wins.
+    store = S3Store(lambda _: seaweed().filesystem(), prefix)  # the writer's keys, in-process
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        won = list(pool.map(lambda i: store.create("ac/raced", b"%d" % i), range(4)))
+    expect(won.count(True) == 1, f"{won.count(True)} of 4 racing creates won")
+    # and a third build fetches what they stored
+    result, pipeline = cache_build(scratch, prefix, name="reader")
+    built_as_clean(result, pipeline)
+    expect("fetched from the cache" in result.stderr, "the stored entry was not used")
+    return 4
+
+
+def cache_scenarios() -> list[Scenario]:
+    designed = (
+        "the build succeeds, the stage's files equal a clean build's (sha256), one line says "
+        "what happened"
+    )
+    area = "remote build cache"
+    return [
+        Scenario(area, "a blob in cas/ truncated to half",
+                 f"{designed}; the entry is ignored and the stage built locally",
+                 _tampered_blob(lambda b: b[: len(b) // 2], "bytes, the entry says"), slow=True),
+        Scenario(area, "one byte flipped in a blob in cas/",
+                 f"{designed}; the entry is ignored and the stage built locally",
+                 _tampered_blob(_flip, "does not have the sha256"), slow=True),
+        Scenario(area, "an ac/ entry naming a wrong digest (the blob at that address: other bytes)",
+                 f"{designed}; the entry is ignored and the stage built locally",
+                 _rewritten_entry(_wrong_digest, "does not have the sha256"), slow=True),
+        Scenario(area, "an ac/ entry naming a blob missing from cas/",
+                 f"{designed}; the stage built locally",
+                 _rewritten_entry(_missing_blob, "is missing from the cache"), slow=True),
+        Scenario(area, "signing on (cache.public_key): an unsigned entry; one signed by other keys",
+                 f"{designed}; the entry is ignored and the stage built locally",
+                 _signing_refused, slow=True),
+        Scenario(area, "the server down from the start (nothing listening)",
+                 f"{designed}; the stage built locally, the server not asked again",
+                 _server_down, slow=True),
+        Scenario(area, "the server hanging up in the middle of a blob's download (a proxy cuts it)",
+                 f"{designed}; nothing from the partial download is kept, the stage built locally",
+                 _server_stops_mid_download, slow=True),
+        Scenario(area, "read-only credentials with cache.write on",
+                 f"{designed}; the upload refused, the bucket unchanged",
+                 _read_only_writes_nothing, slow=True),
+        Scenario(area, "two builds writing one key at once, a third reading it; 4 racing creates",
+                 f"{designed}; one ac/ entry kept (a conditional PUT), the third build fetches it; "
+                 "one create wins",
+                 _two_writers, slow=True),
+    ]  # fmt: skip
+
+
 # --- the table --------------------------------------------------------------------------------
 
 
 def all_scenarios() -> list[Scenario]:
-    return network_scenarios() + checkpoint_scenarios() + config_scenarios() + build_scenarios()
+    return (
+        network_scenarios()
+        + checkpoint_scenarios()
+        + config_scenarios()
+        + build_scenarios()
+        + cache_scenarios()
+    )
 
 
 def run_scenario(scenario: Scenario, scratch: Path) -> tuple[int, str]:

@@ -53,7 +53,8 @@ def test_edited_lock_is_enforced(scratch_pipeline):
 def test_loading_the_graph_imports_no_heavy_library():
     probe = (
         "import sys, runpy; runpy.run_path('dodo.py');"
-        "heavy = [m for m in ('torch', 'tensorflow', 'onnx') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'tensorflow', 'onnx', 's3fs', 'botocore', 'aiohttp',"
+        " 'cryptography') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     result = subprocess.run(

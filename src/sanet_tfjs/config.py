@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from .errors import PipelineError
 from .settings.base import Section
 from .settings.bench import BenchSection
+from .settings.cache import CacheSection
 from .settings.fetch import FetchSection
 from .settings.fixture import FixtureSection
 from .settings.model import ModelSection
@@ -41,6 +42,7 @@ class PipelineConfig(Section):
     tfjs: TfjsSection = TfjsSection()
     smoke: SmokeSection = SmokeSection()
     bench: BenchSection = BenchSection()
+    cache: CacheSection = CacheSection()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON data (the values handed to stages and watched by doit)."""
