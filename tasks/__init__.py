@@ -52,7 +52,7 @@ from sanet_tfjs.integrity import (  # noqa: E402
 )
 from sanet_tfjs.logs import quiet_native_logs  # noqa: E402
 from sanet_tfjs.repo import pinned  # noqa: E402
-from sanet_tfjs.scratch import SCRATCH_DIR, build_scratch  # noqa: E402
+from sanet_tfjs.scratch import build_scratch  # noqa: E402
 
 from .closure import python_closure, script_closure  # noqa: E402
 from .layout import OUTPUTS, sums_file  # noqa: E402
@@ -290,7 +290,7 @@ def _action(
             redirect_stdout(sys.__stdout__),
             redirect_stderr(sys.__stderr__),
             quiet_native_logs(),
-            build_scratch(pipeline.artifacts),  # temporary files: never left in /tmp
+            build_scratch(),  # its temporary files: removed even if the build is killed
         ):
             with audit.recording() if auditing else nullcontext() as recorded:
                 try:
@@ -304,9 +304,8 @@ def _action(
                     repository=ROOT,
                     artifacts=pipeline.artifacts,
                     inputs=[ROOT / path for path in declared_inputs],
-                    # its own folder, a checked file it may write (fetch's lock), the scratch
-                    outputs=[ROOT / path for path in [*outputs, *owned, *checked_files]]
-                    + [pipeline.artifacts / SCRATCH_DIR],
+                    # its own folder, and a checked file it may write (fetch's lock)
+                    outputs=[ROOT / path for path in [*outputs, *owned, *checked_files]],
                 )
                 if found:
                     return TaskFailed(

@@ -313,7 +313,10 @@ def run_doit_process(
 def run_doit_output(copy: Path, config_path: Path, *args: str, env: dict | None = None) -> str:
     """Run doit in a repository copy; fail on an error; return what it printed."""
     result = run_doit_process(copy, config_path, *args, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (
+        f"doit exited {result.returncode}\n--- stdout:\n{result.stdout[-3000:]}\n--- stderr:\n"
+        f"{result.stderr[-3000:]}"
+    )
     return result.stdout
 
 

@@ -1,11 +1,16 @@
-"""A build's temporary files live under artifacts/.scratch/<pid>/, never in the system temp.
+"""A stage's temporary files, in one folder of its own that is removed even if the build is killed.
 
 Stages and the tools they start write temporary files: Chromium's and Playwright's profiles,
 Node's test cases, the converter's raw output. A build killed with SIGKILL runs no cleanup, so
-those were left in /tmp for good. Here each build process points TMPDIR (which its children
-inherit) and Python's `tempfile` at a folder of its own, removes it when the stage ends, and
-removes the folders of build processes that no longer run before it starts: what a killed
-build left is gone at the next build, and nothing is ever left outside artifacts/.
+those were left in the temp folder for good. Here each stage points TMPDIR (which its children
+inherit) and Python's `tempfile` at a fresh folder `sanet-build-<pid>-*` in the system's temp
+folder, removes it when the stage ends, and starts a reaper beside it: a small process in a
+session of its own that waits on a pipe from the build and removes the folder when the pipe
+closes without the build saying it is done, that is, when the build died. A folder whose build
+and reaper both died (a machine that stopped) is removed by the next build.
+
+The folder is not under artifacts/: Chromium puts its singleton socket in TMPDIR, and a Unix
+socket path has at most 107 bytes, which a deep checkout exceeds.
 """
 
 from __future__ import annotations
@@ -13,11 +18,27 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-SCRATCH_DIR = ".scratch"  # under artifacts/; hidden, so no report or sums ever lists it
+SCRATCH_PREFIX = "sanet-build-"  # then the build's pid, a dash and a random part
+REAPER_RETRY_S = 0.25
+REAPER_TRIES = 40  # Chromium may still write into its profile for a moment after a kill
+DONE = b"done"
+
+# Runs with `python -S -c`: nothing imported but what it needs, no site-packages.
+REAPER = f"""
+import os, shutil, sys, time
+if sys.stdin.buffer.read() != {DONE!r}:
+    for _ in range({REAPER_TRIES}):
+        shutil.rmtree(sys.argv[1], ignore_errors=True)
+        if not os.path.exists(sys.argv[1]):
+            break
+        time.sleep({REAPER_RETRY_S})
+"""
 
 
 def _running(pid: int) -> bool:
@@ -30,27 +51,31 @@ def _running(pid: int) -> bool:
     return True
 
 
-def sweep(root: Path) -> list[Path]:
-    """Remove the scratch folders under `root` whose build process no longer runs; returns them."""
-    if not root.is_dir():
-        return []
+def sweep(parent: Path) -> list[Path]:
+    """Remove the scratch folders in `parent` whose build no longer runs; returns them."""
     removed = []
-    for folder in sorted(root.iterdir()):
-        if folder.name.isdigit() and int(folder.name) != os.getpid() and _running(int(folder.name)):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
+    for folder in sorted(parent.glob(f"{SCRATCH_PREFIX}*")):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
     return removed
 
 
 @contextlib.contextmanager
-def build_scratch(artifacts: Path) -> Iterator[Path]:
-    """Inside the block TMPDIR and `tempfile` point at artifacts/.scratch/<this pid>/, created
-    empty; it is removed at the end of the block, and first the folders of dead builds are."""
-    root = Path(artifacts) / SCRATCH_DIR
-    sweep(root)
-    own = root / str(os.getpid())
-    own.mkdir(parents=True)
+def build_scratch() -> Iterator[Path]:
+    """Inside the block TMPDIR and `tempfile` point at a fresh scratch folder, removed at the
+    end of the block, or by its reaper if the process dies inside it."""
+    parent = Path(tempfile.gettempdir())
+    sweep(parent)
+    own = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=parent))
+    reaper = subprocess.Popen(
+        [sys.executable, "-S", "-c", REAPER, str(own)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a kill of the build's process group leaves it running
+    )
     previous_env, previous_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"] = tempfile.tempdir = str(own)
     try:
@@ -62,5 +87,7 @@ def build_scratch(artifacts: Path) -> Iterator[Path]:
         else:
             os.environ["TMPDIR"] = previous_env
         shutil.rmtree(own, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            root.rmdir()  # only if no other build's folder is there
+        if own.exists():  # something still writes there: the reaper retries on its own
+            reaper.stdin.close()
+        else:
+            reaper.communicate(DONE)  # it exits at once
