@@ -44,7 +44,7 @@ from .files import write_json
 from .images import quality
 from .quantize import QuantizationPlan
 from .repo import ROOT
-from .reports import BenchRow, PeerLine, RuntimeMeasurement
+from .reports import BenchRow, PeerLine, RuntimeMeasurement, SameStyleLine
 from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
@@ -421,6 +421,26 @@ def peer_comparison(rows: list[BenchRow]) -> list[PeerLine]:
                     else None
                 )
             lines.append(line)
+    return lines
+
+
+def same_style_again(rows: list[BenchRow]) -> list[SameStyleLine]:
+    """Each runtime that timed it: a first stylization against the same style again (its
+    features kept from the first), the time saved, and how far the results are apart."""
+    lines = []
+    for row in rows:
+        for res, measured in row["resolutions"].items():
+            if "restyled_median_ms" in measured:
+                lines.append(
+                    {
+                        "runtime": row["name"],
+                        "resolution": int(res),
+                        "first_s": measured["median_ms"] / 1e3,
+                        "again_s": measured["restyled_median_ms"] / 1e3,
+                        "saved": 1 - measured["restyled_median_ms"] / measured["median_ms"],
+                        "max_abs_vs_first": measured["restyled_max_abs"],
+                    }
+                )
     return lines
 
 

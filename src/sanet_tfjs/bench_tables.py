@@ -41,26 +41,6 @@ def format_peer_table(lines: list[PeerLine]) -> str:
     return "\n".join(out) + "\n"
 
 
-def same_style_again(rows: list[BenchRow]) -> list[SameStyleLine]:
-    """Each runtime that timed it: a first stylization against the same style again (its
-    features kept from the first), the time saved, and how far the results are apart."""
-    lines = []
-    for row in rows:
-        for res, measured in row["resolutions"].items():
-            if "restyled_median_ms" in measured:
-                lines.append(
-                    {
-                        "runtime": row["name"],
-                        "resolution": int(res),
-                        "first_s": measured["median_ms"] / 1e3,
-                        "again_s": measured["restyled_median_ms"] / 1e3,
-                        "saved": 1 - measured["restyled_median_ms"] / measured["median_ms"],
-                        "max_abs_vs_first": measured["restyled_max_abs"],
-                    }
-                )
-    return lines
-
-
 def format_same_style_table(lines: list[SameStyleLine]) -> str:
     if not lines:
         return ""
