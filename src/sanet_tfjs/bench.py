@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_tables import PEER
+from .bench_tables import BASELINE_BUNDLE, PEER
 from .children import run_module
 from .errors import PipelineError
 from .files import write_json
@@ -49,7 +49,6 @@ from .site import copy_vendor_files
 
 HARNESS_DIR = ROOT / "js" / "bench"
 ITERS = 1
-BASELINE_BUNDLE = "float32-converter-graph"  # the graph before tfjs_graph.py's rewrites
 
 
 class BenchError(PipelineError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .reports import BenchRow, Measured, PeerLine, SameStyleLine
 
 PEER = "onnxruntime-web"  # the peer a user would otherwise pick: the same ONNX files, in wasm
+BASELINE_BUNDLE = "float32-converter-graph"  # the graph before tfjs_graph.py's rewrites
 
 
 def format_peer_table(lines: list[PeerLine]) -> str:
@@ -111,7 +112,7 @@ def format_table(report: dict) -> str:
 def format_quantization_table(report: dict) -> str:
     """Each TF.js bundle on the first browser backend at the fewest threads: its download
     against float32's, its quality against float32 and its time at each resolution."""
-    rows = [row for row in report["rows"] if row.get("bundle")]
+    rows = [row for row in report["rows"] if row.get("bundle") not in (None, BASELINE_BUNDLE)]
     if not rows:
         return ""
     backend = rows[0]["backend"]

@@ -52,19 +52,29 @@ class Report:
     date: str  # the day it ran, YYYY-MM-DD
     data: dict
     commit: str | None = None
+    caveat: str | None = None  # what the reader must know about the conditions it ran in
 
     def source_line(self) -> str:
         at = f", commit {self.commit[:7]}" if self.commit else ""
         where = self.path.relative_to(ROOT)
-        return (
-            f"_From `{self.command}` on {self.date}{at} ({where}); regenerate with `{REGENERATE}`._"
-        )
+        line = f"_From `{self.command}` on {self.date}{at} ({where}); "
+        line += f"regenerate with `{REGENERATE}`._"
+        return line + (f" **{self.caveat}**" if self.caveat else "")
 
 
 def bench_report() -> Report:
     data = json.loads(BENCH_REPORT.read_text())
+    load = data["machine"].get("load_average")
+    caveat = data.get("caveat")
+    if load and max(load) > data["machine"]["cpus"] / 2 and not caveat:
+        caveat = f"The machine was busy (load average {load[0]} to {load[1]}): times are skewed."
     return Report(
-        BENCH_REPORT, "bash scripts/pipeline.sh bench", data["date"], data, data.get("commit")
+        BENCH_REPORT,
+        "bash scripts/pipeline.sh bench",
+        data["date"],
+        data,
+        data.get("commit"),
+        caveat,
     )
 
 
@@ -130,10 +140,12 @@ def pages() -> list[Path]:
     return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
-def import_bench(path: Path, commit: str | None) -> None:
+def import_bench(path: Path, commit: str | None, caveat: str | None = None) -> None:
     """Copy a `doit bench` report into docs/reports/, stamped with its day and commit if it
-    carries none (reports of builds before the bench recorded them)."""
+    carries none (reports of builds before the bench recorded them), and `caveat`."""
     data = json.loads(Path(path).read_text())
+    if caveat:
+        data["caveat"] = caveat
     if "date" not in data:
         mtime = Path(path).stat().st_mtime
         data["date"] = datetime.datetime.fromtimestamp(mtime, datetime.UTC).date().isoformat()
@@ -147,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", type=Path, help="a doit bench report to copy in first")
     parser.add_argument("--commit", help="the commit the --bench report measured")
+    parser.add_argument("--caveat", help="the --bench report's conditions, said with its tables")
     parser.add_argument("--check", action="store_true", help="only list stale tables")
     args = parser.parse_args(argv)
     if args.bench:
-        import_bench(args.bench, args.commit)
+        import_bench(args.bench, args.commit, args.caveat)
     stale = {page: regenerate(page, args.check) for page in pages()}
     for page, names in stale.items():
         for name in names:

@@ -63,6 +63,7 @@ def run_bench_stage(
     from ..stylize import fitted_nchw
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]  # other work on the machine skews every time measured
     content, style = bench_images()
     quantization_plan = None
     if "auto" in quantizations:
@@ -154,6 +155,8 @@ def run_bench_stage(
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # the 1-minute load average when the bench started and ended (figures.py shows it)
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         },
         "inputs": {"content_shape": list(content.shape), "style_shape": list(style.shape)},
         "settings": {
