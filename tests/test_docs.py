@@ -62,7 +62,7 @@ def test_every_table_of_figures_names_its_source(page):
     for start, lines in tables(text):
         cells = [cell.strip() for line in lines[2:] for cell in line.strip("|").split("|")]
         if not any(re.match(r"\d", cell) for cell in cells):
-            continue  # no figures in it (a table of stages, settings or files)
+            continue  # no figures in it (stages, files; a setting's value is code: `5`)
         source = line_before(text, start)
         assert figures.SOURCE_LINE.match(source), (
             f"{page.name}: the table at line {start + 1} ({lines[0][:60]}...) has figures but "
