@@ -516,6 +516,13 @@ function requestedBackend() {
   return BACKENDS.includes(asked) ? asked : 'auto';
 }
 
+// The software renderer a renderer's name names ('SwiftShader', 'llvmpipe' ...), or null.
+function softwareName(renderer) {
+  const match = SOFTWARE_RENDERER.exec(renderer);
+  if (!match) return null;
+  return /swiftshader/i.test(match[0]) ? 'SwiftShader' : match[0];
+}
+
 // WebGL as tfjs would get it (WebGL 2, else 1): its renderer, and whether it is software.
 function probeWebGL() {
   try {
@@ -526,7 +533,7 @@ function probeWebGL() {
     const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
     const lose = gl.getExtension('WEBGL_lose_context');
     if (lose) lose.loseContext();
-    return { renderer, software: SOFTWARE_RENDERER.test(renderer) };
+    return { renderer, software: softwareName(renderer) };
   } catch {
     return null;
   }
@@ -542,7 +549,7 @@ async function probeWebGPU() {
     const info = adapter.info || {};
     const renderer = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
     const fallback = Boolean(adapter.isFallbackAdapter || info.isFallbackAdapter);
-    return { renderer: renderer || 'an unnamed adapter', software: fallback || SOFTWARE_RENDERER.test(renderer) };
+    return { renderer: renderer || 'an unnamed adapter', software: softwareName(renderer) || (fallback ? 'a fallback adapter' : null) };
   } catch {
     return null;
   }
@@ -601,11 +608,15 @@ async function chooseAuto(buildKey, loadArtifacts) {
   const gpus = { webgpu: await probeWebGPU(), webgl: probeWebGL() };
   const device = digest([navigator.userAgent, navigator.hardwareConcurrency, gpus.webgpu && gpus.webgpu.renderer, gpus.webgl && gpus.webgl.renderer].join('|'));
   const measureAll = params.get('measure') === 'all'; // software renderers too (diagnosis)
-  const software = Object.entries(gpus).filter(([, g]) => g && g.software).map(([name, g]) => `${name} here is software rendering (${g.renderer})`);
-  const candidates = ['webgpu', 'webgl'].filter((name) => gpus[name] && (measureAll || !gpus[name].software));
-  candidates.push('wasm');
+  const software = Object.keys(gpus).filter((name) => gpus[name] && gpus[name].software);
+  // wasm first: always timed, the baseline every GPU backend must beat within the budget.
+  const candidates = ['wasm', ...['webgpu', 'webgl'].filter((name) => gpus[name] && (measureAll || !gpus[name].software))];
   const notes = [];
-  if (software.length && !measureAll) notes.push(`${software.join('; ')}: on the CPU, many times slower than wasm`);
+  if (software.length && !measureAll) {
+    const names = [...new Set(software.map((name) => gpus[name].software))].join(', ');
+    const are = software.length > 1 ? 'are' : 'is';
+    notes.push(`${software.join(' and ')} here ${are} software rendering (${names}) on the CPU, many times slower than wasm`);
+  }
   if (!gpus.webgpu && !gpus.webgl) notes.push('this browser offers the page neither WebGPU nor WebGL');
   if (candidates.length === 1) {
     if (await setBackend('wasm')) return { backend: 'wasm', why: notes.join('; ') || 'the only backend offered', trials: [], remembered: false };
