@@ -721,17 +721,21 @@ function megabytes(bytes) {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-function bundleLabel(name, bundle) {
-  const fidelity = bundle.fidelity
-    ? `, ${bundle.fidelity.psnr_db.toFixed(1)} dB PSNR and SSIM ${bundle.fidelity.ssim.toFixed(3)} against exact`
-    : bundle.quantization === 'none' ? ', float32: the converted model as it is' : '';
-  return `${name} (${megabytes(bundle.bytes)}${fidelity})`;
+// What the page says of a bundle: its download, and its fidelity against the exact bundle.
+function bundleNote(name, bundle) {
+  if (bundle.fidelity) {
+    const { psnr_db: psnr, ssim, resolutions } = bundle.fidelity;
+    return `Model ${name}: a ${megabytes(bundle.bytes)} download, ${psnr.toFixed(1)} dB PSNR and SSIM ` +
+      `${ssim.toFixed(3)} against exact (the worst at ${resolutions.join(' and ')} px).`;
+  }
+  return `Model ${name}: a ${megabytes(bundle.bytes)} download${bundle.quantization === 'none' ? ', float32: the converted model as it is' : ''}.`;
 }
 
 function wireBundles(build, chosen) {
   const select = $('bundle');
-  for (const [name, bundle] of Object.entries(bundlesOf(build))) select.add(new Option(bundleLabel(name, bundle), name));
+  for (const [name, bundle] of Object.entries(bundlesOf(build))) select.add(new Option(`${name} (${megabytes(bundle.bytes)})`, name));
   select.value = chosen.name;
+  $('bundle-note').textContent = bundleNote(chosen.name, chosen);
   select.disabled = select.options.length < 2;
   select.addEventListener('change', (event) => {
     store(BUNDLE_KEY, event.target.value);
