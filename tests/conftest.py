@@ -48,6 +48,7 @@ ALL_STAGES = [
     "onnx",
     "tf",
     "tfstyle",
+    "plan",
     "tfjs",
     "report",
     "page",
@@ -193,11 +194,13 @@ def repo_copy(dest: Path) -> Path:
 
 
 def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipeline]:
-    """A repository copy set up for a quick build (smoke: wasm at 64 px only)."""
+    """A repository copy set up for a quick build (smoke: wasm at 64 px only; the small
+    bundle's fidelity at 64 and 96 px)."""
     copy = repo_copy(dest)
     pipeline = ScratchPipeline(copy)
     pipeline.config["model"]["width_divisor"] = width_divisor
     pipeline.config["smoke"]["backends"] = {"wasm": [64]}
+    pipeline.config["tfjs"]["fidelity"] = FIDELITY  # the small bundle's plan and check: tiny
     pipeline.save()
     return copy, pipeline
 

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TypedDict
 
+from ..bundles import EXACT_BUNDLE, FIDELITY_JSON, SMALL_BUNDLE
 from ..files import atomic_output, folder_bytes, sha256_file
 from ..repo import ROOT
 from ..site import (
@@ -19,9 +20,6 @@ from ..site import (
     write_examples,
     write_service_worker,
 )
-
-EXACT_BUNDLE = "model"  # the float32 bundle, checked against PyTorch at the parity tolerance
-SMALL_BUNDLE = "model-small"  # the fewest bytes within tfjs.fidelity: the page's default
 
 
 class Fidelity(TypedDict):
@@ -38,19 +36,6 @@ class Bundle(TypedDict, total=False):
     fidelity: Fidelity  # the budgeted bundle's, as its plan measured it
 
 
-def small_bundle_fidelity(tfjs_report: str) -> Fidelity:
-    """The budgeted bundle's fidelity as the plan stage measured it (PyTorch, the bench's
-    pair), from its tfjs report's quantization_plan. The smoke measures it again in Chromium."""
-    plan = json.loads(Path(tfjs_report).read_text())["quantization_plan"]
-    chosen = plan["chosen"]
-    return {
-        "psnr_db": chosen["psnr_db"],
-        "ssim": chosen["ssim"],
-        "resolutions": plan["target"]["resolutions"],
-        "measured_with": "PyTorch, the plan stage (the benchmark's pair)",
-    }
-
-
 def run_page_stage(
     web_dir: str,
     model_dir: str,
@@ -59,8 +44,9 @@ def run_page_stage(
     small_dir: str | None = None,
     small_fidelity: Fidelity | None = None,
 ) -> dict:
-    """The site around the exact bundle in `model_dir` and, if given, the budgeted one in
-    `small_dir` (with its `small_fidelity`), which the page then loads by default."""
+    """The site around the exact bundle in `model_dir` and, if `small_dir` holds one, the
+    small one, which the page then loads by default; its fidelity is `small_fidelity`, or what
+    the tfjs stage wrote beside it (an auto bundle's plan)."""
     node_modules = ROOT / "node_modules"
     with atomic_output(Path(out_dir)) as staged:
         shutil.copytree(web_dir, staged, ignore=shutil.ignore_patterns(SERVICE_WORKER))
@@ -74,8 +60,13 @@ def run_page_stage(
                 "quantization": "none",
             }
         }
-        if small_dir is not None:
-            shutil.copytree(small_dir, staged / SMALL_BUNDLE)
+        if small_dir is not None and (Path(small_dir) / "model.json").is_file():
+            written = Path(small_dir) / FIDELITY_JSON
+            if small_fidelity is None and written.is_file():
+                small_fidelity = json.loads(written.read_text())
+            shutil.copytree(
+                small_dir, staged / SMALL_BUNDLE, ignore=shutil.ignore_patterns(FIDELITY_JSON)
+            )
             bundles["small"] = {
                 "path": SMALL_BUNDLE,
                 "bytes": folder_bytes(staged / SMALL_BUNDLE),
