@@ -310,9 +310,10 @@ INVALIDATION_MATRIX = [
             {"fetch"},
         ),
         (
-            "the sections' shared schema (the stages that import a section)",
+            "the sections' shared schema (the stages that import a section; plan: through the "
+            "graph rewrites' Quantization)",
             InputEdit.code("settings/base"),
-            {"fetch", "tfjs"},
+            {"fetch", "plan", "tfjs"},
         ),
         (
             "page source",
