@@ -148,7 +148,8 @@ function styleFeatureInputs(model) {
 export async function stylize(tf, model, content, style, iters, maxResolution, options = {}) {
   checkInputs(content.shape, style.shape, iters, maxResolution);
   shareIdentityOnWasm(tf);
-  if (tf.getBackend() === 'webgpu') keepSmallTensorsOnCpuInWebGPU(tf);
+  // options.cpuForward === false: without it (js/gpu_model.mjs, to check a GPU still needs it)
+  if (tf.getBackend() === 'webgpu' && options.cpuForward !== false) keepSmallTensorsOnCpuInWebGPU(tf);
   const given = options.styleFeatures || null;
   const inputs = {
     content,

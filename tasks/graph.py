@@ -28,7 +28,8 @@ from . import (
 from .progress import CommitEachStageReporter
 
 # `doit` builds every stage but these: asked for by name (`doit release`, `doit bench`), or
-# built for a stage that reads them (plan: for an `auto` bundle).
+# built for a stage that reads them (plan: for an `auto` bundle; with `tfjs.quantization:
+# auto`, the default, the default build's tfjs reads it, so it is a default task then).
 ON_DEMAND = ("plan", "release", "bench")
 
 
@@ -68,7 +69,9 @@ def load_graph() -> dict[str, Any]:
         creators.insert(0, fixtures.task_fixtures)
 
     names = [creator.__name__.removeprefix("task_") for creator in creators]
-    default = [name for name in names if name not in ON_DEMAND]
+    # The plan is part of the default build when the page's small bundle follows it.
+    planned = {"plan"} if pipeline.setting("tfjs.quantization") == "auto" else set()
+    default = [name for name in names if name not in ON_DEMAND or name in planned]
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": default,

@@ -54,9 +54,12 @@ OUTPUTS: dict[str, StageOutputs] = {
     "plan": StageOutputs(
         "plan", products=("plan/plan.json", "plan/uint8.npz"), reports=("plan/quantization.png",)
     ),
-    # tfjs/ is the deployable bundle (copied whole into the site), so its report lies beside it.
+    # tfjs/ is the exact bundle and tfjs_small/ the page's default one (empty with
+    # tfjs.quantization none), both copied whole into the site, so the reports lie beside them.
     "tfjs": StageOutputs(
-        "tfjs", products=("tfjs",), reports=("tfjs_parity.json", "tfjs_timings.json")
+        "tfjs",
+        products=("tfjs", "tfjs_small"),
+        reports=("tfjs_parity.json", "tfjs_timings.json"),
     ),
     "report": StageOutputs(None, products=("parity.json", "parity.md")),
     "page": StageOutputs("site", products=("site",)),

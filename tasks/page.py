@@ -13,7 +13,11 @@ def task_page(pipeline: Pipeline) -> dict:
         "page",
         doc="assemble the stylization web page with its own TensorFlow.js and the model",
         run="stages.page:run_page_stage",
-        args={"web_dir": "web", "model_dir": pipeline.folder("tfjs")},
+        args={
+            "web_dir": "web",
+            "model_dir": pipeline.folder("tfjs"),
+            "small_dir": pipeline.products("tfjs")[1],  # carried when it holds a bundle
+        },
         reads=("fetch.profile",),
         inputs=("tfjs",),
         scripts=("web", "js/sanet.mjs"),

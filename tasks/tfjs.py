@@ -1,6 +1,7 @@
-"""Stage `tfjs`: TFStyle -> TensorFlow.js graph model (artifacts/tfjs/: model.json and weight
-shards, the deployable model), run in Node against PyTorch (artifacts/tfjs_parity.json; its run
-times in artifacts/tfjs_timings.json, which no stage reads)."""
+"""Stage `tfjs`: TFStyle -> TensorFlow.js graph models: the exact float32 bundle (artifacts/tfjs/:
+model.json and weight shards), run in Node against PyTorch (artifacts/tfjs_parity.json; its run
+times in artifacts/tfjs_timings.json, which no stage reads), and the small one the page loads by
+default (artifacts/tfjs_small/, per tfjs.quantization; auto: the plan stage's dtypes)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             "report_path": pipeline.reports("tfjs")[0],
             "timings_path": pipeline.reports("tfjs")[1],
             "plan_dir": pipeline.folder("plan") if planned else None,
+            "small_dir": pipeline.products("tfjs")[1],
         },
         reads=(
             "model.width_divisor",

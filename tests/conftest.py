@@ -48,6 +48,7 @@ ALL_STAGES = [
     "onnx",
     "tf",
     "tfstyle",
+    "plan",
     "tfjs",
     "report",
     "page",
@@ -193,11 +194,13 @@ def repo_copy(dest: Path) -> Path:
 
 
 def tiny_repo(dest: Path, width_divisor: int = TINY) -> tuple[Path, ScratchPipeline]:
-    """A repository copy set up for a quick build (smoke: wasm at 64 px only)."""
+    """A repository copy set up for a quick build (smoke: wasm at 64 px only; the small
+    bundle's fidelity at 64 and 96 px)."""
     copy = repo_copy(dest)
     pipeline = ScratchPipeline(copy)
     pipeline.config["model"]["width_divisor"] = width_divisor
     pipeline.config["smoke"]["backends"] = {"wasm": [64]}
+    pipeline.config["tfjs"]["fidelity"] = FIDELITY  # the small bundle's plan and check: tiny
     pipeline.save()
     return copy, pipeline
 
@@ -415,8 +418,43 @@ def tiny_model(patched_dir):
 
 
 @pytest.fixture(scope="session")
-def tiny_site(tiny_build, tmp_path_factory):
-    """The web page (artifacts/site/ as the page stage writes it) around the tiny model."""
+def tiny_small_bundle(tiny_build, tiny_plan, tiny_model) -> Path:
+    """The tiny model's budgeted bundle (the plan's dtypes, FIDELITY), made once per test run
+    from the converter's own bundle, as the tfjs stage makes it."""
+    return (
+        built_once(
+            "small-bundle",
+            functools.partial(
+                _build_small_bundle, tiny_build=tiny_build, plan=tiny_plan, model=tiny_model
+            ),
+        )
+        / "model"
+    )
+
+
+def _build_small_bundle(root: Path, tiny_build: Path, plan: Path, model) -> None:
+    from sanet_tfjs.quantize import load_plan
+    from sanet_tfjs.tfjs_convert import finish_bundle, run_converter
+
+    run_converter(tiny_build / "tfstyle" / "saved_model", root / "raw")
+    finish_bundle(
+        root / "raw", root / "model", 4 * 1024 * 1024, "auto", True, load_plan(plan, model)
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_site(tiny_build, tiny_small_bundle, tiny_plan, tmp_path_factory):
+    """The web page (artifacts/site/ as the page stage writes it) around the tiny model: the
+    exact bundle and the budgeted one, the page's default."""
     folder = tmp_path_factory.mktemp("site") / "site"
-    run_page_stage("web", str(tiny_build / "tfjs"), str(folder), "fixture")
+    chosen = json.loads((tiny_plan / "plan.json").read_text())["chosen"]
+    fidelity = {
+        "psnr_db": chosen["psnr_db"],
+        "ssim": chosen["ssim"],
+        "resolutions": FIDELITY["resolutions"],
+        "measured_with": "PyTorch, the plan stage",
+    }
+    run_page_stage(
+        "web", str(tiny_build / "tfjs"), str(folder), "fixture", str(tiny_small_bundle), fidelity
+    )
     return folder

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from sanet_tfjs.fidelity import browser_fidelity, write_fitted_bench_pair
 from sanet_tfjs.repo import ROOT
-from sanet_tfjs.runtimes.browser import StylePage, chromium
+from sanet_tfjs.runtimes.browser import SAVE_DATA_SCRIPT, StylePage, chromium
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.stylize import reference_stylize
+from tests.conftest import FIDELITY
 
 TWO_LEVELS = 2 / 255
 
@@ -28,10 +31,15 @@ def browser(site):
         yield context, server.url
 
 
+# The float32 bundle, whose pixels are PyTorch's within TWO_LEVELS (the page's default is the
+# budgeted one: test_the_small_bundle_by_default_and_exact_on_request).
+EXACT = "bundle=exact"
+
+
 @pytest.fixture
 def page(browser):
     context, url = browser
-    opened = StylePage(context, f"{url}/?backend=wasm&expose=1")
+    opened = StylePage(context, f"{url}/?backend=wasm&expose=1&{EXACT}")
     assert opened.wait_for_phase("ready") == "ready", opened.status()
     yield opened
     assert opened.problems.console_errors == [] or "failed" in opened.status().lower()
@@ -90,9 +98,9 @@ def visible(page: StylePage, selector: str) -> bool:
 
 
 def test_happy_path(page, site, model):
-    assert page.step() == "choose"
+    assert page.step() == "stylize"  # the examples are chosen: test_first_visit_...
     page.choose("content", site / "examples" / "grace_hopper.jpg")
-    assert page.step() == "choose"
+    assert page.step() == "stylize"
     page.choose("style", site / "examples" / "swirls.png")
     assert page.step() == "stylize"
     assert page.stylize(1, 128) == "done"
@@ -107,6 +115,98 @@ def test_happy_path(page, site, model):
     assert page.result_pixels().shape == (128, 109, 3)  # a 512x600 photo, longer side 128
     assert matches_pytorch(page, model) <= TWO_LEVELS
     assert "stand-in weights" in page.page.inner_text("#banner")
+
+
+def model_requests(page: StylePage, since: int = 0) -> set[str]:
+    """The bundle folders ("model", "model-small") the tab fetched files of."""
+    return {url.split("/")[-2] for url in page.requested[since:] if "/model" in url}
+
+
+def test_the_small_bundle_by_default_and_exact_on_request(browser, site, model, tmp_path):
+    """A first visit downloads the budgeted bundle alone (build.json's default), with the
+    examples already chosen: Stylize works at once. On the benchmark's pair, at each fidelity
+    resolution, its result in Chromium keeps the budget against the exact bundle's; "exact",
+    chosen by hand and remembered, loads the float32 bundle alone, whose pixels are PyTorch's."""
+    context, url = browser
+    build = json.loads((site / "build.json").read_text())
+    small, exact = build["bundles"]["small"], build["bundles"]["exact"]
+    assert build["default_bundle"] == "small" and small["bytes"] < 0.5 * exact["bytes"]
+    assert small["fidelity"]["psnr_db"] >= FIDELITY["psnr_db"]
+    pairs = {res: write_fitted_bench_pair(tmp_path, res) for res in FIDELITY["resolutions"]}
+
+    def stylize_bench_pair(page: StylePage) -> list[np.ndarray]:
+        results = []
+        for resolution, (content, style) in pairs.items():
+            page.choose("content", content)
+            page.choose("style", style)
+            assert page.stylize(1, resolution) == "done", page.status()
+            results.append(page.result_pixels())
+        return results
+
+    page = StylePage(context, f"{url}/?backend=wasm&expose=1")
+    later = None
+    try:
+        assert page.wait_for_phase("ready") == "ready", page.status()
+        assert page.stats()["bundle"]["name"] == "small"
+        assert page.stats()["examplesPreselected"] is True and page.step() == "stylize"
+        assert "The example photo and painting are chosen" in page.status()
+        assert page.stylize(1, 96) == "done", page.status()
+        assert page.last_inputs()["contentShape"] == [96, 82, 3]  # Grace Hopper, 512x600
+        assert model_requests(page) == {"model-small"}
+        assert page.page.input_value("#bundle") == "small"
+        assert f"({small['bytes'] / 1e6:.1f} MB)" in page.page.inner_text("#bundle")
+        assert "dB PSNR and SSIM" in page.page.inner_text("#bundle-note")
+        budgeted = stylize_bench_pair(page)
+
+        switched = len(page.requested)
+        page.page.select_option("#bundle", "exact")  # reloads the page
+        page.page.wait_for_function(
+            "window.sanet && window.sanet.stats.bundle &&"
+            " window.sanet.stats.bundle.name === 'exact'"
+        )
+        assert page.wait_for_phase("ready") == "ready", page.status()
+        assert model_requests(page, switched) == {"model"}
+        for small_result, exact_result in zip(budgeted, stylize_bench_pair(page), strict=True):
+            measured = browser_fidelity(small_result, exact_result)
+            assert measured["psnr_db"] >= FIDELITY["psnr_db"], measured
+            assert measured["ssim"] >= FIDELITY["ssim"], measured
+        assert matches_pytorch(page, model) <= TWO_LEVELS
+
+        later = StylePage(context, f"{url}/?backend=wasm")  # a later visit: still exact
+        assert later.wait_for_phase("ready") == "ready", later.status()
+        assert later.stats()["bundle"]["name"] == "exact"
+        assert later.page.input_value("#bundle") == "exact"
+        for opened in (page, later):
+            assert opened.problems.console_errors == [] and opened.problems.failed_requests == []
+    finally:
+        page.page.evaluate("localStorage.clear()")  # the module's other tests: the default
+        for opened in (page, later):
+            if opened is not None:
+                opened.page.close()
+
+
+def test_on_a_save_data_connection_the_page_waits_for_the_user(browser, site):
+    """navigator.connection.saveData: the page says how large the model is and downloads
+    nothing of it until the user starts the download; then it runs as usual."""
+    context, url = browser
+    page = StylePage(context, f"{url}/?backend=wasm", init_script=SAVE_DATA_SCRIPT)
+    try:
+        assert page.wait_for_phase("waiting") == "waiting", page.status()
+        small = json.loads((site / "build.json").read_text())["bundles"]["small"]
+        size = f"{small['bytes'] / 1e6:.1f} MB"
+        assert f"the model is a {size} download" in page.status()
+        assert page.page.inner_text("#start-download") == f"Download the model ({size})"
+        page.page.wait_for_timeout(500)
+        assert model_requests(page) == set()
+        assert page.page.is_disabled("#stylize")
+        page.page.click("#start-download")
+        assert page.wait_for_phase("ready") == "ready", page.status()
+        assert model_requests(page) == {"model-small"}
+        assert not page.page.is_visible("#start-download")
+        assert page.page.is_enabled("#stylize")  # the examples are chosen
+        assert page.problems.console_errors == [] and page.problems.failed_requests == []
+    finally:
+        page.page.close()
 
 
 def test_two_iterations_offline_once_loaded(page, site, model):
@@ -214,7 +314,7 @@ def test_too_small_image_gets_a_clear_message(page, images):
 
 def open_page(browser, query: str) -> StylePage:
     context, url = browser
-    opened = StylePage(context, f"{url}/?backend=wasm&expose=1&{query}")
+    opened = StylePage(context, f"{url}/?backend=wasm&expose=1&{EXACT}&{query}")
     assert opened.wait_for_phase("ready") == "ready", opened.status()
     return opened
 
@@ -333,7 +433,7 @@ def test_phone_sized_screen(browser, site, model):
     the page stylizes."""
     context, url = browser
     phone = {"width": 390, "height": 844}
-    page = StylePage(context, f"{url}/?backend=wasm&expose=1", viewport=phone)
+    page = StylePage(context, f"{url}/?backend=wasm&expose=1&{EXACT}", viewport=phone)
     try:
         assert page.wait_for_phase("ready") == "ready", page.status()
         overflow = "document.documentElement.scrollWidth - window.innerWidth"

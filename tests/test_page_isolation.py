@@ -39,7 +39,7 @@ def test_plain_static_host_isolates_itself_and_runs_two_threads(tiny_site, tiny_
     with 4 cores reported tfjs runs its threaded binary on 2 threads (cores / 2). The user's
     thread choice is remembered across visits and gives the same pixels."""
     with serve_directory(tiny_site) as server, chromium() as context:
-        page = StylePage(context, f"{server.url}/?backend=wasm&expose=1", cores=4)
+        page = StylePage(context, f"{server.url}/?backend=wasm&expose=1&bundle=exact", cores=4)
         assert page.wait_for_phase("ready") == "ready", page.status()
         assert isolation_and_threads(page) == [True, 2]
         assert page.runtime() == (
@@ -74,7 +74,7 @@ def test_plain_static_host_isolates_itself_and_runs_two_threads(tiny_site, tiny_
 
 def test_page_that_cannot_be_isolated_still_works_on_one_thread(tiny_site, tiny_model):
     with serve_directory(tiny_site) as server, chromium(service_workers="block") as context:
-        page = StylePage(context, f"{server.url}/?backend=wasm&expose=1", cores=4)
+        page = StylePage(context, f"{server.url}/?backend=wasm&expose=1&bundle=exact", cores=4)
         assert page.wait_for_phase("ready") == "ready", page.status()
         assert isolation_and_threads(page) == [False, 1]
         assert "1 thread (not cross-origin isolated, so one thread:" in page.runtime()
@@ -83,10 +83,24 @@ def test_page_that_cannot_be_isolated_still_works_on_one_thread(tiny_site, tiny_
         assert page.problems.console_errors == [] and page.problems.failed_requests == []
 
 
+def cached_bundles(page: StylePage) -> set[str]:
+    """The bundle folders the service worker's cache holds files of."""
+    paths = page.page.evaluate(
+        """async () => {
+            const cache = await caches.open((await caches.keys())[0]);
+            return (await cache.keys()).map((request) => new URL(request.url).pathname);
+        }"""
+    )
+    return {path.split("/")[-2] for path in paths if "/model" in path}
+
+
 def test_after_one_visit_the_page_stylizes_with_the_network_off(tiny_site, tiny_model):
-    """One visit to a plain static host saves the page, TensorFlow.js and the model on the
-    device (each file checked against the build's sums); with the host gone and the browser
-    offline, a reload starts, says it runs offline, and stylizes PyTorch's pixels."""
+    """One visit to a plain static host saves the page, TensorFlow.js and the model it loaded
+    (the small bundle, the default) on the device, each file checked against the build's sums.
+    "exact" chosen by hand: the cache keeps the exact bundle instead. With the host gone and
+    the browser offline, a reload starts, says it runs offline, and stylizes PyTorch's pixels."""
+    files = build_files(tiny_site)
+    page_files = [path for path in files if not path.startswith("model")]
     with chromium() as context:
         with serve_directory(tiny_site) as server:
             page = StylePage(context, f"{server.url}/?backend=wasm&expose=1", cores=4)
@@ -94,14 +108,26 @@ def test_after_one_visit_the_page_stylizes_with_the_network_off(tiny_site, tiny_
             assert page.offline() == (
                 "Saved on this device: the page and its model work offline from now on."
             )
-            files = page.stats()["offline"]
-            assert files["cached"] == files["files"] == len(build_files(tiny_site)) + 1
+            small = [path for path in files if path.startswith("model-small/")]
+            saved = page.stats()["offline"]
+            assert saved["cached"] == saved["files"] == len(page_files) + len(small) + 1
+            assert cached_bundles(page) == {"model-small"}
+            page.page.select_option("#bundle", "exact")  # reloads the page
+            page.page.wait_for_function(
+                "window.sanet && window.sanet.phase === 'ready' &&"
+                " window.sanet.stats.bundle.name === 'exact'"
+            )
+            exact = [path for path in files if path.startswith("model/")]
+            saved = page.stats()["offline"]
+            assert saved["cached"] == saved["files"] == len(page_files) + len(exact) + 1
+            assert cached_bundles(page) == {"model"}
             assert page.problems.console_errors == [] and page.problems.failed_requests == []
         context.set_offline(True)
         try:
             page.page.reload()
             assert page.wait_for_phase("ready") == "ready", page.status()
             assert page.offline() == "Offline: running from the copy saved on this device."
+            assert page.stats()["bundle"]["name"] == "exact"
             assert isolation_and_threads(page) == [True, 2]  # the worker's headers, from cache
             stylize_example(page, tiny_site, 96)
             assert matches_pytorch(page, tiny_model) <= TWO_LEVELS

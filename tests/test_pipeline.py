@@ -19,6 +19,7 @@ from tasks.graph import ON_DEMAND
 from tests.conftest import (
     ALL_STAGES,
     AUDIT,
+    FIDELITY,
     ROOT,
     TINY,
     ReferenceBuild,
@@ -81,7 +82,7 @@ def test_the_plan_is_built_only_for_the_stages_that_apply_it(scratch_pipeline, m
     scratch_pipeline.save()
     monkeypatch.setenv("SANET_PIPELINE", str(scratch_pipeline.config_path))
     graph = load_graph()
-    assert "plan" not in graph["DOIT_CONFIG"]["default_tasks"]
+    assert ("plan" in graph["DOIT_CONFIG"]["default_tasks"]) == auto  # the page's default bundle
     for reader in ("tfjs", "bench"):
         task = graph[f"task_{reader}"]()
         reads_plan = any(dep.endswith("sums/plan.sha256") for dep in task["file_dep"])
@@ -219,7 +220,7 @@ def shards_split(_: Path, pipeline: ScratchPipeline) -> None:
 
 # Each reruns and writes the same bytes: nothing after them follows (the report stage reads
 # tfjs's parity report, whose timings are in a report of their own).
-MODEL_USERS = {"fixtures", "patch", "onnx", "tf", "tfstyle", "tfjs", "smoke"}
+MODEL_USERS = {"fixtures", "patch", "onnx", "tf", "tfstyle", "plan", "tfjs", "smoke"}
 
 
 def release_built(copy: Path, pipeline: ScratchPipeline) -> None:
@@ -271,11 +272,15 @@ INVALIDATION_MATRIX = [
             set(),
         ),
         (
-            "quantization target (only plan reads it, built only for an auto bundle)",
-            InputEdit.setting(
-                "tfjs", "fidelity", {"psnr_db": 36.0, "ssim": 0.99, "resolutions": [256]}
-            ),
-            set(),
+            "quantization target (the plan's, and the smoke's check of the small bundle; the "
+            "same dtypes kept: the same bundles, the page does not follow)",
+            InputEdit.setting("tfjs", "fidelity", {**FIDELITY, "psnr_db": 35.5}),
+            {"plan", "tfjs", "report", "smoke"},
+        ),
+        (
+            "no small bundle (tfjs.quantization none: the exact one alone, no plan)",
+            InputEdit.setting("tfjs", "quantization", "none"),
+            {"tfjs", "report", "page", "smoke"},
         ),
         (
             "patch code (imported by every stage that loads the model)",
@@ -306,9 +311,10 @@ INVALIDATION_MATRIX = [
             {"fetch"},
         ),
         (
-            "the sections' shared schema (the stages that import a section)",
+            "the sections' shared schema (the stages that import a section; plan: through the "
+            "graph rewrites' Quantization)",
             InputEdit.code("settings/base"),
-            {"fetch", "tfjs"},
+            {"fetch", "plan", "tfjs"},
         ),
         (
             "page source",
@@ -320,7 +326,7 @@ INVALIDATION_MATRIX = [
             lambda copy, _: append_line(copy / "js/disk_model.mjs", "// x"),
             {"tfjs"},
         ),
-        ("tool version in the lock", lock_bump, {"tfjs"}),
+        ("tool version in the lock", lock_bump, {"plan", "tfjs"}),
         (
             "fixture seed (new checkpoint bytes)",
             InputEdit.setting("fixture", "seed", 2020),
@@ -364,6 +370,16 @@ TAMPERED_ARTIFACT_ROWS = [
             "weight shard edited on disk",
             InputEdit.flip("tfjs/*.bin"),
             {"tfjs"},
+        ),
+        (
+            "small bundle's shard edited on disk",
+            InputEdit.flip("tfjs_small/*.bin"),
+            {"tfjs"},
+        ),
+        (
+            "plan's uint8 codes edited on disk",
+            InputEdit.flip("plan/uint8.npz"),
+            {"plan"},
         ),
         (
             "site file removed",

@@ -29,6 +29,20 @@ const MEMORY_BUDGET_BYTES = params.has('memory_mb')
   : Math.min(0.8 * WASM_CEILING_BYTES, navigator.deviceMemory ? (navigator.deviceMemory * 2 ** 30) / 2 : Infinity);
 const WARMUP_SIDE = 32;
 const THREADS_KEY = 'sanet.threads'; // localStorage: the user's thread count, or 'auto'
+const BACKEND_KEY = 'sanet.backend'; // localStorage: the backend chosen by hand, or 'auto'
+const AUTO_KEY = 'sanet.auto'; // localStorage: auto's measured choice, per build and device
+const BUNDLE_KEY = 'sanet.bundle'; // localStorage: the model bundle chosen by hand
+const BACKENDS = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'];
+// What a software renderer calls itself: WebGL's unmasked renderer (SwiftShader, Mesa's
+// llvmpipe and softpipe, Windows' "Microsoft Basic Render Driver") or a WebGPU adapter's info.
+// On the CPU they are many times slower than wasm: a 256-px stylization took 67.8 s on
+// SwiftShader's WebGL and 244 s on its WebGPU against 4.4 s on wasm with one thread (the
+// smoke stage, full width, 2 cores).
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+// auto's trial where more than one real backend remains: a stylization this large on each,
+// after a warm-up; no new step starts once the budget is spent (a step is never cut short).
+const TRIAL_SIDE = 64;
+const TRIAL_BUDGET_MS = 6000;
 const RELOAD_KEY = 'sanet.isolationReload'; // sessionStorage: reloaded once for the worker
 const SERVICE_WORKER_TIMEOUT_MS = 10_000;
 
@@ -40,7 +54,12 @@ let lastResult = null; // {content, style}: the images of the result shown
 // The style's encoded features from the last run, to stylize again with the same style (any
 // content, iterations) without encoding it again: {style: images.style, shape, features}.
 let styleMemo = null;
-const stats = { backend: null, threads: null, isolated: null, offline: null, modelLoadMs: null, warmupMs: null, runs: [] };
+const stats = {
+  backend: null, threads: null, isolated: null, offline: null, modelLoadMs: null, warmupMs: null, runs: [],
+  choice: null, // how the backend was chosen: {by: 'hand' | 'auto', why, trials, remembered}
+  bundle: null, // the model bundle loaded: {name, path, bytes}
+  examplesPreselected: false, waitedForConsent: false,
+};
 // For the smoke test and the curious: timings, state, and (with ?expose=1) the model inputs.
 window.sanet = { stats, phase: 'loading', status: '', lastInputs: null };
 
@@ -111,7 +130,7 @@ async function restartBackend() {
   tf.registerBackend(name, factory, priority);
   await tf.setBackend(name);
   await tf.ready();
-  model = await loadModel(tf, 'model/model.json');
+  model = await loadModel(tf, `${stats.bundle.path}/model.json`);
 }
 
 // An image at most maxResolution on its longer side, alpha composited over white, as a
@@ -407,7 +426,8 @@ async function offlineStatus() {
   const answered = new Promise((resolve) => {
     channel.port1.onmessage = (event) => resolve(event.data);
   });
-  controller.postMessage('offline-status', [channel.port2]);
+  // The worker keeps the chosen bundle only: it drops the other's files from its cache.
+  controller.postMessage({ type: 'offline-status', keep: `${stats.bundle.path}/` }, [channel.port2]);
   return withTimeout(answered, SERVICE_WORKER_TIMEOUT_MS, 'the service worker did not answer');
 }
 
@@ -471,37 +491,192 @@ function describeRuntime(backend, isolation) {
   return `Backend: wasm, ${threads} thread${threads === 1 ? '' : 's'} (${how}).`;
 }
 
-// WebGPU only where the browser gives the page an adapter (tfjs would try, fail and warn).
-async function hasWebGPUAdapter() {
+// Storage may be disabled (private modes, policies): the page then chooses afresh each visit.
+function stored(key) {
   try {
-    return Boolean(navigator.gpu && (await navigator.gpu.requestAdapter()));
+    return localStorage.getItem(key);
   } catch {
-    return false;
+    return null;
   }
 }
 
-// 'auto' takes the first backend the browser offers, fastest first: WebGPU, WebGL, wasm, and
-// the plain-JavaScript cpu backend as a last resort.
-const AUTO_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'];
+function store(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {
+    // storage disabled: the choice holds for this visit only
+  }
+}
 
-async function chooseBackend(requested) {
+// The backend asked for: ?backend= (a link), else the one chosen by hand on an earlier visit,
+// else 'auto'.
+function requestedBackend() {
+  const asked = params.get('backend') || stored(BACKEND_KEY) || 'auto';
+  return BACKENDS.includes(asked) ? asked : 'auto';
+}
+
+// The software renderer a renderer's name names ('SwiftShader', 'llvmpipe' ...), or null.
+function softwareName(renderer) {
+  const match = SOFTWARE_RENDERER.exec(renderer);
+  if (!match) return null;
+  return /swiftshader/i.test(match[0]) ? 'SwiftShader' : match[0];
+}
+
+// WebGL as tfjs would get it (WebGL 2, else 1): its renderer, and whether it is software.
+function probeWebGL() {
+  try {
+    const canvas = document.createElement('canvas');
+    const gl = canvas.getContext('webgl2') || canvas.getContext('webgl');
+    if (!gl) return null;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    const lose = gl.getExtension('WEBGL_lose_context');
+    if (lose) lose.loseContext();
+    return { renderer, software: softwareName(renderer) };
+  } catch {
+    return null;
+  }
+}
+
+// WebGPU where the browser gives the page an adapter (tfjs would try, fail and warn): its
+// name, and whether it is software (a fallback adapter, or SwiftShader by name).
+async function probeWebGPU() {
+  try {
+    if (!navigator.gpu) return null;
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return null;
+    const info = adapter.info || {};
+    const renderer = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+    const fallback = Boolean(adapter.isFallbackAdapter || info.isFallbackAdapter);
+    return { renderer: renderer || 'an unnamed adapter', software: softwareName(renderer) || (fallback ? 'a fallback adapter' : null) };
+  } catch {
+    return null;
+  }
+}
+
+// A short stable digest of a string (FNV-1a, 32 bits): names a build or a device in storage.
+function digest(text) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, '0');
+}
+
+async function setBackend(name) {
+  try {
+    if (await tf.setBackend(name)) {
+      await tf.ready();
+      return true;
+    }
+  } catch {
+    // not offered by this browser
+  }
+  return false;
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+// One backend's trial: the model loaded from `artifacts` (fetched once), a warm-up, then a
+// timed stylization at TRIAL_SIDE; each step only while the budget lasts. Returns
+// {backend, ms} or {backend, ms: null, why}.
+async function trial(name, artifacts, deadline) {
+  if (!(await setBackend(name))) return { backend: name, ms: null, why: 'could not start' };
+  const trialModel = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+  try {
+    const blank = tf.zeros([WARMUP_SIDE, WARMUP_SIDE, 3]);
+    tf.dispose(await stylize(tf, trialModel, blank, blank, 1, WARMUP_SIDE));
+    blank.dispose();
+    if (performance.now() > deadline) return { backend: name, ms: null, why: 'its warm-up alone took the time allowed' };
+    const image = tf.randomUniform([TRIAL_SIDE, TRIAL_SIDE, 3], 0, 1, 'float32', 1);
+    const started = performance.now();
+    const out = await stylize(tf, trialModel, image, image, 1, TRIAL_SIDE);
+    await out.result.data(); // the GPU backends return before the work is done
+    const ms = performance.now() - started;
+    tf.dispose([image, out.result, out.styleFeatures.style4_1, out.styleFeatures.style5_1]);
+    return { backend: name, ms };
+  } finally {
+    trialModel.dispose();
+  }
+}
+
+// 'auto': never a software renderer over wasm (the CPU does better without one); where a
+// real GPU backend remains beside wasm, a timed trial on each at first load, the fastest kept
+// and remembered for this build on this device. Returns {backend, why, trials, remembered}.
+async function chooseAuto(buildKey, loadArtifacts) {
+  const gpus = { webgpu: await probeWebGPU(), webgl: probeWebGL() };
+  const device = digest([navigator.userAgent, navigator.hardwareConcurrency, gpus.webgpu && gpus.webgpu.renderer, gpus.webgl && gpus.webgl.renderer].join('|'));
+  const measureAll = params.get('measure') === 'all'; // software renderers too (diagnosis)
+  const software = Object.keys(gpus).filter((name) => gpus[name] && gpus[name].software);
+  // wasm first: always timed, the baseline every GPU backend must beat within the budget.
+  const candidates = ['wasm', ...['webgpu', 'webgl'].filter((name) => gpus[name] && (measureAll || !gpus[name].software))];
+  const notes = [];
+  if (software.length && !measureAll) {
+    const names = [...new Set(software.map((name) => gpus[name].software))].join(', ');
+    const are = software.length > 1 ? 'are' : 'is';
+    notes.push(`${software.join(' and ')} here ${are} software rendering (${names}) on the CPU, many times slower than wasm`);
+  }
+  if (!gpus.webgpu && !gpus.webgl) notes.push('this browser offers the page neither WebGPU nor WebGL');
+  if (candidates.length === 1) {
+    if (await setBackend('wasm')) return { backend: 'wasm', why: notes.join('; ') || 'the only backend offered', trials: [], remembered: false };
+    if (await setBackend('cpu')) return { backend: 'cpu', why: 'this browser runs no WebAssembly: the plain JavaScript backend, very slow', trials: [], remembered: false };
+    throw new UserError('This browser offers no backend that runs the model (no WebGPU, WebGL or WebAssembly).');
+  }
+  const key = `${buildKey}:${device}:${candidates.join(',')}`;
+  let saved = null;
+  try {
+    saved = JSON.parse(stored(AUTO_KEY) || 'null');
+  } catch {
+    // not what this page wrote: measure again
+  }
+  if (saved && saved.key === key && candidates.includes(saved.backend) && (await setBackend(saved.backend))) {
+    return { backend: saved.backend, why: saved.why, trials: saved.trials, remembered: true };
+  }
+  setStatus(`Measuring which backend is fastest here: ${candidates.join(', ')}…`);
+  const artifacts = await loadArtifacts();
+  const deadline = performance.now() + TRIAL_BUDGET_MS;
+  const trials = [];
+  for (const name of candidates) {
+    if (performance.now() > deadline) {
+      trials.push({ backend: name, ms: null, why: 'the time allowed for trials ran out' });
+      continue;
+    }
+    trials.push(await trial(name, artifacts, deadline));
+  }
+  const timed = trials.filter((t) => t.ms !== null).sort((a, b) => a.ms - b.ms);
+  const fastest = timed.length ? timed[0].backend : 'wasm';
+  const others = trials.filter((t) => t.backend !== fastest).map((t) => (t.ms === null
+    ? `${t.backend} not timed (${t.why})`
+    : `${t.backend} ${seconds(t.ms)} (${(t.ms / timed[0].ms).toFixed(1)}x slower)`));
+  const measured = timed.length
+    ? `fastest at ${TRIAL_SIDE} px here: ${fastest} ${seconds(timed[0].ms)}${others.length ? `, ${others.join(', ')}` : ''}`
+    : 'no trial finished in the time allowed: wasm, the safe choice';
+  const why = [measured, ...notes].join('; ');
+  store(AUTO_KEY, JSON.stringify({ key, backend: fastest, why, trials }));
+  if (!(await setBackend(fastest))) throw new UserError(`The ${fastest} backend stopped working: reload the page.`);
+  return { backend: fastest, why, trials, remembered: false };
+}
+
+async function chooseBackend(requested, buildKey, loadArtifacts) {
   tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
   const threads = savedThreads();
   if (threads !== 'auto') tf.wasm.setThreadsCount(Number(threads));
-  const order = requested === 'auto' ? AUTO_ORDER : [requested];
-  const gpu = order.includes('webgpu') && (await hasWebGPUAdapter());
-  for (const name of order) {
-    if (name === 'webgpu' && !gpu) continue;
-    try {
-      if (await tf.setBackend(name)) {
-        await tf.ready();
-        return name;
-      }
-    } catch {
-      // not offered by this browser: try the next one
-    }
-  }
+  if (requested === 'auto') return { by: 'auto', ...(await chooseAuto(buildKey, loadArtifacts)) };
+  // WebGPU only where the browser gives the page an adapter (tfjs would try, fail and warn).
+  const offered = requested !== 'webgpu' || (await probeWebGPU());
+  if (offered && (await setBackend(requested))) return { by: 'hand', backend: requested, why: 'chosen by hand', trials: [], remembered: false };
   throw new UserError(`The ${requested} backend is not available in this browser: choose another backend.`);
+}
+
+function describeChoice(choice) {
+  if (choice.by === 'hand') return `Backend ${choice.backend}: your choice (remembered; "auto" measures instead).`;
+  return `Backend chosen by auto: ${choice.backend}; ${choice.why}${choice.remembered ? ' (measured on an earlier visit)' : ''}.`;
+}
+
+async function useExample(role, example) {
+  const blob = await (await fetch(`examples/${example.file}`)).blob();
+  await useImage(role, new File([blob], example.file, { type: blob.type }));
 }
 
 async function loadExamples() {
@@ -511,13 +686,96 @@ async function loadExamples() {
       const button = document.createElement('button');
       button.type = 'button';
       button.textContent = example.title;
-      button.addEventListener('click', async () => {
-        const blob = await (await fetch(`examples/${example.file}`)).blob();
-        await useImage(role, new File([blob], example.file, { type: blob.type }));
-      });
+      button.addEventListener('click', () => useExample(role, example));
       $(`${role}-examples`).append(button);
     }
   }
+  return listing;
+}
+
+// A first look does something: the first example photo and painting are chosen, so that
+// Stylize works as soon as the model is ready (the user's own images replace them).
+async function preselectExamples(listing) {
+  for (const role of ['content', 'style']) {
+    if (!images[role] && listing[role].length) await useExample(role, listing[role][0]);
+  }
+  stats.examplesPreselected = Boolean(images.content && images.style);
+}
+
+// The model bundles of this build (build.json `bundles`: name -> {path, bytes, ...}; a build
+// before bundles has one, model/), and the one to load: ?bundle=, else the one chosen by hand
+// on an earlier visit, else the build's default (the smallest within its fidelity budget).
+function bundlesOf(build) {
+  return build.bundles || { exact: { path: 'model', bytes: build.model_bytes, quantization: 'none' } };
+}
+
+function chooseBundle(build) {
+  const bundles = bundlesOf(build);
+  const fallback = build.default_bundle in bundles ? build.default_bundle : Object.keys(bundles)[0];
+  const asked = params.get('bundle') || stored(BUNDLE_KEY);
+  const name = asked in bundles ? asked : fallback;
+  return { name, ...bundles[name], byHand: name !== fallback };
+}
+
+function megabytes(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+// What the page says of a bundle: its download, and its fidelity against the exact bundle.
+function bundleNote(name, bundle) {
+  if (bundle.fidelity) {
+    const { psnr_db: psnr, ssim, resolutions } = bundle.fidelity;
+    return `Model ${name}: a ${megabytes(bundle.bytes)} download, ${psnr.toFixed(1)} dB PSNR and SSIM ` +
+      `${ssim.toFixed(3)} against exact (the worst at ${resolutions.join(' and ')} px).`;
+  }
+  return `Model ${name}: a ${megabytes(bundle.bytes)} download${bundle.quantization === 'none' ? ', float32: the converted model as it is' : ''}.`;
+}
+
+function wireBundles(build, chosen) {
+  const select = $('bundle');
+  for (const [name, bundle] of Object.entries(bundlesOf(build))) select.add(new Option(`${name} (${megabytes(bundle.bytes)})`, name));
+  select.value = chosen.name;
+  $('bundle-note').textContent = bundleNote(chosen.name, chosen);
+  select.disabled = select.options.length < 2;
+  select.addEventListener('change', (event) => {
+    store(BUNDLE_KEY, event.target.value);
+    const url = new URL(location.href);
+    url.searchParams.delete('bundle');
+    location.assign(url); // the page loads one model: load it again with the other
+  });
+}
+
+// The bundle's files all in an offline cache of this page (no download to wait for).
+async function bundleSaved(build, bundle) {
+  try {
+    const paths = Object.keys(build.files).filter((path) => path.startsWith(`${bundle.path}/`));
+    const names = (await caches.keys()).filter((name) => name.startsWith('sanet-'));
+    for (const name of names) {
+      const cache = await caches.open(name);
+      const kept = await Promise.all(paths.map((path) => cache.match(path).then(Boolean)));
+      if (paths.length && kept.every(Boolean)) return true;
+    }
+  } catch {
+    // no CacheStorage here (not a secure context)
+  }
+  return false;
+}
+
+// On a connection the user set to save data (navigator.connection.saveData), say how large
+// the model is and wait for the user to start the download.
+async function askBeforeDownload(bundle) {
+  const button = $('start-download');
+  button.textContent = `Download the model (${megabytes(bundle.bytes)})`;
+  button.hidden = false;
+  setStatus(
+    `This connection is set to save data: the model is a ${megabytes(bundle.bytes)} download. ` +
+    'Press "Download the model" to start (it is then saved for offline use).',
+  );
+  window.sanet.phase = 'waiting';
+  stats.waitedForConsent = true;
+  await new Promise((resolve) => button.addEventListener('click', resolve, { once: true }));
+  button.hidden = true;
+  window.sanet.phase = 'loading';
 }
 
 function wireInputs() {
@@ -540,15 +798,18 @@ function wireInputs() {
   $('stylize').addEventListener('click', run);
   $('compare').addEventListener('input', showComparison);
   $('backend').addEventListener('change', (event) => {
-    params.set('backend', event.target.value);
-    location.search = params.toString();
+    // A choice by hand is remembered ('auto' forgets it); the page starts again with it.
+    store(BACKEND_KEY, event.target.value === 'auto' ? null : event.target.value);
+    const url = new URL(location.href);
+    url.searchParams.delete('backend');
+    location.assign(url);
   });
 }
 
 async function main() {
   wireInputs();
   wireThreads();
-  const requested = params.get('backend') || 'auto';
+  const requested = requestedBackend();
   $('backend').value = requested;
   setStatus('Preparing the page…');
   const servedByWorker = Boolean(navigator.serviceWorker && navigator.serviceWorker.controller);
@@ -557,26 +818,42 @@ async function main() {
   const isolation = await crossOriginIsolate(worker, servedByWorker).catch((error) => ({ isolated: false, why: error.message }));
   stats.isolated = isolation.isolated;
   const build = await (await fetch('build.json')).json();
-  weightBytes = build.model_bytes;
+  const bundle = chooseBundle(build);
+  stats.bundle = { name: bundle.name, path: bundle.path, bytes: bundle.bytes };
+  wireBundles(build, bundle);
+  weightBytes = build.model_bytes; // float32 in memory, whichever bundle is downloaded
   if (build.weights !== 'upstream') {
     $('banner').textContent =
       'This build uses stand-in weights generated for testing, not the trained SANet weights: ' +
       'the pipeline works end to end, but the results are not stylizations.';
     $('banner').hidden = false;
   }
-  await loadExamples();
-  stats.backend = await chooseBackend(requested);
+  await preselectExamples(await loadExamples());
+  const saveData = Boolean(navigator.connection && navigator.connection.saveData);
+  if (saveData && !(await bundleSaved(build, bundle))) await askBeforeDownload(bundle);
+  showStep('download');
+  // The model is fetched once (auto's trials and the model kept load it from memory).
+  let artifacts = null;
+  const loadStarted = performance.now();
+  const loadArtifacts = async () => {
+    if (artifacts) return artifacts;
+    setStatus(`Downloading the model (${bundle.name}, ${megabytes(bundle.bytes)})…`);
+    artifacts = await tf.io.http(`${bundle.path}/model.json`, {
+      onProgress: (fraction) => {
+        showProgress(fraction);
+        setStatus(`Downloading the model (${bundle.name}, ${megabytes(bundle.bytes)})… ${Math.round(fraction * 100)}%`);
+      },
+    }).load();
+    return artifacts;
+  };
+  const buildKey = digest(JSON.stringify(build.files) + bundle.name);
+  stats.choice = await chooseBackend(requested, buildKey, loadArtifacts);
+  stats.backend = stats.choice.backend;
   stats.threads = stats.backend === 'wasm' ? tf.wasm.getThreadsCount() : null;
   $('runtime').textContent = describeRuntime(stats.backend, isolation);
-  showStep('download');
-  setStatus(`Downloading the model (${(build.model_bytes / 1e6).toFixed(1)} MB) for the ${stats.backend} backend…`);
-  const loadStarted = performance.now();
-  model = await loadModel(tf, 'model/model.json', {
-    onProgress: (fraction) => {
-      showProgress(fraction);
-      setStatus(`Downloading the model… ${Math.round(fraction * 100)}%`);
-    },
-  });
+  $('choice').textContent = describeChoice(stats.choice);
+  model = await loadModel(tf, tf.io.fromMemory(await loadArtifacts()));
+  artifacts = null; // the weights live in the backend now
   stats.modelLoadMs = performance.now() - loadStarted;
   showStep('warmup');
   showProgress(null);
@@ -590,7 +867,9 @@ async function main() {
   for (const event of ['online', 'offline']) window.addEventListener(event, () => showOffline(worker));
   window.sanet.phase = 'ready';
   showProgress(0);
-  setStatus(`Ready (${stats.backend}). Choose a content photo and a style painting, then Stylize.`);
+  setStatus(stats.examplesPreselected && images.content && images.style
+    ? `Ready (${stats.backend}). The example photo and painting are chosen: press Stylize, or choose your own.`
+    : `Ready (${stats.backend}). Choose a content photo and a style painting, then Stylize.`);
   updateButton();
 }
 

@@ -8,13 +8,16 @@
 // A file whose bytes do not match its sum is passed to the page but never cached: the host
 // holds another build, and the browser will fetch that build's worker.
 
-// The page stage replaces this line with the build's manifest: {version, files: {path: sha256}}.
-const MANIFEST = { version: 'unbuilt', files: {} };
+// The page stage replaces this line with the build's manifest: {version, files: {path: sha256},
+// bundles: [folder/, ...]} (the model bundles: the page loads one of them).
+const MANIFEST = { version: 'unbuilt', files: {}, bundles: [] };
 const CACHE_PREFIX = 'sanet-';
 const CACHE = `${CACHE_PREFIX}${MANIFEST.version}`;
-// The model's weights are cached as the page fetches them (it shows their progress); the rest,
-// a few MB, is fetched at install so the page can start without a network.
-const FETCHED_AT_INSTALL = Object.keys(MANIFEST.files).filter((path) => !path.endsWith('.bin'));
+const inBundle = (path) => MANIFEST.bundles.some((folder) => path.startsWith(folder));
+// The model is cached as the page fetches it (it shows the download's progress), and only the
+// bundle the page chose (it says which when it asks for the offline status); the rest, a few
+// MB, is fetched at install so the page can start without a network.
+const FETCHED_AT_INSTALL = Object.keys(MANIFEST.files).filter((path) => !inBundle(path));
 
 function isolated(response) {
   const headers = new Headers(response.headers);
@@ -67,11 +70,14 @@ async function fetchAtInstall() {
   }
 }
 
-// What the page shows about offline use: how much of this build is kept, and whether the host
-// answers now (navigator.onLine says only whether the device has a network).
-async function offlineStatus() {
+// What the page shows about offline use: how much of this build is kept (the page's files and
+// the bundle in the folder `keep`), and whether the host answers now (navigator.onLine says
+// only whether the device has a network). The other bundles' files are dropped from the cache.
+async function offlineStatus(keep) {
   const cache = await caches.open(CACHE);
-  const paths = Object.keys(MANIFEST.files);
+  const others = Object.keys(MANIFEST.files).filter((path) => inBundle(path) && !path.startsWith(keep));
+  await Promise.all(others.map((path) => cache.delete(path)));
+  const paths = Object.keys(MANIFEST.files).filter((path) => !inBundle(path) || path.startsWith(keep));
   const kept = await Promise.all(paths.map((path) => cache.match(path).then(Boolean)));
   const reachable = await fetch('build.json', { cache: 'no-store', method: 'HEAD' }).then((r) => r.ok, () => false);
   return { version: MANIFEST.version, files: paths.length, cached: kept.filter(Boolean).length, reachable };
@@ -95,7 +101,7 @@ self.addEventListener('fetch', (event) => {
 });
 
 self.addEventListener('message', (event) => {
-  if (event.data === 'offline-status' && event.ports[0]) {
-    offlineStatus().then((status) => event.ports[0].postMessage(status));
+  if (event.data && event.data.type === 'offline-status' && event.ports[0]) {
+    offlineStatus(String(event.data.keep)).then((status) => event.ports[0].postMessage(status));
   }
 });

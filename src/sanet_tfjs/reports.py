@@ -104,6 +104,15 @@ class SmokeBackend(TypedDict):
     failed_requests: NotRequired[list[str]]
 
 
+class SmallBundleFidelity(TypedDict):
+    """The site's small bundle against its exact one, both run by the page in Chromium (wasm)
+    on the benchmark's pair at each of tfjs.fidelity's resolutions (sanet_tfjs.fidelity)."""
+
+    target: dict[str, float | list[int]]  # tfjs.fidelity
+    at: dict[str, dict[str, float]]  # resolution -> psnr_db, ssim
+    passed: bool
+
+
 class SmokeReport(TypedDict):
     """smoke/smoke.json, the smoke stage's product (the release reads it): verdicts and pixel
     errors only, the same bytes for the same site on the same browser."""
@@ -111,6 +120,7 @@ class SmokeReport(TypedDict):
     backends: dict[str, SmokeBackend]
     tolerance_max_abs: float
     checked: list[str]
+    small_bundle: NotRequired[SmallBundleFidelity]  # where the site carries one
     passed: bool
     failures: list[str]
 

@@ -4,11 +4,14 @@ The logic of stage `page`; its entry point is stages/page.py.
 
 artifacts/site/ holds the page (web/), js/sanet.mjs, the page's own copy of TensorFlow.js with
 its wasm and WebGPU backends from node_modules (nothing is loaded from a CDN), the TFJS model
-under model/, example images with their licences, build.json (which weights, model size, and
-the sha256 of every file but itself and sw.js), and sw.js: the page's service worker (web/sw.js)
-with the build's manifest written in. The worker keeps the build for offline use, checking each
-file against its sum, and makes the page cross-origin isolated on hosts that cannot send
-COOP/COEP headers; it sits at the site's root so that its scope covers the page.
+bundles (model/: the exact float32 one; model-small/: the smallest within tfjs.fidelity, when
+the build has it, and then the page's default), example images with their licences, build.json
+(which weights, the bundles with their sizes and fidelity, and the sha256 of every file but
+itself and sw.js), and sw.js: the page's service worker (web/sw.js) with the build's manifest
+written in. The worker keeps the build for offline use (of the model, the bundle the page
+chose), checking each file against its sum, and makes the page cross-origin isolated on hosts
+that cannot send COOP/COEP headers; it sits at the site's root so that its scope covers the
+page.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ VENDOR_FILES = {
 }
 SERVICE_WORKER = "sw.js"
 # The line of web/sw.js that the build's manifest replaces.
-MANIFEST_LINE = "const MANIFEST = { version: 'unbuilt', files: {} };"
+MANIFEST_LINE = "const MANIFEST = { version: 'unbuilt', files: {}, bundles: [] };"
 PAINTINGS = {"swirls.png": (31, "Swirls"), "waves.png": (47, "Waves")}
 LICENSES = """Example images shipped with the page.
 
@@ -79,8 +82,13 @@ def write_service_worker(site: Path, template: Path, build_json: Path) -> str:
             "writes the build's manifest in its place"
         )
     build_sum = sha256_file(build_json)
-    files = json.loads(build_json.read_text())["files"] | {build_json.name: build_sum}
-    manifest = {"version": build_sum[:16], "files": dict(sorted(files.items()))}
+    build = json.loads(build_json.read_text())
+    files = build["files"] | {build_json.name: build_sum}
+    manifest = {
+        "version": build_sum[:16],
+        "files": dict(sorted(files.items())),
+        "bundles": sorted(f"{bundle['path']}/" for bundle in build["bundles"].values()),
+    }
     (site / SERVICE_WORKER).write_text(
         text.replace(MANIFEST_LINE, f"const MANIFEST = {json.dumps(manifest, indent=2)};")
     )

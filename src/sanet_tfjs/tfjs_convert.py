@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import tempfile
 from pathlib import Path
 
 from .errors import PipelineError
@@ -125,21 +124,6 @@ def finish_bundle(
     bundle.save(Path(out_dir), shard_bytes, quantization, encodings)
     normalize_model_json(Path(out_dir) / "model.json")
     return rewrites
-
-
-def convert(
-    saved_model: Path,
-    out_dir: Path,
-    shard_bytes: int,
-    quantization: str,
-    optimize: bool,
-    plan: QuantizationPlan | None = None,
-) -> dict[str, int]:
-    with tempfile.TemporaryDirectory(prefix="tfjs-raw-") as raw:
-        run_converter(saved_model, Path(raw) / "model")
-        return finish_bundle(
-            Path(raw) / "model", out_dir, shard_bytes, quantization, optimize, plan
-        )
 
 
 def normalize_model_json(path: Path) -> None:

@@ -93,18 +93,35 @@ def open_tab(context, cores: int | None = None):
     return page
 
 
+# A connection the user set to save data (Chromium's Data Saver, Android's Lite mode):
+# navigator.connection.saveData, which no command-line flag or DevTools command sets.
+SAVE_DATA_SCRIPT = (
+    "Object.defineProperty(NetworkInformation.prototype, 'saveData', { get: () => true });"
+)
+
+
 class StylePage:
-    """The page at `url`, opened in a new tab of `context` (reporting `cores`, and sized
-    `viewport` {width, height}, if given)."""
+    """The page at `url`, opened in a new tab of `context` (reporting `cores`, sized
+    `viewport` {width, height}, and with `init_script` run before the page's own, if given).
+    Every URL the tab requests is kept in `requested`."""
 
     def __init__(
-        self, context, url: str, cores: int | None = None, viewport: dict | None = None
+        self,
+        context,
+        url: str,
+        cores: int | None = None,
+        viewport: dict | None = None,
+        init_script: str | None = None,
     ) -> None:
         self.page = open_tab(context, cores)
         if viewport is not None:
             self.page.set_viewport_size(viewport)
+        if init_script is not None:
+            self.page.add_init_script(init_script)
         self.page.set_default_timeout(PAGE_TIMEOUT_MS)
         self.problems = PageProblems()
+        self.requested: list[str] = []
+        self.page.on("request", lambda request: self.requested.append(request.url))
         self.page.on(
             "console",
             lambda message: (
@@ -139,6 +156,10 @@ class StylePage:
     def runtime(self) -> str:
         """What the page says it runs on: backend, threads, cross-origin isolation."""
         return self.page.inner_text("#runtime")
+
+    def choice(self) -> str:
+        """What the page says about how its backend was chosen (auto's reason, or by hand)."""
+        return self.page.inner_text("#choice")
 
     def offline(self) -> str:
         """What the page says about offline use."""

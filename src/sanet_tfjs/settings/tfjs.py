@@ -20,7 +20,8 @@ class FidelitySection(Section):
 
 
 class TfjsSection(Section):
-    quantization: Quantization = "none"
+    # The small bundle beside the exact one (the page's default); none: the exact one only.
+    quantization: Quantization = "auto"
     fidelity: FidelitySection = FidelitySection()
     optimize: bool = True  # the graph rewrites of tfjs_graph.py; false: the converter's graph
     shard_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024

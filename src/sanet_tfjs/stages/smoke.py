@@ -9,19 +9,26 @@ wasm thread count, cross-origin isolation: the site is served with COOP/COEP, as
 header control would) to smoke.json, its product, and the model load, warm-up and run times to
 timings.json, a report beside it, with a screenshot per backend; fails on any console error,
 failed request or mismatch. Chromium runs with a WebGPU adapter where it has none of its own
-(SwiftShader's, on the CPU), so that the WebGPU backend is checked too.
+(SwiftShader's, on the CPU), so that the WebGPU backend is checked too. Those checks run the
+exact (float32) bundle; where the site also carries the small bundle (the page's default), the
+page runs both on the benchmark's pair at each resolution of tfjs.fidelity and the small one's
+result must keep that budget (PSNR and SSIM) against the exact one's (sanet_tfjs.fidelity).
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..fidelity import browser_fidelity, write_fitted_bench_pair
 from ..files import atomic_output, write_json
 from ..parity import ParityError
 from ..patch import load_patched_model
 from ..reports import (
+    SmallBundleFidelity,
     SmokeBackend,
     SmokeBackendTimes,
     SmokeReport,
@@ -79,6 +86,45 @@ def _check_backend(
     return runs, times
 
 
+def _stylize_pairs(page: StylePage, pairs: dict[int, tuple[Path, Path]]) -> list[np.ndarray]:
+    results = []
+    for resolution, (content, style) in pairs.items():
+        page.choose("content", content)
+        page.choose("style", style)
+        if page.stylize(1, resolution) != "done":
+            raise BrowserError(f"the page failed to stylize: {page.status()}")
+        results.append(page.result_pixels())
+    return results
+
+
+def _check_small_bundle(browser, url: str, fidelity: dict, folder: Path) -> SmallBundleFidelity:
+    """The small bundle's results against the exact one's, both from the page (wasm)."""
+    pairs = {res: write_fitted_bench_pair(folder, res) for res in fidelity["resolutions"]}
+    results = {}
+    for bundle in ("exact", "small"):
+        page = StylePage(browser, f"{url}/?backend=wasm&bundle={bundle}&expose=1")
+        if page.wait_for_phase("ready") != "ready":
+            raise BrowserError(f"the page did not start with the {bundle} bundle: {page.status()}")
+        results[bundle] = _stylize_pairs(page, pairs)
+        page.page.close()
+    at = {}
+    for res, small, exact in zip(pairs, results["small"], results["exact"], strict=True):
+        measured = browser_fidelity(small, exact)
+        at[str(res)] = {
+            "psnr_db": round(measured["psnr_db"], 3),
+            "ssim": round(measured["ssim"], 5),
+        }
+        print(
+            f"  small bundle @ {res}: {measured['psnr_db']:.2f} dB PSNR, SSIM "
+            f"{measured['ssim']:.4f} against exact, in Chromium (budget {fidelity['psnr_db']} dB, "
+            f"{fidelity['ssim']})"
+        )
+    passed = all(
+        m["psnr_db"] >= fidelity["psnr_db"] and m["ssim"] >= fidelity["ssim"] for m in at.values()
+    )
+    return SmallBundleFidelity(target=dict(fidelity), at=at, passed=passed)
+
+
 def run_smoke_stage(
     site_dir: str,
     patched_dir: str,
@@ -88,6 +134,7 @@ def run_smoke_stage(
     checked_backends: list[str],
     iters: int,
     max_abs: float,
+    fidelity: dict,
 ) -> dict:
     site = Path(site_dir)
     model = load_patched_model(Path(patched_dir), width_divisor)
@@ -103,7 +150,7 @@ def run_smoke_stage(
     ):
         (staged / SCREENSHOTS).mkdir(parents=True)
         for backend, resolutions in backends.items():
-            page = StylePage(browser, f"{server.url}/?backend={backend}&expose=1")
+            page = StylePage(browser, f"{server.url}/?backend={backend}&bundle=exact&expose=1")
             if page.wait_for_phase("ready") == "error":
                 if "not available" in page.status():
                     report["backends"][backend] = {"offered": False, "status": page.status()}
@@ -145,6 +192,16 @@ def run_smoke_stage(
                     if run["max_abs"] > max_abs
                 ]
             page.page.close()
+        if "small" in json.loads((site / "build.json").read_text()).get("bundles", {}):
+            with tempfile.TemporaryDirectory(prefix="bench-pairs-") as pairs:
+                checked = _check_small_bundle(browser, server.url, fidelity, Path(pairs))
+            report["small_bundle"] = checked
+            failures += [
+                f"small bundle @ {res}: {m['psnr_db']:.2f} dB PSNR, SSIM {m['ssim']:.4f} against "
+                f"exact; the budget is {fidelity['psnr_db']} dB, {fidelity['ssim']}"
+                for res, m in checked["at"].items()
+                if m["psnr_db"] < fidelity["psnr_db"] or m["ssim"] < fidelity["ssim"]
+            ]
         if not any(entry["offered"] for entry in report["backends"].values()):
             failures.append(f"none of the backends {list(backends)} is offered by this browser")
         report["passed"] = not failures
