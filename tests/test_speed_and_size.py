@@ -27,6 +27,7 @@ from sanet_tfjs.model import ATTENTION_CHUNKS, PatchedSANet
 from sanet_tfjs.quantize import (
     CURVE_STEP_FRACTION,
     PLAN_JSON,
+    SMALL_TENSOR_ELEMENTS,
     FidelityTarget,
     QuantizationError,
     bundle_encodings,
@@ -164,6 +165,68 @@ def test_quantized_bundles_shrink_the_weights(raw_bundle, tmp_path, quantization
     assert small
     for name in small:
         np.testing.assert_array_equal(loaded.weights[name], reference.weights[name])
+
+
+def test_a_swap_reruns_from_its_module_with_the_whole_stylizations_result(tiny_model):
+    """The plan's evaluator starts at the first module a swapped tensor changes; its result
+    must be the whole stylization's, bit for bit (early, late and relu4_1-edge encoder
+    tensors, the attention's, the decoder's first and last)."""
+    from sanet_tfjs.images import bench_images
+    from sanet_tfjs.quantize import _Evaluator
+    from sanet_tfjs.stylize import reference_stylize
+
+    content, style = bench_images()
+    evaluator = _Evaluator(tiny_model, (64, 96))
+    parameters = dict(tiny_model.named_parameters())
+    rng = np.random.default_rng(3)
+    swaps = [
+        ("encoder.2.weight",),
+        ("encoder.29.weight",),  # the first layer after relu4_1
+        ("encoder.25.bias", "decoder.28.weight"),  # the earliest decides
+        (next(n for n in parameters if n.startswith("transform.sanet4_1.")),),
+        ("decoder.1.weight",),
+        ("decoder.28.bias",),
+    ]
+    for resolution in (64, 96):
+        reference = reference_stylize(tiny_model, content, style, 1, resolution)
+        assert np.array_equal(evaluator.references[resolution], reference)
+        for names in swaps:
+            values = {
+                name: (parameters[name].detach().numpy() * 1.01 + 1e-3).astype(np.float32)
+                for name in names
+            }
+            values = {
+                n: v + rng.normal(0, 1e-3, v.shape).astype(np.float32) for n, v in values.items()
+            }
+            swapped = evaluator._swapped(values, resolution)
+            saved = {name: parameters[name].detach().clone() for name in names}
+            with torch.no_grad():
+                for name in names:
+                    parameters[name].copy_(torch.from_numpy(values[name]))
+            try:
+                whole = reference_stylize(tiny_model, content, style, 1, resolution)
+            finally:
+                with torch.no_grad():
+                    for name in names:
+                        parameters[name].copy_(saved[name])
+            assert not np.array_equal(whole, reference), names
+            assert np.array_equal(swapped, whole), (names, resolution)
+        # the kept inputs are left as they were: the reference again, from the decoder's end
+        last = {"decoder.28.bias": parameters["decoder.28.bias"].detach().numpy().copy()}
+        assert np.array_equal(evaluator._swapped(last, resolution), reference)
+
+
+def test_small_tensors_are_measured_together_and_large_ones_alone(tiny_plan):
+    report = json.loads((tiny_plan / PLAN_JSON).read_text())
+    small = {
+        layer["parameter"]
+        for layer in report["layers"]
+        if layer["elements"] < SMALL_TENSOR_ELEMENTS
+    }
+    assert small and set(report["measured_together"]) == small
+    by_name = {layer["parameter"]: layer for layer in report["layers"]}
+    assert len({by_name[name]["dtype"] for name in small}) == 1  # one unit, one dtype
+    assert len({json.dumps(by_name[name]["alone_psnr_db"]) for name in small}) == 1
 
 
 def test_gptq_keeps_a_layer_output_closer_than_rounding():
