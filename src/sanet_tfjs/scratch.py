@@ -26,7 +26,7 @@ from pathlib import Path
 
 SCRATCH_PREFIX = "sanet-build-"  # then the build's pid, a dash and a random part
 REAPER_RETRY_S = 0.25
-REAPER_TRIES = 40  # Chromium may still write into its profile for a moment after a kill
+REAPER_TRIES = 240  # Chromium may write into its profile a while after a kill (10 s and more)
 DONE = b"done"
 
 # Runs with `python -S -c`: nothing imported but what it needs, no site-packages.
