@@ -526,8 +526,15 @@ def test_clean_builds_are_identical_and_a_restored_cache_is_trusted(
             )
         else:
             copy, pipeline = tiny_repo(tmp_path / name, width_divisor)
+            if width_divisor != TINY:
+                # The exact bundle only: the small one's plan took about 100 s of each
+                # full-width build here (half the test); two clean tiny builds show its bytes
+                # are reproducible.
+                pipeline.config["tfjs"]["quantization"] = "none"
+                pipeline.save()
             executed = run_doit(copy, pipeline.config_path, "release", env=RELEASE_EPOCH)
-        assert set(executed) == {*ALL_STAGES, "release"}
+        planned = width_divisor == TINY
+        assert set(executed) == {*ALL_STAGES, "release"} - (set() if planned else {"plan"})
         builds.append((copy, pipeline))
     (first, pipeline), (_, other) = builds
 
