@@ -390,7 +390,8 @@ def _build_chain(root: Path, patched_dir: Path) -> None:
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
     run_tfjs_stage(
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        str(root / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, None,
+        str(root / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, "none", True, True, 1.02, ONE_LEVEL,
+        None,
     )  # fmt: skip
 
 

@@ -174,7 +174,7 @@ def test_quantized_bundles_are_measured_not_enforced(
     plan_dir = str(request.getfixturevalue("tiny_plan")) if quantization == "auto" else None
     run_tfjs_stage(
         str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs"), str(report_path),
-        str(tmp_path / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, quantization, True, 1.02,
+        str(tmp_path / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, quantization, True, True, 1.02,
         ONE_LEVEL, plan_dir,
     )  # fmt: skip
     report = json.loads(report_path.read_text())

@@ -41,7 +41,9 @@ from sanet_tfjs.tfjs_convert import (
     ConversionError,
     finish_bundle,
     run_converter,
+    winograd_choices,
 )
+from sanet_tfjs.winograd import model_layers
 from tests.conftest import FIDELITY, TINY
 
 
@@ -100,8 +102,12 @@ def large_weights(bundle: GraphBundle) -> list[bytes]:
 def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundle):
     raw = GraphBundle.load(raw_bundle)
     rewritten = GraphBundle.load(raw_bundle)
-    changes = optimize(rewritten, ATTENTION_MATMUL_RANK)
+    choices = winograd_choices(TINY)
+    changes = optimize(rewritten, ATTENTION_MATMUL_RANK, choices)
     assert changes["matmul_adjoints_unfolded"] == ATTENTION_CHUNKS + 1
+    winograd_layers = [layer for layer in model_layers(TINY)
+                       if (layer.in_channels, layer.out_channels) in choices]  # fmt: skip
+    assert changes["convolutions_made_winograd"] == len(winograd_layers)
     assert changes["weight_transposes_folded"] == 32  # one per convolution's filter
     assert changes["weight_inputs_bypassing_loop_plumbing"] > 0 and changes["nodes_pruned"] > 0
     # every Pad's cond (onnx-tf's) is gone: only the loop's and the iteration's remain
@@ -138,7 +144,7 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
     assert changes["nodes_renamed"] == len(nodes) - len(named)
     assert all(len(name) <= 4 for name in set(nodes) - named) and named <= set(nodes)
     with pytest.raises(GraphRewriteError, match="rank >= 2"):
-        optimize(rewritten, 1)
+        optimize(rewritten, 1, {})
 
 
 @pytest.mark.parametrize(
@@ -354,6 +360,7 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tiny_plan, 
         browser_backends=["wasm"],
         quantizations=["float16", "uint8", "auto"],
         unoptimized_baseline=True,
+        winograd=False,
         threads=[1, 2],
         reported_cores=4,
         onnxruntime_web=True,

@@ -807,7 +807,10 @@ def _slice_attr(begin_mask: int, end_mask: int) -> dict:
 
 
 def winograd_convolution(
-    bundle: GraphBundle, conv: Convolution3x3, variant: WinogradVariant
+    bundle: GraphBundle,
+    conv: Convolution3x3,
+    variant: WinogradVariant,
+    filters_in_graph: bool = True,
 ) -> None:
     """Replace convolution `conv` by F(m x m, 3 x 3) in graph ops (see above); the new
     output node keeps its name, so its readers are unchanged."""
@@ -818,79 +821,62 @@ def winograd_convolution(
     cin, cout = conv.in_channels, conv.out_channels
     emit = _Emitter(bundle, f"{conv.name}/winograd_{variant.name}")
     shape_attr = {"T": _FLOAT, "out_type": _INT}
-    # Pad the input (already padded for the convolution) at its end to m * (tiles + 1) pixels
-    # a side: tiles = ceil(out / m); the padding's zeros reach only outputs cut off below.
+    # Pad the input (already padded for the convolution) at its end to m * tiles + 2 pixels a
+    # side, tiles = ceil(out / m): the padding's zeros reach only outputs cropped off below.
     x_shape = emit.op("Shape", [x], **shape_attr)
-    short = emit.op("FloorMod", [emit.op("Sub", [emit.ints(2, 2, 2, 2), x_shape], T=_INT),
-                                 emit.ints(1, m, m, 1)], T=_INT)  # fmt: skip
-    extra = emit.op("AddV2", [short, emit.ints(0, m - 2, m - 2, 0)], T=_INT)
+    short = emit.op("Sub", [emit.ints(2, 2, 2, 2), x_shape], T=_INT)
+    extra = emit.op("FloorMod", [short, emit.ints(1, m, m, 1)], T=_INT)
     paddings = emit.op(
         "Pack", [emit.ints(0, 0, 0, 0), extra], axis={"i": "1"}, N={"i": "2"}, T=_INT
     )
     padded = emit.op("PadV2", [x, paddings, emit.scalar(0.0)], T=_FLOAT, Tpaddings=_INT)
-    padded_shape = emit.op("Shape", [padded], **shape_attr)
-    width = emit.op("Slice", [padded_shape, emit.ints(2), emit.ints(1)], T=_INT, Index=_INT)
-    concat = {"T": _INT, "Tidx": _INT, "N": {"i": "3"}}
-    # Rows: [1, Hq, Wq, Cin] as [Hq / m, m, Wq * Cin]; t slices of [tiles_h, 1 -> m rows...]
-    row_shape = emit.op(
-        "ConcatV2",
-        [emit.ints(-1, m), emit.op("Mul", [width, emit.ints(cin)], T=_INT), emit.ints(0)],
-        **dict(concat, N={"i": "2"}),
-    )
-    rows = emit.op("Reshape", [padded, row_shape], T=_FLOAT, Tshape=_INT)
-    row_slices = []
-    for k in range(t):
-        block, offset = divmod(k, m)
-        begin = emit.ints(block, offset, 0)
-        end = emit.ints(-1 if block == 0 else 0, offset + 1, 0)
-        row_slices.append(
-            emit.op(
-                "StridedSlice",
-                [rows, begin, end, emit.ints(1, 1, 1)],
-                **_slice_attr(0b100, 0b100 | (0b001 if block else 0)),
-            )
-        )  # fmt: skip  ([tiles_h, 1, Wq * Cin])
-    column_shape = emit.op(
-        "ConcatV2",
-        [
-            emit.ints(-1),
-            emit.op("FloorDiv", [width, emit.ints(m)], T=_INT),
-            emit.ints(m * cin),
-            emit.ints(0),
-        ],
-        **concat,
-    )
+    # The input transform V_ij = B^T[i] d B^T[j]^T of every tile d, channel by channel: a
+    # depthwise convolution over rows (t x 1 taps B^T[i], stride m), then one over columns
+    # (1 x t taps B^T[j], stride m): 2 t^2 / m + t^3 / m^2 multiply-adds per input value,
+    # against t^4 / m^2 in one pass. Not slices: tfjs-backend-wasm's Slice starts with a
+    # readSync, a copy of the whole input out of the heap (Slice.js), and its strided
+    # StridedSlice builds two std::vectors per element (StridedSlice.cc).
+    ones = emit.op("Fill", [emit.ints(1, 1, cin, 1), emit.scalar(1.0)], T=_FLOAT, index_type=_INT)
+    input_t = np.array(variant.input_t, np.float32)
+
+    def depthwise(tensor: str, taps: np.ndarray, along_rows: bool) -> str:
+        shape = (t, 1, 1, 1) if along_rows else (1, t, 1, 1)
+        name = f"sanet_tfjs/winograd_{variant.name}_{'rows' if along_rows else 'columns'}_"
+        name += "_".join(map(repr, taps.tolist()))
+        pattern = bundle.add_const(name.replace("-", "m"), taps.reshape(shape))
+        channels = emit.op("Mul", [pattern, ones], T=_FLOAT)  # [t, 1 | 1, t, Cin, 1]
+        strides = ["1", str(m), "1", "1"] if along_rows else ["1", "1", str(m), "1"]
+        return emit.op(
+            "DepthwiseConv2dNative", [tensor, channels], T=_FLOAT,
+            strides={"list": {"i": strides}}, dilations={"list": {"i": ["1", "1", "1", "1"]}},
+            padding={"s": _b64("VALID")}, data_format={"s": _b64("NHWC")},
+        )  # fmt: skip
+
     transformed = {}
     for i in range(t):
-        mixed_rows = emit.combination(variant.input_t[i], row_slices)
-        columns = emit.op("Reshape", [mixed_rows, column_shape], T=_FLOAT, Tshape=_INT)
-        column_slices = []  # [tiles_h, tiles_w, Cin] each
-        for k in range(t):
-            block, offset = divmod(k, m)
-            begin = emit.ints(0, block, offset * cin)
-            end = emit.ints(0, -1 if block == 0 else 0, (offset + 1) * cin)
-            column_slices.append(
-                emit.op("StridedSlice", [columns, begin, end, emit.ints(1, 1, 1)],
-                        **_slice_attr(0b001, 0b001 | (0b010 if block else 0)))
-            )  # fmt: skip
+        rows = depthwise(padded, input_t[i], along_rows=True)  # [1, tiles_h, Wq, Cin]
         for j in range(t):
-            transformed[i, j] = emit.combination(variant.input_t[j], column_slices)
+            transformed[i, j] = depthwise(rows, input_t[j], along_rows=False)
     tile_grid = emit.op("Slice", [emit.op("Shape", [transformed[0, 0]], **shape_attr),
-                                  emit.ints(0), emit.ints(2)], T=_INT, Index=_INT)  # fmt: skip
-    # The filters: U = kron(G, G) [t*t, 9] x g [9, Cin * Cout], row i * t + j is U_ij.
+                                  emit.ints(1), emit.ints(2)], T=_INT, Index=_INT)  # fmt: skip
+    # The filters: U_ij = sum_kl G[i, k] G[j, l] g[k, l], a [1, 9] row of kron(G, G) times the
+    # stored filters read as [9, Cin * Cout] (XNNPACK keeps them packed for every U_ij).
     kron = np.kron(np.array(variant.filter_g), np.array(variant.filter_g)).astype(np.float32)
-    kron_name = bundle.add_const(f"sanet_tfjs/winograd_{variant.name}_kron_g", kron)
     flat_filters = emit.op("Reshape", [filters, emit.ints(9, -1)], T=_FLOAT, Tshape=_INT)
-    all_u = emit.op("MatMul", [kron_name, flat_filters], T=_FLOAT,
-                    transpose_a={"b": False}, transpose_b={"b": False})  # fmt: skip
+    flags = {"transpose_a": {"b": False}, "transpose_b": {"b": False}, "T": _FLOAT}
     products = {}
     for i in range(t):
         for j in range(t):
-            row = emit.op("Slice", [all_u, emit.ints(i * t + j, 0), emit.ints(1, -1)],
-                          T=_FLOAT, Index=_INT)  # fmt: skip
-            u = emit.op("Reshape", [row, emit.ints(cin, cout)], T=_FLOAT, Tshape=_INT)
+            if filters_in_graph:
+                name = f"sanet_tfjs/winograd_{variant.name}_filter_{i}{j}"
+                row = bundle.add_const(name, kron[i * t + j].reshape(1, 9))
+                flat = emit.op("MatMul", [row, flat_filters], **flags)
+                u = emit.op("Reshape", [flat, emit.ints(cin, cout)], T=_FLOAT, Tshape=_INT)
+            else:  # for measuring only: the transformed filters stored (a larger download)
+                value = np.einsum("k,kio->io", kron[i * t + j], bundle.weights[filters]
+                                  .reshape(9, cin, cout)).astype(np.float32)  # fmt: skip
+                u = bundle.add_const(f"{emit.prefix}/filter_{i}{j}", value)
             v = emit.op("Reshape", [transformed[i, j], emit.ints(-1, cin)], T=_FLOAT, Tshape=_INT)
-            flags = {"transpose_a": {"b": False}, "transpose_b": {"b": False}, "T": _FLOAT}
             if (i, j) == BIAS_POSITION:
                 products[i, j] = emit.op(
                     "_FusedMatMul", [v, u, bias], **flags, num_args={"i": "1"},
@@ -898,20 +884,41 @@ def winograd_convolution(
                 )  # fmt: skip
             else:
                 products[i, j] = emit.op("MatMul", [v, u], **flags)
-    # Output: Y_ab = sum_ij A^T[a, i] A^T[b, j] M_ij, each [tiles, Cout]; concatenated in
-    # (a, b) order they are DepthToSpace's [.., m * m * Cout] layout of m x m blocks.
-    blocks = []
+    # Output: Y_ab = sum_ij A^T[a, i] A^T[b, j] M_ij, each [tiles, Cout], is pixel (a, b) of
+    # every output block. Interleaved by concatenations of reshaped tensors (contiguous copies
+    # in JavaScript, Concat.js); DepthToSpace's wasm kernel, an index computation per element,
+    # took 10 times as long.
+    tiles_w = emit.op("Slice", [tile_grid, emit.ints(1), emit.ints(1)], T=_INT, Index=_INT)
+    concat = {"T": _INT, "Tidx": _INT, "N": {"i": "3"}}
+    pixel_shape = emit.op("ConcatV2", [emit.ints(-1), tiles_w, emit.ints(1, cout), emit.ints(0)],
+                          **concat)  # fmt: skip
+    row_shape = emit.op(
+        "ConcatV2", [emit.ints(-1, 1), emit.op("Mul", [tiles_w, emit.ints(m * cout)], T=_INT),
+                     emit.ints(0)], **dict(concat, N={"i": "2"}),
+    )  # fmt: skip
+    block_rows = []
     for a in range(m):
         mixed = [emit.combination(variant.output_t[a], [products[i, j] for i in range(t)])
                  for j in range(t)]  # fmt: skip
-        blocks += [emit.combination(variant.output_t[b], mixed) for b in range(m)]
-    joined = emit.op("ConcatV2", [*blocks, emit.ints(1)], T=_FLOAT, Tidx=_INT, N={"i": str(m * m)})
-    grid_shape = emit.op(
-        "ConcatV2", [emit.ints(1), tile_grid, emit.ints(m * m * cout), emit.ints(0)], **concat
-    )
-    grid = emit.op("Reshape", [joined, grid_shape], T=_FLOAT, Tshape=_INT)
-    spread = emit.op("DepthToSpace", [grid], T=_FLOAT, block_size={"i": str(m)},
-                     data_format={"s": _b64("NHWC")})  # fmt: skip
+        pixels = [
+            emit.op(
+                "Reshape",
+                [emit.combination(variant.output_t[b], mixed), pixel_shape],
+                T=_FLOAT,
+                Tshape=_INT,
+            )
+            for b in range(m)
+        ]  # fmt: skip  [tiles_h, tiles_w, 1, Cout] each
+        row = emit.op("ConcatV2", [*pixels, emit.ints(2)], T=_FLOAT, Tidx=_INT, N={"i": str(m)})
+        block_rows.append(emit.op("Reshape", [row, row_shape], T=_FLOAT, Tshape=_INT))
+    joined = emit.op(
+        "ConcatV2", [*block_rows, emit.ints(1)], T=_FLOAT, Tidx=_INT, N={"i": str(m)}
+    )  # fmt: skip  [tiles_h, m, tiles_w * m * Cout]
+    image_shape = emit.op(
+        "ConcatV2", [emit.ints(1, -1), emit.op("Mul", [tiles_w, emit.ints(m)], T=_INT),
+                     emit.ints(cout), emit.ints(0)], **concat,
+    )  # fmt: skip
+    spread = emit.op("Reshape", [joined, image_shape], T=_FLOAT, Tshape=_INT)
     out_end = emit.op("Sub", [x_shape, emit.ints(0, 2, 2, 0)], T=_INT)
     cropped_inputs = [spread, emit.ints(0, 0, 0, 0), out_end, emit.ints(1, 1, 1, 1)]
     if conv.relu:
@@ -935,12 +942,25 @@ def winograd_convolutions(bundle: GraphBundle, choices: dict[tuple[int, int], st
     return records
 
 
+def _winograd_count(records: list[dict], convolutions: list[dict] | None) -> int:
+    if convolutions is not None:
+        convolutions.extend(records)
+    return sum(record["variant"] != "direct" for record in records)
+
+
 def _counts(bundle: GraphBundle) -> tuple[int, int]:
     return len(bundle.nodes), sum(node["op"] == "Transpose" for node in bundle.nodes)
 
 
-def optimize(bundle: GraphBundle, matmul_rank: int) -> dict[str, int]:
-    """Every rewrite, in order; what each changed, and the node and Transpose counts."""
+def optimize(
+    bundle: GraphBundle,
+    matmul_rank: int,
+    winograd: dict[tuple[int, int], str],
+    convolutions: list[dict] | None = None,
+) -> dict[str, int]:
+    """Every rewrite, in order; what each changed, and the node and Transpose counts.
+    `winograd`: (in, out) channels -> Winograd variant (winograd_convolutions); each 3x3
+    convolution's record is appended to `convolutions`."""
     nodes_before, transposes_before = _counts(bundle)
     changes = {
         "constant_switches_resolved": eliminate_constant_conds(bundle),
@@ -949,6 +969,9 @@ def optimize(bundle: GraphBundle, matmul_rank: int) -> dict[str, int]:
         "matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank),
         "layout_transposes_removed": cancel_layout_transposes(bundle),
         "relus_fused_into_convolutions": fuse_conv_relu(bundle),
+        "convolutions_made_winograd": _winograd_count(
+            winograd_convolutions(bundle, winograd), convolutions
+        ),
         "nodes_pruned": prune_unreachable(bundle),
         "nodes_renamed": shorten_node_names(bundle),
     }

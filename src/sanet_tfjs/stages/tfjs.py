@@ -16,6 +16,8 @@ from ..tfjs_convert import (
     bundle_bytes,
     compare_in_node,
     convert,
+    winograd_choices,
+    winograd_record,
 )
 
 
@@ -29,6 +31,7 @@ def run_tfjs_stage(
     shard_bytes: int,
     quantization: str,
     optimize: bool,
+    winograd: bool,
     max_size_ratio: float,
     result_max_abs: float,
     plan_dir: str | None,
@@ -40,10 +43,16 @@ def run_tfjs_stage(
     if quantization == "auto":
         plan = load_plan(plan_dir, model)
     with atomic_output(Path(out_dir)) as staged:
-        rewrites = convert(
-            Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize, plan
-        )
+        choices = winograd_choices(width_divisor) if optimize and winograd else {}
+        rewrites, convolutions = convert(
+            Path(tfstyle_dir) / "saved_model", staged, shard_bytes, quantization, optimize, plan,
+            choices,
+        )  # fmt: skip
         print(f"  graph rewrites: {rewrites or 'none (tfjs.optimize is off)'}")
+        print("  3x3 convolutions: " + ", ".join(
+            f"{layer['in_channels']}->{layer['out_channels']} {layer['variant']}"
+            for layer in convolutions
+        ))  # fmt: skip
         size = bundle_bytes(staged)
         size["float32_parameters"] = 4 * parameters
         size["ratio"] = size["weights"] / size["float32_parameters"]
@@ -64,6 +73,7 @@ def run_tfjs_stage(
         if plan is not None:
             report["quantization_plan"] = plan.report()
         report["graph_rewrites"] = rewrites
+        report["convolutions_3x3"] = winograd_record(convolutions, bool(choices))
     write_json(Path(report_path), report)
     write_json(Path(timings_path), timings)
     return {"passed": bool(report["passed"])}
