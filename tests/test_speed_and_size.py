@@ -125,7 +125,8 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
         for n in rewritten.nodes
         if n["op"] == "MirrorPad" and op_of[n["input"][0].split(":")[0]] == "Transpose"
     ]
-    assert changes["nodes_after"] == len(rewritten.nodes) < changes["nodes_before"]
+    # (the Winograd convolutions add about 110 small nodes each; the other rewrites remove)
+    assert changes["nodes_after"] == len(rewritten.nodes)
     assert changes["transposes_after"] < changes["transposes_before"]
     # every filter and bias is still there exactly once (some transposed), nothing else added
     assert large_weights(rewritten) == large_weights(raw)
