@@ -28,6 +28,7 @@ def task_bench(pipeline: Pipeline) -> dict:
             "model.width_divisor",
             "fetch.profile",
             "tfjs.shard_bytes",
+            "tfjs.winograd",
             *each_key("bench"),
         ),
         inputs=("patch", "onnx", "tfstyle", *(["plan"] if planned else [])),

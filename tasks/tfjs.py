@@ -28,6 +28,7 @@ def task_tfjs(pipeline: Pipeline) -> dict:
             "tfjs.shard_bytes",
             "tfjs.quantization",
             "tfjs.optimize",
+            "tfjs.winograd",
             "tfjs.max_size_ratio",
             "parity.result_max_abs",
         ),

@@ -393,7 +393,8 @@ def _build_chain(root: Path, patched_dir: Path) -> None:
     run_tfstyle_stage(str(root / "tf"), str(patched_dir), str(root / "tfstyle"), TINY, ONE_LEVEL)
     run_tfjs_stage(
         str(root / "tfstyle"), str(patched_dir), str(root / "tfjs"), str(root / "tfjs.json"),
-        str(root / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, "none", True, 1.02, ONE_LEVEL, None,
+        str(root / "tfjs_timings.json"), TINY, 4 * 1024 * 1024, "none", True, True, 1.02, ONE_LEVEL,
+        None,
     )  # fmt: skip
 
 
@@ -434,12 +435,13 @@ def tiny_small_bundle(tiny_build, tiny_plan, tiny_model) -> Path:
 
 def _build_small_bundle(root: Path, tiny_build: Path, plan: Path, model) -> None:
     from sanet_tfjs.quantize import load_plan
-    from sanet_tfjs.tfjs_convert import finish_bundle, run_converter
+    from sanet_tfjs.tfjs_convert import finish_bundle, run_converter, winograd_choices
 
     run_converter(tiny_build / "tfstyle" / "saved_model", root / "raw")
     finish_bundle(
-        root / "raw", root / "model", 4 * 1024 * 1024, "auto", True, load_plan(plan, model)
-    )
+        root / "raw", root / "model", 4 * 1024 * 1024, "auto", True, load_plan(plan, model),
+        winograd_choices(TINY),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")

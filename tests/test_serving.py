@@ -177,7 +177,7 @@ def test_quantized_bundles_are_measured_not_enforced(
     small_dir = tmp_path / "tfjs_small"
     run_tfjs_stage(
         str(tiny_build / "tfstyle"), str(patched_dir), str(tmp_path / "tfjs"), str(report_path),
-        str(tmp_path / "timings.json"), TINY, 4 * 1024 * 1024, quantization, True, 1.02,
+        str(tmp_path / "timings.json"), TINY, 4 * 1024 * 1024, quantization, True, True, 1.02,
         ONE_LEVEL, plan_dir, str(small_dir),
     )  # fmt: skip
     report = json.loads(report_path.read_text())

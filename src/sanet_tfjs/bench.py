@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_tables import BASELINE_BUNDLE, PEER
+from .bench_tables import BASELINE_BUNDLE, DIRECT_BUNDLE, PEER
 from .children import run_module
 from .errors import PipelineError
 from .files import write_json
@@ -163,22 +163,26 @@ def build_bundles(
     quantizations: list[str],
     baseline: bool,
     plan: QuantizationPlan | None = None,
+    winograd: dict[tuple[int, int], str] | None = None,
 ) -> dict[str, Path]:
     """Every TFJS bundle from one converter run: name -> folder under `root` ("auto" follows
-    `plan`)."""
+    `plan`; `winograd` as the tfjs stage's, and then float32 once more with every 3x3
+    convolution direct, DIRECT_BUNDLE, timed beside it)."""
     from .tfjs_convert import finish_bundle, run_converter
 
     raw = root / "raw"
     print("  converting the TFStyle SavedModel once for every TFJS bundle", flush=True)
     run_converter(saved_model, raw)
-    settings = {"float32": ("none", True)}
-    settings.update({name: (name, True) for name in quantizations})
+    settings = {"float32": ("none", True, winograd)}
+    settings.update({name: (name, True, winograd) for name in quantizations})
+    if winograd:
+        settings[DIRECT_BUNDLE] = ("none", True, None)
     if baseline:
-        settings[BASELINE_BUNDLE] = ("none", False)
+        settings[BASELINE_BUNDLE] = ("none", False, None)
     bundles = {}
-    for name, (quantization, optimize) in settings.items():
+    for name, (quantization, optimize, choices) in settings.items():
         bundles[name] = root / "models" / name
-        finish_bundle(raw, bundles[name], shard_bytes, quantization, optimize, plan)
+        finish_bundle(raw, bundles[name], shard_bytes, quantization, optimize, plan, choices)
     shutil.rmtree(raw)
     return bundles
 
@@ -248,17 +252,19 @@ def browser_plan(
     peer: bool,
     large: int | None = None,
 ) -> list[BrowserCase]:
-    """Every browser row. The float32 bundle runs at each thread count, the other bundles at
-    the first; the converter's graph (slow: the "before") at the first resolution only; the
-    peer at each thread count. The `large` resolution is added for float32 and the peer at
-    the most threads (on wasm). float32 and the peer also time the same style again at
-    `resolutions` (quantized bundles run the same kernels)."""
+    """Every browser row. The float32 bundle (and its all-direct twin) runs at each thread
+    count, the other bundles at the first; the converter's graph (slow: the "before") at the
+    first resolution only; the peer at each thread count. The `large` resolution is added for
+    float32 and the peer at the most threads (on wasm). float32 and the peer also time the
+    same style again at `resolutions` (quantized bundles run the same kernels)."""
     plan = []
     with_large = resolutions + ([large] if large else [])
     for backend in backends:
         for bundle in bundles:
             counts = (
-                (threads if bundle == "float32" else threads[:1]) if backend == "wasm" else [None]
+                (threads if bundle in ("float32", DIRECT_BUNDLE) else threads[:1])
+                if backend == "wasm"
+                else [None]
             )
             for count in counts:
                 if bundle == BASELINE_BUNDLE:

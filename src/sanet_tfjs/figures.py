@@ -100,6 +100,41 @@ def _durations(data: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def winograd_report() -> Report:
+    from .formats import winograd_timings
+
+    data = {"timings": winograd_timings.TIMINGS, "choices": winograd_timings.CHOICES,
+            **winograd_timings.MEASURED}  # fmt: skip
+    path = Path(winograd_timings.__file__)
+    command = "python -m sanet_tfjs.winograd --write"
+    return Report(path, command, data["day"], data, data["commit"], data["runtime"])
+
+
+def _winograd_layers(data: dict) -> str:
+    """Each 3x3 layer shape: direct and Winograd times (filters in the graph) per resolution,
+    the ratio, and what the tfjs stage runs."""
+    times: dict[tuple, dict[tuple, float]] = {}
+    for e in data["timings"]:
+        if e["filters_in_graph"]:
+            key = (e["in_channels"], e["out_channels"], e["divisor"], e["relu"])
+            times.setdefault(key, {})[e["resolution"], e["variant"]] = e["ms"]
+    resolutions = data["resolutions"]
+    head = ["layer (in -> out, side)"]
+    for res in resolutions:
+        head += [f"{res}: direct ms", f"{res}: F(2x2) ms (x)", f"{res}: F(4x4) ms (x)"]
+    out = ["| " + " | ".join([*head, "runs"]) + " |", "|" + "---|" * (len(head) + 1)]
+    for (cin, cout, divisor, relu), ms in times.items():
+        cells = [f"{cin} -> {cout}, 1/{divisor}" + ("" if relu else " (no ReLU)")]
+        for res in resolutions:
+            direct = ms[res, "direct"]
+            cells.append(f"{direct:.1f}")
+            for variant in ("f2x2", "f4x4"):
+                cells.append(f"{ms[res, variant]:.1f} ({ms[res, variant] / direct:.2f})")
+        cells.append(data["choices"].get((cin, cout), "direct"))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 # name -> (its report, the table made from the report's data)
 FIGURES: dict[str, tuple[Callable[[], Report], Callable[[dict], str]]] = {
     "bench-runtimes": (bench_report, format_table),
@@ -107,6 +142,7 @@ FIGURES: dict[str, tuple[Callable[[], Report], Callable[[dict], str]]] = {
     "bench-same-style": (bench_report, _same_style),
     "quantization": (bench_report, format_quantization_table),
     "test-durations": (durations_report, _durations),
+    "winograd-layers": (winograd_report, _winograd_layers),
 }
 
 

@@ -59,6 +59,15 @@ class ParityReport(TypedDict):
     passed: NotRequired[bool | None]
 
 
+class WinogradReport(TypedDict):
+    """The tfjs stage's 3x3 convolutions: which ran as Winograd, and what chose them."""
+
+    winograd: bool  # tfjs.optimize and tfjs.winograd
+    layers: list[dict]  # per convolution in graph order: in_channels, out_channels, variant
+    chosen_by: dict  # formats/winograd_timings.MEASURED: day, commit, runtime, resolutions
+    full_width_choices: dict[str, str]  # "in x out" -> variant, the rest direct
+
+
 class TfjsParityReport(ParityReport):
     """The tfjs stage's report: its Node check's extras, the bundle's size and how it was made."""
 
@@ -68,6 +77,7 @@ class TfjsParityReport(ParityReport):
     quantization: NotRequired[str]
     quantization_plan: NotRequired[dict]  # quantize.QuantizationPlan.report()
     graph_rewrites: NotRequired[dict[str, int]]  # formats/tfjs_graph.optimize's counts
+    convolutions_3x3: NotRequired[WinogradReport]
 
 
 class NodeTiming(TypedDict):

@@ -21,12 +21,13 @@ import io
 import json
 from pathlib import Path
 
+from .architecture import scaled
 from .errors import PipelineError
 from .formats.tfjs_graph import GraphBundle, expose_style_features
 from .formats.tfjs_graph import optimize as optimize_graph
 from .parity import compare_stylizations, reference_results, stylization_runs
 from .quantize import QuantizationPlan, bundle_encodings
-from .reports import NodeTimings, TfjsParityReport
+from .reports import NodeTimings, TfjsParityReport, WinogradReport
 from .runtimes.node import run_in_node
 
 # SANet's attention products multiply [batch, positions, channels] tensors (model.py).
@@ -104,14 +105,22 @@ def finish_bundle(
     quantization: str,
     optimize: bool,
     plan: QuantizationPlan | None = None,
-) -> dict[str, int]:
+    winograd: dict[tuple[int, int], str] | None = None,
+) -> tuple[dict[str, int], list[dict]]:
     """The converter's bundle, rewritten (if `optimize`) and quantized, into `out_dir`;
-    quantization "auto" follows `plan` (sanet_tfjs.quantize). Always: the style features'
-    feed points named (tfjs_graph.expose_style_features), for the same style again.
+    quantization "auto" follows `plan` (sanet_tfjs.quantize); `winograd`: (in, out) channels
+    -> the Winograd variant of the 3x3 convolutions of those channels (`winograd_choices`;
+    none: all direct). Always: the style features' feed points named
+    (tfjs_graph.expose_style_features), for the same style again.
 
-    Returns what each graph rewrite changed."""
+    Returns what each graph rewrite changed, and each 3x3 convolution's variant."""
     bundle = GraphBundle.load(raw_dir)
-    rewrites = optimize_graph(bundle, ATTENTION_MATMUL_RANK) if optimize else {}
+    convolutions: list[dict] = []
+    rewrites = (
+        optimize_graph(bundle, ATTENTION_MATMUL_RANK, winograd or {}, convolutions)
+        if optimize
+        else {}
+    )
     expose_style_features(bundle)
     encodings = None
     if quantization == "auto":
@@ -123,7 +132,31 @@ def finish_bundle(
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     bundle.save(Path(out_dir), shard_bytes, quantization, encodings)
     normalize_model_json(Path(out_dir) / "model.json")
-    return rewrites
+    return rewrites, convolutions
+
+
+def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
+    """(in, out) channels at this width -> Winograd variant: the choice recorded from the
+    full-width timings (formats/winograd_timings.py), for the same layers at any width."""
+    from .formats.winograd_timings import CHOICES
+
+    return {
+        (scaled(cin, width_divisor), scaled(cout, width_divisor)): variant
+        for (cin, cout), variant in CHOICES.items()
+    }
+
+
+def winograd_record(convolutions: list[dict], enabled: bool) -> WinogradReport:
+    """What the report says of the 3x3 convolutions: each one's variant, and the timings
+    that chose them (when, where, the full-width choice)."""
+    from .formats.winograd_timings import CHOICES, MEASURED
+
+    return {
+        "winograd": enabled,
+        "layers": convolutions,
+        "chosen_by": MEASURED,
+        "full_width_choices": {f"{cin}x{cout}": v for (cin, cout), v in CHOICES.items()},
+    }
 
 
 def normalize_model_json(path: Path) -> None:

@@ -53,6 +53,7 @@ def run_bench_stage(
     browser_backends: list[str],
     quantizations: list[str],
     unoptimized_baseline: bool,
+    winograd: bool,
     threads: list[int],
     reported_cores: int,
     onnxruntime_web: bool,
@@ -61,6 +62,7 @@ def run_bench_stage(
 ) -> dict:
     from ..runtimes.browser import chromium
     from ..stylize import fitted_nchw
+    from ..tfjs_convert import winograd_choices
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]  # other work on the machine skews every time measured
@@ -112,6 +114,7 @@ def run_bench_stage(
         bundles = build_bundles(
             Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
             unoptimized_baseline, quantization_plan,
+            winograd_choices(width_divisor) if winograd else None,
         )  # fmt: skip
         harness_root(root, Path(onnx_dir))
         inputs: dict = {

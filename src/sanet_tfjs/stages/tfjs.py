@@ -24,6 +24,8 @@ from ..tfjs_convert import (
     compare_in_node,
     finish_bundle,
     run_converter,
+    winograd_choices,
+    winograd_record,
 )
 
 
@@ -37,6 +39,7 @@ def run_tfjs_stage(
     shard_bytes: int,
     quantization: str,
     optimize: bool,
+    winograd: bool,
     max_size_ratio: float,
     result_max_abs: float,
     plan_dir: str | None,
@@ -45,11 +48,18 @@ def run_tfjs_stage(
     model = load_patched_model(Path(patched_dir), width_divisor)
     parameters = sum(p.numel() for p in model.parameters())
     plan = load_plan(plan_dir, model) if quantization == "auto" else None
+    choices = winograd_choices(width_divisor) if optimize and winograd else {}
     with tempfile.TemporaryDirectory(prefix="tfjs-raw-") as raw:  # under the build scratch
         run_converter(Path(tfstyle_dir) / "saved_model", Path(raw) / "model")
         with atomic_output(Path(out_dir)) as staged:
-            rewrites = finish_bundle(Path(raw) / "model", staged, shard_bytes, "none", optimize)
+            rewrites, convolutions = finish_bundle(
+                Path(raw) / "model", staged, shard_bytes, "none", optimize, None, choices
+            )
             print(f"  graph rewrites: {rewrites or 'none (tfjs.optimize is off)'}")
+            print("  3x3 convolutions: " + ", ".join(
+                f"{layer['in_channels']}->{layer['out_channels']} {layer['variant']}"
+                for layer in convolutions
+            ))  # fmt: skip
             size = _size(staged, parameters, "exact")
             if size["ratio"] > max_size_ratio:
                 raise ConversionError(
@@ -61,13 +71,15 @@ def run_tfjs_stage(
             report["size"] = size
             report["quantization"] = "none"
             report["graph_rewrites"] = rewrites
+            report["convolutions_3x3"] = winograd_record(convolutions, bool(choices))
         if small_dir is not None:
             with atomic_output(Path(small_dir)) as small:
                 small.mkdir()
                 if quantization != "none":
                     finish_bundle(
-                        Path(raw) / "model", small, shard_bytes, quantization, optimize, plan
-                    )
+                        Path(raw) / "model", small, shard_bytes, quantization, optimize, plan,
+                        choices,
+                    )  # fmt: skip
                     report["small"] = {
                         "quantization": quantization,
                         "size": _size(small, parameters, f"small ({quantization})"),
