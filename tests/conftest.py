@@ -435,7 +435,8 @@ def tiny_small_bundle(tiny_build, tiny_plan, tiny_model) -> Path:
 
 def _build_small_bundle(root: Path, tiny_build: Path, plan: Path, model) -> None:
     from sanet_tfjs.quantize import load_plan
-    from sanet_tfjs.tfjs_convert import finish_bundle, run_converter, winograd_choices
+    from sanet_tfjs.tfjs_convert import finish_bundle, run_converter
+    from sanet_tfjs.winograd import winograd_choices
 
     run_converter(tiny_build / "tfstyle" / "saved_model", root / "raw")
     finish_bundle(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, browser_plan
+from sanet_tfjs.bench import BASELINE_BUNDLE, PEER, WINOGRAD_BUNDLE, browser_plan
 from sanet_tfjs.formats.tfjs_graph import (
     LOOP_PLUMBING,
     MATMUL_ADJOINTS,
@@ -42,9 +42,8 @@ from sanet_tfjs.tfjs_convert import (
     ConversionError,
     finish_bundle,
     run_converter,
-    winograd_choices,
 )
-from sanet_tfjs.winograd import model_layers
+from sanet_tfjs.winograd import model_layers, winograd_choices
 from tests.conftest import FIDELITY, TINY
 
 
@@ -444,6 +443,8 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tiny_plan, 
         "TF.js wasm uint8, 1 thread",
         "TF.js wasm auto, 1 thread",
         f"TF.js wasm {BASELINE_BUNDLE}, 1 thread",
+        f"TF.js wasm {WINOGRAD_BUNDLE}, 1 thread",  # tfjs.winograd off: the twin has it on
+        f"TF.js wasm {WINOGRAD_BUNDLE}, 2 threads",
         f"{PEER} wasm, 1 thread",
         f"{PEER} wasm, 2 threads",
     }

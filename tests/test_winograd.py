@@ -10,8 +10,14 @@ import pytest
 
 from sanet_tfjs.formats.tfjs_graph import WINOGRAD_VARIANTS
 from sanet_tfjs.formats.winograd_timings import CHOICES, MEASURED, TIMINGS
-from sanet_tfjs.tfjs_convert import winograd_choices
-from sanet_tfjs.winograd import LayerRun, choose_variants, layer_bundle, model_layers, run_layers
+from sanet_tfjs.winograd import (
+    LayerRun,
+    choose_variants,
+    layer_bundle,
+    model_layers,
+    run_layers,
+    winograd_choices,
+)
 from tests.conftest import TINY
 
 # (height, width, in, out, relu): odd and even sides, sides one pixel past a tile (m k + 1),

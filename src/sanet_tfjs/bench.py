@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_tables import BASELINE_BUNDLE, DIRECT_BUNDLE, PEER
+from .bench_tables import BASELINE_BUNDLE, DIRECT_BUNDLE, PEER, WINOGRAD_BUNDLE
 from .children import run_module
 from .errors import PipelineError
 from .files import write_json
@@ -164,19 +164,23 @@ def build_bundles(
     baseline: bool,
     plan: QuantizationPlan | None = None,
     winograd: dict[tuple[int, int], str] | None = None,
+    winograd_on: bool = False,
 ) -> dict[str, Path]:
     """Every TFJS bundle from one converter run: name -> folder under `root` ("auto" follows
-    `plan`; `winograd` as the tfjs stage's, and then float32 once more with every 3x3
-    convolution direct, DIRECT_BUNDLE, timed beside it)."""
+    `plan`). With `winograd` (the recorded choice), float32 is built twice, the tfjs stage's
+    way (`winograd_on`) and the other, so that the bench times both in one run: the twin is
+    DIRECT_BUNDLE (every 3x3 convolution direct) or WINOGRAD_BUNDLE."""
     from .tfjs_convert import finish_bundle, run_converter
 
     raw = root / "raw"
     print("  converting the TFStyle SavedModel once for every TFJS bundle", flush=True)
     run_converter(saved_model, raw)
-    settings = {"float32": ("none", True, winograd)}
-    settings.update({name: (name, True, winograd) for name in quantizations})
+    chosen = winograd if winograd_on else None
+    settings = {"float32": ("none", True, chosen)}
+    settings.update({name: (name, True, chosen) for name in quantizations})
     if winograd:
-        settings[DIRECT_BUNDLE] = ("none", True, None)
+        twin = (DIRECT_BUNDLE, None) if winograd_on else (WINOGRAD_BUNDLE, winograd)
+        settings[twin[0]] = ("none", True, twin[1])
     if baseline:
         settings[BASELINE_BUNDLE] = ("none", False, None)
     bundles = {}
@@ -252,7 +256,7 @@ def browser_plan(
     peer: bool,
     large: int | None = None,
 ) -> list[BrowserCase]:
-    """Every browser row. The float32 bundle (and its all-direct twin) runs at each thread
+    """Every browser row. The float32 bundle (and its Winograd or direct twin) runs at each thread
     count, the other bundles at the first; the converter's graph (slow: the "before") at the
     first resolution only; the peer at each thread count. The `large` resolution is added for
     float32 and the peer at the most threads (on wasm). float32 and the peer also time the
@@ -262,7 +266,7 @@ def browser_plan(
     for backend in backends:
         for bundle in bundles:
             counts = (
-                (threads if bundle in ("float32", DIRECT_BUNDLE) else threads[:1])
+                (threads if bundle in ("float32", DIRECT_BUNDLE, WINOGRAD_BUNDLE) else threads[:1])
                 if backend == "wasm"
                 else [None]
             )

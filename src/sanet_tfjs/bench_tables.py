@@ -10,6 +10,7 @@ from .reports import BenchRow, Measured, PeerLine, SameStyleLine
 PEER = "onnxruntime-web"  # the peer a user would otherwise pick: the same ONNX files, in wasm
 BASELINE_BUNDLE = "float32-converter-graph"  # the graph before tfjs_graph.py's rewrites
 DIRECT_BUNDLE = "float32-direct"  # float32 with every 3x3 convolution direct (no Winograd)
+WINOGRAD_BUNDLE = "float32-winograd"  # float32 with the recorded Winograd choice
 
 
 def format_peer_table(lines: list[PeerLine]) -> str:

@@ -21,7 +21,6 @@ import io
 import json
 from pathlib import Path
 
-from .architecture import scaled
 from .errors import PipelineError
 from .formats.tfjs_graph import GraphBundle, expose_style_features
 from .formats.tfjs_graph import optimize as optimize_graph
@@ -133,34 +132,6 @@ def finish_bundle(
     bundle.save(Path(out_dir), shard_bytes, quantization, encodings)
     normalize_model_json(Path(out_dir) / "model.json")
     return rewrites, convolutions
-
-
-# While a Winograd convolution runs it holds its input and its output four times over (16
-# transformed tiles and 16 products, each a quarter of the pixels). With every faster shape
-# rewritten, the page held 1,239 MB at 512 px against 881 MB direct (`doit bench`, full width,
-# 2026-12-05): the full- and half-resolution layers' 64 and 128 channels dominate. At a
-# quarter of the image's side and below, the tiles are smaller than what the full-resolution
-# direct layers hold, and that is where most of the multiplications are.
-WINOGRAD_MIN_DIVISOR = 4
-
-
-def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
-    """(in, out) channels at this width -> Winograd variant: the choice recorded from the
-    full-width timings (formats/winograd_timings.py), for the shapes whose every layer runs
-    at 1 / WINOGRAD_MIN_DIVISOR of the image's side or less; the same layers at any width."""
-    from .formats.winograd_timings import CHOICES
-    from .winograd import model_layers
-
-    large = {
-        (layer.in_channels, layer.out_channels)
-        for layer in model_layers()
-        if layer.divisor < WINOGRAD_MIN_DIVISOR
-    }
-    return {
-        (scaled(cin, width_divisor), scaled(cout, width_divisor)): variant
-        for (cin, cout), variant in CHOICES.items()
-        if (cin, cout) not in large
-    }
 
 
 def winograd_record(convolutions: list[dict], enabled: bool) -> WinogradReport:

@@ -188,6 +188,35 @@ def layer_shapes(width_divisor: int = 1) -> dict[tuple[int, int, int, bool], int
 # Variants timed per shape: each way of running the layer, and the Winograd ones with their
 # filters stored already transformed (what computing them at load time would give: a larger
 # download or a load-time step, and more memory), to tell what the in-graph transform costs.
+# While a Winograd convolution runs it holds its input and its output four times over (16
+# transformed tiles and 16 products, each a quarter of the pixels). With every faster shape
+# rewritten, the page held 1,239 MB at 512 px against 881 MB direct (`doit bench`, full width,
+# 2026-12-05): the full- and half-resolution layers' 64 and 128 channels dominate. At a
+# quarter of the image's side and below, the tiles are smaller than what the full-resolution
+# direct layers hold, and that is where most of the multiplications are. Even so the page
+# held 1,138 MB at 512 px against 881 MB direct (same run, 0.66x the time): tfjs.winograd is
+# off by default (docs/model.md).
+WINOGRAD_MIN_DIVISOR = 4
+
+
+def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
+    """(in, out) channels at this width -> Winograd variant: the choice recorded from the
+    full-width timings (formats/winograd_timings.py), for the shapes whose every layer runs
+    at 1 / WINOGRAD_MIN_DIVISOR of the image's side or less; the same layers at any width."""
+    from .formats.winograd_timings import CHOICES
+
+    large = {
+        (layer.in_channels, layer.out_channels)
+        for layer in model_layers()
+        if layer.divisor < WINOGRAD_MIN_DIVISOR
+    }
+    return {
+        (scaled(cin, width_divisor), scaled(cout, width_divisor)): variant
+        for (cin, cout), variant in CHOICES.items()
+        if (cin, cout) not in large
+    }
+
+
 TIMED = [("direct", True), ("f2x2", True), ("f4x4", True), ("f2x2", False), ("f4x4", False)]
 
 

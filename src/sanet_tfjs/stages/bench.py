@@ -62,7 +62,7 @@ def run_bench_stage(
 ) -> dict:
     from ..runtimes.browser import chromium
     from ..stylize import fitted_nchw
-    from ..tfjs_convert import winograd_choices
+    from ..winograd import winograd_choices
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]  # other work on the machine skews every time measured
@@ -114,7 +114,7 @@ def run_bench_stage(
         bundles = build_bundles(
             Path(tfstyle_dir) / "saved_model", root, shard_bytes, quantizations,
             unoptimized_baseline, quantization_plan,
-            winograd_choices(width_divisor) if winograd else None,
+            winograd_choices(width_divisor), winograd,
         )  # fmt: skip
         harness_root(root, Path(onnx_dir))
         inputs: dict = {

@@ -24,9 +24,9 @@ from ..tfjs_convert import (
     compare_in_node,
     finish_bundle,
     run_converter,
-    winograd_choices,
     winograd_record,
 )
+from ..winograd import winograd_choices
 
 
 def run_tfjs_stage(
