@@ -8,7 +8,7 @@
 // one thread.
 import * as tf from '@tensorflow/tfjs';
 import { fromDisk, useBackend } from './disk_model.mjs';
-import { stylize } from './sanet.mjs';
+import { loadModel, stylize } from './sanet.mjs';
 
 const [modelDir, resolution = '256', backend = 'wasm'] = process.argv.slice(2);
 if (!modelDir) {
@@ -17,7 +17,7 @@ if (!modelDir) {
 }
 await useBackend(tf, backend);
 
-const model = await tf.loadGraphModel(fromDisk(modelDir));
+const model = await loadModel(tf, fromDisk(modelDir)); // registers the tiled-chain op first
 
 const side = Number(resolution);
 const content = tf.randomUniform([side, side, 3]);
