@@ -11,7 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { fromDisk } from './disk_model.mjs';
-import { stylize } from './sanet.mjs';
+import { loadModel, stylize } from './sanet.mjs';
 
 const [modelDir, casesDir, runsArg, flag] = process.argv.slice(2);
 const runs = Number(runsArg || 3);
@@ -45,7 +45,7 @@ async function floats(spec) {
 }
 
 const loadStarted = performance.now();
-const model = await tf.loadGraphModel(fromDisk(modelDir));
+const model = await loadModel(tf, fromDisk(modelDir)); // registers the tiled-chain op first
 const loadMs = performance.now() - loadStarted;
 const cases = JSON.parse(await readFile(join(casesDir, 'cases.json'), 'utf8'));
 const results = [];

@@ -1,5 +1,8 @@
 // Where a TensorFlow.js graph model spends its time and memory: one stylization profiled by
-// kernel. Usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]
+// kernel. Usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm] [tile_pixels] [style_side]
+// (tile_pixels: the full- and half-resolution layers forced into tiles of about that side;
+// unset or 0, as stylize() chooses: one tile while they fit its memory budget; style_side: the
+// style image's side, default max_resolution)
 // Runs one warm-up stylization of random square images, then tf.profile over a second one,
 // and prints the milliseconds per kernel, largest first, then the peak of live tensor bytes,
 // the wasm heap, the bytes of new tensors per kernel, and which tensors were alive at the
@@ -8,22 +11,23 @@
 // one thread.
 import * as tf from '@tensorflow/tfjs';
 import { fromDisk, useBackend } from './disk_model.mjs';
-import { stylize } from './sanet.mjs';
+import { loadModel, stylize, tilingStats } from './sanet.mjs';
 
-const [modelDir, resolution = '256', backend = 'wasm'] = process.argv.slice(2);
+const [modelDir, resolution = '256', backend = 'wasm', tilePixels, styleSide] = process.argv.slice(2);
 if (!modelDir) {
-  console.error('usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm]');
+  console.error('usage: node js/profile_model.mjs <model_dir> [max_resolution=256] [backend=wasm] [tile_pixels] [style_side]');
   process.exit(2);
 }
 await useBackend(tf, backend);
 
-const model = await tf.loadGraphModel(fromDisk(modelDir));
+const model = await loadModel(tf, fromDisk(modelDir)); // registers the tiled-chain op first
 
 const side = Number(resolution);
 const content = tf.randomUniform([side, side, 3]);
-const style = tf.randomUniform([side, side, 3]);
+const style = tf.randomUniform([Number(styleSide || side), Number(styleSide || side), 3]);
 async function once() {
-  const { result, styleFeatures } = await stylize(tf, model, content, style, 1, side);
+  const options = Number(tilePixels) ? { tilePixels: Number(tilePixels) } : {};
+  const { result, styleFeatures } = await stylize(tf, model, content, style, 1, side, options);
   await result.data();
   tf.dispose([result, styleFeatures]);
 }
@@ -72,6 +76,7 @@ for (const [name, ms] of Object.entries(byKernel).sort((a, b) => b[1] - a[1])) {
 }
 const mb = (bytes) => `${(bytes / 1e6).toFixed(0).padStart(7)} MB`;
 const heap = tf.getBackend() === 'wasm' ? `, wasm heap ${mb(tf.backend().wasm.HEAPU8.buffer.byteLength)}` : '';
+console.log(`tiled chains (both runs): ${tilingStats.calls} calls, ${tilingStats.tiles} tiles`);
 console.log(`peak of live tensors ${mb(profile.peakBytes)}${heap}; new tensors' bytes per kernel:`);
 const bytesByKernel = {};
 for (const kernel of profile.kernels) {

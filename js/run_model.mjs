@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fromDisk, useBackend } from './disk_model.mjs';
-import { stylize } from './sanet.mjs';
+import { loadModel, stylize } from './sanet.mjs';
 
 const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
 
@@ -20,7 +20,7 @@ async function floats(spec) {
 await useBackend(tf, backend);
 
 const started = performance.now();
-const model = await tf.loadGraphModel(fromDisk(modelDir));
+const model = await loadModel(tf, fromDisk(modelDir)); // registers the tiled-chain op first
 const loadMs = performance.now() - started;
 const cases = JSON.parse(await readFile(join(casesDir, 'cases.json'), 'utf8'));
 const results = [];

@@ -120,11 +120,181 @@ export function keepSmallTensorsOnCpuInWebGPU(tf) {
   }
 }
 
+// Exact tiling of the full- and half-resolution layers (tfjs_graph.py `tile_resolution_chains`
+// replaces the encoder's chain from the image to its second max pool, and the decoder's from
+// its last-but-one upsample to its output, by one SanetTiledChain node each). The op runs its
+// chain on tiles of the output: each tile's input region is computed backwards, layer by
+// layer (a 3x3 convolution after a reflection pad of 1 needs one more pixel each side, clamped
+// to the image; a 2x2 stride-2 ceil-mode max pool twice the region, clamped, so its windows
+// start at even global coordinates; a nearest x2 upsample half the region, rounded outward),
+// then run forward on that crop, reflection-padding only the sides that touch the true image
+// border and convolving VALID elsewhere. Every output pixel is the one the whole image gives.
+// One tile (the default while the largest activation fits `tileBudgetBytes`) is exactly the
+// untiled graph: the same kernels on the same tensors.
+export const TILED_CHAIN_OP = 'SanetTiledChain';
+export const DEFAULT_TILE_BUDGET_BYTES = 64 * 1024 * 1024; // 64 channels x 512 x 512 float32
+
+// The tiling of the stylize() call running now (stylize sets it, the op reads it):
+// {tilePixels, tileBudgetBytes}. tilePixels: a tile's side at the chain's largest resolution
+// (the image's), forcing tiles; unset: tiles only when the whole would exceed the budget.
+let currentTiling = {};
+
+// What the op did since it was registered: calls, and the tiles they ran (tests read it).
+export const tilingStats = { calls: 0, tiles: 0 };
+
+// Each layer's output length along one axis, from the chain's input length `n`.
+function chainLengths(layers, n) {
+  const lengths = [n];
+  for (const kind of layers) {
+    if (kind === 'pool') n = Math.ceil(n / 2);
+    else if (kind === 'up') n *= 2;
+    lengths.push(n);
+  }
+  return lengths;
+}
+
+// Along one axis: [start, end) of each layer's input (and, last, of the chain's output) that
+// the chain's output range [a, b) needs. lengths: chainLengths.
+function neededRanges(layers, lengths, a, b) {
+  const ranges = new Array(layers.length + 1);
+  ranges[layers.length] = [a, b];
+  for (let i = layers.length - 1; i >= 0; i -= 1) {
+    const n = lengths[i];
+    if (layers[i] === 'pool') [a, b] = [2 * a, Math.min(2 * b, n)];
+    else if (layers[i] === 'up') [a, b] = [Math.floor(a / 2), Math.ceil(b / 2)];
+    else [a, b] = [Math.max(a - 1, 0), Math.min(b + 1, n)]; // reflection pad 1, 3x3 VALID
+    ranges[i] = [a, b];
+  }
+  return ranges;
+}
+
+// One layer on a crop: x covers rows[i] x cols[i] of layer i's input; returns rows[i + 1] x
+// cols[i + 1] of its output.
+function chainLayer(tf, x, i, spec, rows, cols, rowLengths, colLengths) {
+  const kind = spec.layers[i];
+  if (kind === 'pool') return tf.maxPool(x, 2, 2, 'same'); // odd only at the true far border: ceil mode
+  const [rowsIn, rowsOut, colsIn, colsOut] = [rows[i], rows[i + 1], cols[i], cols[i + 1]];
+  if (kind === 'up') {
+    const [height, width] = [x.shape[1], x.shape[2]];
+    const up = tf.image.resizeNearestNeighbor(x, [2 * height, 2 * width], spec.alignCorners, spec.halfPixelCenters);
+    const [top, left] = [rowsOut[0] - 2 * rowsIn[0], colsOut[0] - 2 * colsIn[0]];
+    const [height2, width2] = [rowsOut[1] - rowsOut[0], colsOut[1] - colsOut[0]];
+    if (top === 0 && left === 0 && height2 === 2 * height && width2 === 2 * width) return up;
+    return tf.slice(up, [0, top, left, 0], [-1, height2, width2, -1]);
+  }
+  // A reflection pad of 1 only where the crop meets the image's border, then a VALID 3x3 conv.
+  const pads = [
+    [0, 0],
+    [rowsOut[0] === 0 ? 1 : 0, rowsOut[1] === rowLengths[i] ? 1 : 0],
+    [colsOut[0] === 0 ? 1 : 0, colsOut[1] === colLengths[i] ? 1 : 0],
+    [0, 0],
+  ];
+  const padded = pads.some(([before, after]) => before || after) ? tf.mirrorPad(x, pads, 'reflect') : x;
+  const conv = spec.convs[i];
+  return tf.fused.conv2d({
+    x: padded,
+    filter: conv.filter,
+    bias: conv.bias,
+    strides: [1, 1],
+    pad: 'valid',
+    dataFormat: 'NHWC',
+    activation: kind === 'conv_relu' ? 'relu' : 'linear',
+  });
+}
+
+// The tile's output, rows x cols of the chain's output, from the whole input. Each layer's
+// input is freed once the layer ran, as the graph executor frees it.
+function chainTile(tf, input, spec, rows, cols, rowLengths, colLengths) {
+  const whole = rows[0][0] === 0 && rows[0][1] === rowLengths[0] && cols[0][0] === 0 && cols[0][1] === colLengths[0];
+  let x = whole
+    ? input
+    : tf.slice(input, [0, rows[0][0], cols[0][0], 0], [-1, rows[0][1] - rows[0][0], cols[0][1] - cols[0][0], -1]);
+  for (let i = 0; i < spec.layers.length; i += 1) {
+    const previous = x;
+    x = tf.tidy(() => chainLayer(tf, previous, i, spec, rows, cols, rowLengths, colLengths));
+    if (previous !== input) previous.dispose();
+  }
+  return x;
+}
+
+// How many tiles along each axis: tiling.tilePixels, else as few as keep the largest
+// activation of a tile (halo aside) within tiling.tileBudgetBytes.
+function tileCounts(spec, rowLengths, colLengths, tiling) {
+  const [height, width] = [Math.max(...rowLengths), Math.max(...colLengths)];
+  let side = tiling.tilePixels;
+  if (!side) {
+    const budget = tiling.tileBudgetBytes || DEFAULT_TILE_BUDGET_BYTES;
+    if (height * width * spec.maxChannels * 4 <= budget) return [1, 1];
+    side = Math.max(16, Math.floor(Math.sqrt(budget / (spec.maxChannels * 4))));
+  }
+  return [Math.ceil(height / side), Math.ceil(width / side)];
+}
+
+// Splits [0, n) into `count` near-equal ranges.
+function splitRange(n, count) {
+  count = Math.max(1, Math.min(count, n));
+  const size = Math.ceil(n / count);
+  const ranges = [];
+  for (let start = 0; start < n; start += size) ranges.push([start, Math.min(start + size, n)]);
+  return ranges;
+}
+
+function tiledChain(tf, node, tiling) {
+  const [input, ...weights] = node.inputs;
+  const layers = node.attrs.layers;
+  const spec = {
+    layers,
+    alignCorners: Boolean(node.attrs.align_corners),
+    halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
+    convs: {},
+    maxChannels: input.shape[3],
+  };
+  let next = 0;
+  layers.forEach((kind, i) => {
+    if (kind !== 'conv' && kind !== 'conv_relu') return;
+    const [filter, bias] = [weights[next], weights[next + 1]];
+    next += 2;
+    spec.convs[i] = { filter, bias };
+    spec.maxChannels = Math.max(spec.maxChannels, filter.shape[2], filter.shape[3]);
+  });
+  if (input.shape.length !== 4 || input.shape[0] !== 1 || next !== weights.length) {
+    throw new Error(`${TILED_CHAIN_OP}: expected [1, H, W, C] and a filter and bias per conv, got [${input.shape}]`);
+  }
+  const rowLengths = chainLengths(layers, input.shape[1]);
+  const colLengths = chainLengths(layers, input.shape[2]);
+  const [rowTiles, colTiles] = tileCounts(spec, rowLengths, colLengths, tiling);
+  const last = layers.length;
+  const rowRanges = splitRange(rowLengths[last], rowTiles);
+  const colRanges = splitRange(colLengths[last], colTiles);
+  tilingStats.calls += 1;
+  tilingStats.tiles += rowRanges.length * colRanges.length;
+  const tileRows = [];
+  for (const [top, bottom] of rowRanges) {
+    const rows = neededRanges(layers, rowLengths, top, bottom);
+    const tiles = colRanges.map(([left, right]) =>
+      chainTile(tf, input, spec, rows, neededRanges(layers, colLengths, left, right), rowLengths, colLengths),
+    );
+    tileRows.push(tiles.length === 1 ? tiles[0] : tf.concat(tiles, 2));
+    if (tiles.length > 1) tf.dispose(tiles);
+  }
+  if (tileRows.length === 1) return tileRows[0];
+  const result = tf.concat(tileRows, 1);
+  tf.dispose(tileRows);
+  return result;
+}
+
+// Registers SanetTiledChain with tfjs-converter: before a model is loaded (the converter
+// resolves each node's op when it reads the graph). loadModel calls it.
+export function registerSanetOps(tf) {
+  tf.registerOp(TILED_CHAIN_OP, (node) => tiledChain(tf, node, currentTiling));
+}
+
 // tf.loadGraphModel, less the model's own copy of its weights: GraphModel keeps the fetched
 // weight bytes (`artifacts.weightData`, the whole model) for `model.save()`, while every
 // weight already lives in the backend's memory. Dropping them saves the model's size in page
 // memory (84 MB at full width); this page never saves the model.
 export async function loadModel(tf, url, options) {
+  registerSanetOps(tf);
   const model = await tf.loadGraphModel(url, options);
   model.artifacts.weightData = null;
   return model;
@@ -145,6 +315,11 @@ function styleFeatureInputs(model) {
 // those back as `options.styleFeatures` (same style, same maxResolution) skips encoding the
 // style: one encoder pass of the 1 + iters. The caller disposes every tensor returned; given
 // features are returned as they are, not copied.
+//
+// options.tilePixels: run the full- and half-resolution layers on tiles of about this side (at
+// the image's resolution), whatever the memory; options.tileBudgetBytes: the most one
+// activation of those layers may take before they run in tiles (DEFAULT_TILE_BUDGET_BYTES).
+// The result is the same either way (within float rounding).
 export async function stylize(tf, model, content, style, iters, maxResolution, options = {}) {
   checkInputs(content.shape, style.shape, iters, maxResolution);
   shareIdentityOnWasm(tf);
@@ -162,11 +337,14 @@ export async function stylize(tf, model, content, style, iters, maxResolution, o
     inputs[feeds.style4_1] = given.style4_1;
     inputs[feeds.style5_1] = given.style5_1;
   }
+  const tiling = currentTiling;
+  currentTiling = { tilePixels: options.tilePixels, tileBudgetBytes: options.tileBudgetBytes };
   try {
     if (given) return { result: await model.executeAsync(inputs, ['result']), styleFeatures: given };
     const [result, style4_1, style5_1] = await model.executeAsync(inputs, ['result', 'style4_1', 'style5_1']);
     return { result, styleFeatures: { style4_1, style5_1 } };
   } finally {
+    currentTiling = tiling;
     inputs.iters.dispose();
     inputs.max_resolution.dispose();
   }

@@ -583,7 +583,7 @@ function seconds(ms) {
 // {backend, ms} or {backend, ms: null, why}.
 async function trial(name, artifacts, deadline) {
   if (!(await setBackend(name))) return { backend: name, ms: null, why: 'could not start' };
-  const trialModel = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+  const trialModel = await loadModel(tf, tf.io.fromMemory(artifacts));
   try {
     const blank = tf.zeros([WARMUP_SIDE, WARMUP_SIDE, 3]);
     tf.dispose(await stylize(tf, trialModel, blank, blank, 1, WARMUP_SIDE));

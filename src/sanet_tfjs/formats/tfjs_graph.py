@@ -551,9 +551,220 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def prune_unreachable(bundle: GraphBundle) -> int:
-    """Drop every node the signature's outputs do not need (following data and control
-    inputs), and the weights of dropped Consts. Returns how many nodes were dropped."""
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+# The custom op js/sanet.mjs registers (TILED_CHAIN_OP there): a chain of full- and
+# half-resolution layers run on exact tiles. Its attr "layers" lists the chain's layers, each
+# "conv_relu" or "conv" (a reflection pad of 1 then a 3x3 VALID convolution, with or without
+# its Relu), "pool" (2x2 stride-2 ceil-mode max pooling) or "up" (nearest x2); its inputs are
+# the chain's input then each convolution's filter and bias, in order.
+TILED_CHAIN_OP = "SanetTiledChain"
+# The chains it replaces, input to output (architecture.py: VGG_LAYERS to the second pool,
+# DECODER_LAYERS from the last-but-one upsample).
+ENCODER_CHAIN = ("conv_relu", "conv_relu", "pool", "conv_relu", "conv_relu", "pool")
+DECODER_CHAIN = ("up", "conv_relu", "conv_relu", "up", "conv_relu", "conv")
+_NCHW_TO_NHWC = (0, 2, 3, 1)
+
+
+def _attr_s(node: dict, key: str) -> str | None:
+    value = node.get("attr", {}).get(key, {}).get("s")
+    return None if value is None else _unb64(value)
+
+
+def _attr_ints(node: dict, key: str) -> list[int]:
+    return [int(v) for v in node.get("attr", {}).get(key, {}).get("list", {}).get("i", [])]
+
+
+class _ChainWalk:
+    """One chain of layers, found by walking data inputs back from its last node."""
+
+    def __init__(self, bundle: GraphBundle) -> None:
+        self.bundle = bundle
+        self.nodes = {node["name"]: node for node in bundle.nodes}
+        self.consumers = _consumers(bundle)
+
+    def source(self, node: dict) -> dict:
+        return self.nodes[_split_ref(_data_inputs(node)[0])[0]]
+
+    def reflection_pad(self, node: dict, spatial: tuple[int, int]) -> bool:
+        """A MirrorPad REFLECT of 1 on the two `spatial` axes only, paddings a weight."""
+        if node["op"] != "MirrorPad" or _attr_s(node, "mode") != "REFLECT":
+            return False
+        paddings = self.bundle.weights.get(_data_inputs(node)[1])
+        if paddings is None or paddings.shape != (4, 2):
+            return False
+        expected = np.zeros((4, 2), np.int64)
+        expected[list(spatial)] = 1
+        return bool((paddings == expected).all())
+
+    def conv(self, node: dict) -> tuple[str, list[str], str, dict | None] | None:
+        """A reflection pad of 1 and a 3x3 VALID convolution (+ Relu) ending at `node`: its
+        kind, [filter, bias], the tensor it reads, and a Transpose to reuse (the encoder's
+        first pad runs on the NCHW image: MirrorPad -> Transpose to NHWC -> conv)."""
+        if node["op"] != "_FusedConv2D":
+            return None
+        _, filter_ref, bias_ref = _data_inputs(node)
+        weight = self.bundle.weights.get(filter_ref)
+        fused = [
+            _unb64(op) for op in node["attr"].get("fused_ops", {}).get("list", {}).get("s", [])
+        ]
+        if (
+            weight is None
+            or weight.shape[:2] != (3, 3)
+            or bias_ref not in self.bundle.weights
+            or _attr_s(node, "padding") != "VALID"
+            or _attr_s(node, "data_format") not in (None, "NHWC")
+            or _attr_ints(node, "strides") != [1, 1, 1, 1]
+            or _attr_ints(node, "dilations") not in ([], [1, 1, 1, 1])
+            or fused not in (["BiasAdd"], ["BiasAdd", "Relu"])
+        ):
+            return None
+        kind = "conv_relu" if fused[-1] == "Relu" else "conv"
+        pad = self.source(node)
+        if self.reflection_pad(pad, (1, 2)):
+            return kind, [filter_ref, bias_ref], _data_inputs(pad)[0], None
+        if _perm(self.bundle, pad) == _NCHW_TO_NHWC and _only_reader(self.consumers, pad, node):
+            inner = self.source(pad)
+            if self.reflection_pad(inner, (2, 3)) and _only_reader(self.consumers, inner, pad):
+                return kind, [filter_ref, bias_ref], _data_inputs(inner)[0], pad
+        return None
+
+    def pool(self, node: dict) -> str | None:
+        """A 2x2 stride-2 max pool in ceil mode (onnx-tf: a PadV2 of the lowest float, then a
+        VALID MaxPool): the tensor it reads."""
+        if (
+            node["op"] != "MaxPool"
+            or _attr_s(node, "padding") != "VALID"
+            or _attr_ints(node, "ksize") != [1, 2, 2, 1]
+            or _attr_ints(node, "strides") != [1, 2, 2, 1]
+            or _attr_s(node, "data_format") not in (None, "NHWC")
+        ):
+            return None
+        pad = self.source(node)
+        if pad["op"] != "PadV2":
+            return None
+        fill = self.bundle.weights.get(_data_inputs(pad)[2])
+        if fill is None or fill.size != 1 or float(fill.reshape(())) > -1e38:
+            return None
+        return _data_inputs(pad)[0]
+
+    def upsample(self, node: dict) -> str | None:
+        """A nearest-neighbour resize (x2, js/sanet.mjs checks the size): the tensor it reads."""
+        if node["op"] != "ResizeNearestNeighbor" or node["attr"].get("align_corners", {}).get("b"):
+            return None
+        return _data_inputs(node)[0]
+
+    def walk(self, last: dict, expected: tuple[str, ...]) -> dict | None:
+        """The chain `expected` (input to output) ending at `last`: {input, weights, nodes,
+        transpose, resize}, or None where the graph differs."""
+        node, weights, transpose, resize = last, [], None, None
+        reader = None  # the chain's node that reads `node`
+        inner = []  # the nodes that only the chain needs: gone once it is replaced
+        for position, kind in enumerate(reversed(expected)):
+            if reader is not None:
+                inner.append(node["name"])
+                # a Shape reading a tensor of the chain (a pool's or a resize's size) dies
+                # with the chain; any other reader would keep the chain running whole
+                if any(
+                    r is not reader and r["op"] != "Shape" for r in self.consumers[node["name"]]
+                ):
+                    return None
+            if kind == "pool":
+                ref = self.pool(node)
+                if ref is None:
+                    return None
+                reader = self.source(node)
+                inner.append(reader["name"])
+            elif kind == "up":
+                ref, resize, reader = self.upsample(node), node, node
+            else:
+                found = self.conv(node)
+                if found is None or found[0] != kind:
+                    return None
+                _, pair, ref, pad_transpose = found
+                weights[:0] = pair
+                reader = self.source(node)
+                if pad_transpose is not None:
+                    if position != len(expected) - 1:
+                        return None
+                    transpose, reader = pad_transpose, self.source(pad_transpose)
+                inner.append(reader["name"])
+            if ref is None:
+                return None
+            if position < len(expected) - 1:
+                node = self.nodes[_split_ref(ref)[0]]
+        return {
+            "input": ref,
+            "weights": weights,
+            "transpose": transpose,
+            "resize": resize,
+            "inner": inner,
+        }
+
+
+def tile_resolution_chains(bundle: GraphBundle) -> int:
+    """Replace the encoder's chain from its image input to its second max pool, and the
+    decoder's from its last-but-one upsample to its output, each by one SanetTiledChain
+    node (js/sanet.mjs) that runs them on exact tiles when the image is large: their 64- and
+    128-channel activations at full and half resolution are most of a stylization's memory
+    (268 MB per tensor at 1024x1024). The node takes the last node's name, so its readers
+    are unchanged; what only the chain read is pruned. Returns how many chains were replaced
+    (2); raises GraphRewriteError naming the chain it cannot find."""
+    walk = _ChainWalk(bundle)
+    found = {}
+    for label, expected, last_op in (
+        ("encoder", ENCODER_CHAIN, "MaxPool"),
+        ("decoder", DECODER_CHAIN, "_FusedConv2D"),
+    ):
+        matches = [
+            (node, chain)
+            for node in bundle.nodes
+            if node["op"] == last_op and (chain := walk.walk(node, expected)) is not None
+        ]
+        if label == "encoder":  # the second pool's chain starts at the image, not a pool
+            matches = [
+                (node, chain)
+                for node, chain in matches
+                if walk.pool(walk.nodes[_split_ref(chain["input"])[0]]) is None
+                and walk.conv(walk.nodes[_split_ref(chain["input"])[0]]) is None
+            ]
+        if len(matches) != 1:
+            raise GraphRewriteError(
+                f"tile_resolution_chains: found {len(matches)} {label} chains "
+                f"{' -> '.join(expected)} ending at a {last_op} (expected one)"
+            )
+        found[label] = (matches[0], expected)
+    for (last, chain), expected in found.values():
+        source = chain["input"]
+        if chain["transpose"] is not None:  # the NCHW image to NHWC, then the chain
+            transpose = chain["transpose"]
+            transpose["input"][0] = source
+            source = transpose["name"]
+        attr = {
+            "T": {"type": "DT_FLOAT"},
+            "layers": {"list": {"s": [_b64(kind) for kind in expected]}},
+        }
+        if chain["resize"] is not None:
+            resize_attr = chain["resize"]["attr"]
+            for key in ("align_corners", "half_pixel_centers"):
+                attr[key] = {"b": bool(resize_attr.get(key, {}).get("b", False))}
+        name = last["name"]
+        last.clear()
+        last.update(name=name, op=TILED_CHAIN_OP, input=[source, *chain["weights"]], attr=attr)
+    needed = _reachable(bundle)
+    for (_, chain), expected in found.values():
+        if still := sorted(set(chain["inner"]) & needed):
+            raise GraphRewriteError(
+                f"tile_resolution_chains: the chain {' -> '.join(expected)} is also read "
+                f"outside itself (through {', '.join(still)}): it would still run whole"
+            )
+    return len(found)
+
+
+def _reachable(bundle: GraphBundle) -> set[str]:
+    """The nodes the signature's outputs need, following data and control inputs."""
     nodes = {node["name"]: node for node in bundle.nodes}
     outputs = [spec["name"] for spec in bundle.model["signature"]["outputs"].values()]
     needed: set[str] = set()
@@ -564,6 +775,13 @@ def prune_unreachable(bundle: GraphBundle) -> int:
             continue
         needed.add(name)
         stack += [_split_ref(ref.lstrip("^"))[0] for ref in nodes[name].get("input", [])]
+    return needed
+
+
+def prune_unreachable(bundle: GraphBundle) -> int:
+    """Drop every node the signature's outputs do not need (following data and control
+    inputs), and the weights of dropped Consts. Returns how many nodes were dropped."""
+    needed = _reachable(bundle)
     inputs = {_split_ref(spec["name"])[0] for spec in bundle.model["signature"]["inputs"].values()}
     kept = [node for node in bundle.nodes if node["name"] in needed | inputs]
     dropped = len(bundle.nodes) - len(kept)
@@ -972,6 +1190,9 @@ def optimize(
         "convolutions_made_winograd": _winograd_count(
             winograd_convolutions(bundle, winograd), convolutions
         ),
+        # after Winograd, which rewrites only layers at a quarter of the side and below: the
+        # chains' convolutions stay direct, inside the tiled op
+        "resolution_chains_tiled": tile_resolution_chains(bundle),
         "nodes_pruned": prune_unreachable(bundle),
         "nodes_renamed": shorten_node_names(bundle),
     }

@@ -1,0 +1,49 @@
+// The exact tiling of js/sanet.mjs against the whole computation: each case stylized once as it
+// is (one tile: the image fits the default budget) and once per forced tile size.
+// Usage: node js/tiles_check.mjs <model_dir> <cases_dir>
+// cases_dir/cases.json: [{content: {file, shape}, style: {file, shape}, iters, max_resolution,
+// tile_pixels: [side, ...]}]; writes cases_dir/results.json: per case the result's shape, and
+// per tile size the largest absolute difference from the untiled result and the tiles run.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { fromDisk, useBackend } from './disk_model.mjs';
+import { loadModel, stylize, tilingStats } from './sanet.mjs';
+
+const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
+
+async function floats(spec) {
+  const bytes = await readFile(join(casesDir, spec.file));
+  return tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), spec.shape);
+}
+
+async function run(model, content, style, c, options) {
+  const before = { ...tilingStats };
+  const { result, styleFeatures } = await stylize(tf, model, content, style, c.iters, c.max_resolution, options);
+  const data = await result.data();
+  const shape = result.shape;
+  tf.dispose([result, styleFeatures]);
+  return { data, shape, calls: tilingStats.calls - before.calls, tiles: tilingStats.tiles - before.tiles };
+}
+
+await useBackend(tf, backend);
+const model = await loadModel(tf, fromDisk(modelDir));
+const cases = JSON.parse(await readFile(join(casesDir, 'cases.json'), 'utf8'));
+const results = [];
+for (const c of cases) {
+  const content = await floats(c.content);
+  const style = await floats(c.style);
+  const whole = await run(model, content, style, c, {});
+  const entry = { shape: whole.shape, calls: whole.calls, tiles: whole.tiles, tiled: [] };
+  for (const tilePixels of c.tile_pixels) {
+    const tiled = await run(model, content, style, c, { tilePixels });
+    let maxAbs = tiled.data.length === whole.data.length ? 0 : Infinity;
+    for (let i = 0; i < whole.data.length && maxAbs !== Infinity; i += 1) {
+      maxAbs = Math.max(maxAbs, Math.abs(tiled.data[i] - whole.data[i]));
+    }
+    entry.tiled.push({ tilePixels, shape: tiled.shape, maxAbs, calls: tiled.calls, tiles: tiled.tiles });
+  }
+  results.push(entry);
+  tf.dispose([content, style]);
+}
+await writeFile(join(casesDir, 'results.json'), JSON.stringify({ backend: tf.getBackend(), results }));

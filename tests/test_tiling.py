@@ -1,0 +1,84 @@
+"""Exact tiling of the full- and half-resolution layers (tfjs_graph.tile_resolution_chains and
+js/sanet.mjs's SanetTiledChain op): forced small tiles give the untiled result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sanet_tfjs.formats.tfjs_graph import (
+    TILED_CHAIN_OP,
+    GraphBundle,
+    GraphRewriteError,
+    tile_resolution_chains,
+)
+from sanet_tfjs.repo import ROOT
+
+TILES_CHECK = ROOT / "js" / "tiles_check.mjs"
+HALF_LEVEL = 0.5 / 255
+
+# (content HxW, style HxW, iters, max_resolution, forced tile sides): odd sides, sides not
+# divisible by 16 (ceil-mode pools at both levels), a strip, and one scaled down.
+CASES = [
+    ((67, 45), (40, 33), 2, 512, [16, 24, 37]),
+    ((101, 130), (50, 61), 2, 512, [32, 50]),
+    ((150, 23), (29, 40), 2, 512, [16]),
+    ((257, 181), (99, 131), 2, 150, [40]),
+]
+
+
+def tiles_check(model_dir: Path, cases: list[tuple]) -> list[dict]:
+    """js/tiles_check.mjs on `cases`: each run untiled and with each forced tile side."""
+    rng = np.random.default_rng(32)
+    with tempfile.TemporaryDirectory(prefix="tfjs-tiles-") as folder:
+        folder = Path(folder)
+        specs = []
+        for index, (content, style, iters, max_resolution, sides) in enumerate(cases):
+            entry = {"iters": iters, "max_resolution": max_resolution, "tile_pixels": sides}
+            for name, (height, width) in (("content", content), ("style", style)):
+                image = rng.random((height, width, 3), dtype=np.float32)
+                image.tofile(folder / f"{name}_{index}.bin")
+                entry[name] = {"file": f"{name}_{index}.bin", "shape": [height, width, 3]}
+            specs.append(entry)
+        (folder / "cases.json").write_text(json.dumps(specs))
+        done = subprocess.run(
+            ["node", str(TILES_CHECK), str(Path(model_dir).resolve()), str(folder)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads((folder / "results.json").read_text())["results"]
+
+
+def test_tiled_chains_give_the_untiled_result(reference):
+    # the reference build's bundle: the folded model, as the pipeline ships it
+    results = tiles_check(reference.pipeline.artifacts / "tfjs", CASES)
+    for (content, _, iters, _, sides), entry in zip(CASES, results, strict=True):
+        # Untiled: one tile per chain call (the encoder runs 1 + iters times, the decoder iters).
+        assert entry["tiles"] == entry["calls"] == 1 + 2 * iters, (content, entry)
+        for side, tiled in zip(sides, entry["tiled"], strict=True):
+            assert tiled["shape"] == entry["shape"]
+            assert tiled["tiles"] > tiled["calls"], (content, side, tiled)  # really tiled
+            assert tiled["maxAbs"] <= HALF_LEVEL, (content, side, tiled)
+
+
+def test_bundle_runs_its_large_chains_as_tiled_ops(reference):
+    nodes = json.loads((reference.pipeline.artifacts / "tfjs" / "model.json").read_text())[
+        "modelTopology"
+    ]["node"]
+    chains = [node for node in nodes if node["op"] == TILED_CHAIN_OP]
+    assert len(chains) == 2
+    # VGG has 4 pools up to relu5_1: the first two run inside the encoder's chain
+    assert sum(node["op"] == "MaxPool" for node in nodes) == 2
+
+
+def test_a_graph_without_the_chains_is_refused(reference):
+    bundle = GraphBundle.load(reference.pipeline.artifacts / "tfjs")  # no chain left
+    with pytest.raises(GraphRewriteError, match="found 0 encoder chains"):
+        tile_resolution_chains(bundle)
