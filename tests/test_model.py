@@ -137,8 +137,10 @@ def test_folded_model_computes_the_same_with_fewer_parameters(tiny_states, conte
         folded_features = folded.transform(c4, s4, c5, s5)
         twice = (model.stylize(content, style, 2), folded.stylize(content, style, 2))
     assert float((actual - expected).abs().max()) <= 1e-5
+    # float32 rounding of a different sum order: relu5_1 came to 1.04e-06 on one machine of
+    # this kind, under 1e-6 on others (the CPU's kernels differ); the stages' tolerance is 1e-5
     assert float((folded_c4 - c4).norm() / c4.norm()) <= 1e-6
-    assert float((folded_c5 - c5).norm() / c5.norm()) <= 1e-6
+    assert float((folded_c5 - c5).norm() / c5.norm()) <= 4e-6
     assert float((folded_features - features).norm() / features.norm()) <= 1e-6
     assert float((twice[0] - twice[1]).abs().max()) <= 1e-4
 
