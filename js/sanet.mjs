@@ -292,11 +292,13 @@ export function registerSanetOps(tf) {
 // tf.loadGraphModel, less the model's own copy of its weights: GraphModel keeps the fetched
 // weight bytes (`artifacts.weightData`, the whole model) for `model.save()`, while every
 // weight already lives in the backend's memory. Dropping them saves the model's size in page
-// memory (84 MB at full width); this page never saves the model.
+// memory (84 MB at full width); this page never saves the model. A copy of the artifacts
+// object is changed, not the object itself: tf.io.fromMemory hands the caller's own object to
+// every model loaded from it (the page's backend trials load one fetch several times).
 export async function loadModel(tf, url, options) {
   registerSanetOps(tf);
   const model = await tf.loadGraphModel(url, options);
-  model.artifacts.weightData = null;
+  model.artifacts = { ...model.artifacts, weightData: null };
   return model;
 }
 
