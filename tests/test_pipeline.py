@@ -510,7 +510,10 @@ def test_the_audit_fails_a_stage_that_reads_an_undeclared_file(tmp_path, referen
 @pytest.mark.parametrize(
     ("width_divisor", "parameters"),
     # parameters after the patch stage's folds (before: 328,223 and 20,911,247)
-    [(TINY, 311_571), pytest.param(1, 19_860_611, marks=pytest.mark.full_width)],
+    [
+        (TINY, 311_571),
+        pytest.param(1, 19_860_611, marks=[pytest.mark.full_width, pytest.mark.full_build]),
+    ],
 )
 @pytest.mark.slow
 def test_clean_builds_are_identical_and_a_restored_cache_is_trusted(
