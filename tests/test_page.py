@@ -238,6 +238,25 @@ def test_the_same_style_again_is_not_encoded_again(page, site, images, model):
     assert matches_pytorch(page, model) <= TWO_LEVELS
 
 
+def test_memory_stays_level_over_a_long_visit(browser, site):
+    """12 stylizations in one tab, alternating styles and sizes: once each size and style has
+    run (the third run), the wasm heap (which only grows) grows by at most 10 %: nothing a
+    run leaves behind accumulates."""
+    page = open_page(browser, "")
+    try:
+        page.choose("content", site / "examples" / "grace_hopper.jpg")
+        styles = [site / "examples" / "swirls.png", site / "examples" / "waves.png"]
+        for run in range(12):
+            page.choose("style", styles[run % 2])
+            resolution = (256, 384, 320)[run % 3]
+            assert page.stylize(1 + run % 2, resolution) == "done", (run, page.status())
+        heaps = [run["heapBytes"] for run in page.stats()["runs"]]
+        assert len(heaps) == 12 and all(heaps)
+        assert heaps[-1] <= 1.10 * heaps[2], [round(heap / 1e6) for heap in heaps]
+    finally:
+        page.page.close()
+
+
 def test_png_with_alpha_is_composited_over_white(page, site, images):
     page.choose("content", images / "alpha.png")
     page.choose("style", site / "examples" / "swirls.png")
