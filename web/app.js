@@ -12,19 +12,19 @@ const params = new URLSearchParams(location.search);
 // The memory one stylization takes, modelled on the tab's wasm heap and page memory measured
 // at full width (`doit bench`, `js/profile_model.mjs`; docs/model.md, "Exact tiles"): the page
 // itself, an empty wasm module, the weights with XNNPACK's packed copy of them, the
-// full- and half-resolution layers (run in tiles of at most TILE_PIXELS pixels, js/sanet.mjs),
-// the quarter-resolution and deeper activations of the larger image, and the attention
+// full-, half- and quarter-resolution layers (run in tiles of at most TILE_PIXELS pixels,
+// js/sanet.mjs), the deeper activations of the larger image, and the attention
 // (relu4_1 in ATTENTION_SLICES slices over content positions, each with its softmax; relu5_1
-// whole). Fitted to the wasm heap at 512x512, 1024x1024 and 2048x1536 (style 512; 488, 703
-// and 1,320 MB): 5 to 8 % above each. A run the device cannot afford is refused before it
+// whole). Fitted to the wasm heap after one stylization at 512x512, 1024x1024 and 2048x1536
+// (style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. A run the device cannot afford is refused before it
 // starts, naming a maximum resolution that fits.
 const MB = 1e6;
 const PAGE_BYTES = 150 * MB; // the page, TensorFlow.js, images: page memory less the wasm heap
 const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
 const HEAP_PER_WEIGHT_BYTE = 3.2; // the weights, XNNPACK's packed copy, packing scratch
 const HEAP_PER_TILE_PIXEL = 1200; // the tiled layers, up to TILE_PIXELS of the larger image
-const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (128 * 4); // 128 channels at full width
-const HEAP_PER_PIXEL = 250; // the rest, per pixel of the larger image (fitted: 210 to 230)
+const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (256 * 4); // 256 channels at full width
+const HEAP_PER_PIXEL = 230; // the rest, per pixel of the larger image (fitted: 164 to 216)
 const ATTENTION_SLICES = 8; // src/sanet_tfjs/model.py ATTENTION_CHUNKS
 const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
 // What a tab may use: most of wasm32's 4 GB, or half of what the device reports having

@@ -561,10 +561,18 @@ def _unb64(text: str) -> str:
 # its Relu), "pool" (2x2 stride-2 ceil-mode max pooling) or "up" (nearest x2); its inputs are
 # the chain's input then each convolution's filter and bias, in order.
 TILED_CHAIN_OP = "SanetTiledChain"
-# The chains it replaces, input to output (architecture.py: VGG_LAYERS to the second pool,
-# DECODER_LAYERS from the last-but-one upsample).
-ENCODER_CHAIN = ("conv_relu", "conv_relu", "pool", "conv_relu", "conv_relu", "pool")
-DECODER_CHAIN = ("up", "conv_relu", "conv_relu", "up", "conv_relu", "conv")
+# The chains it replaces, input to output (architecture.py: VGG_LAYERS to the third pool,
+# DECODER_LAYERS from the first upsample): every layer at a quarter of the image's side or more.
+ENCODER_CHAIN = (
+    *("conv_relu", "conv_relu", "pool"),
+    *("conv_relu", "conv_relu", "pool"),
+    *("conv_relu", "conv_relu", "conv_relu", "conv_relu", "pool"),
+)
+DECODER_CHAIN = (
+    *("up", "conv_relu", "conv_relu", "conv_relu", "conv_relu"),
+    *("up", "conv_relu", "conv_relu"),
+    *("up", "conv_relu", "conv"),
+)
 _NCHW_TO_NHWC = (0, 2, 3, 1)
 
 
@@ -705,8 +713,8 @@ class _ChainWalk:
 
 
 def tile_resolution_chains(bundle: GraphBundle) -> int:
-    """Replace the encoder's chain from its image input to its second max pool, and the
-    decoder's from its last-but-one upsample to its output, each by one SanetTiledChain
+    """Replace the encoder's chain from its image input to its third max pool, and the
+    decoder's from its first upsample to its output, each by one SanetTiledChain
     node (js/sanet.mjs) that runs them on exact tiles when the image is large: their 64- and
     128-channel activations at full and half resolution are most of a stylization's memory
     (268 MB per tensor at 1024x1024). The node takes the last node's name, so its readers
@@ -723,7 +731,7 @@ def tile_resolution_chains(bundle: GraphBundle) -> int:
             for node in bundle.nodes
             if node["op"] == last_op and (chain := walk.walk(node, expected)) is not None
         ]
-        if label == "encoder":  # the second pool's chain starts at the image, not a pool
+        if label == "encoder":  # the third pool's chain starts at the image, not a pool
             matches = [
                 (node, chain)
                 for node, chain in matches
