@@ -185,9 +185,6 @@ def layer_shapes(width_divisor: int = 1) -> dict[tuple[int, int, int, bool], int
     return counts
 
 
-# Variants timed per shape: each way of running the layer, and the Winograd ones with their
-# filters stored already transformed (what computing them at load time would give: a larger
-# download or a load-time step, and more memory), to tell what the in-graph transform costs.
 # While a Winograd convolution runs it holds its input and its output four times over (16
 # transformed tiles and 16 products, each a quarter of the pixels). With every faster shape
 # rewritten, the page held 1,239 MB at 512 px against 881 MB direct (`doit bench`, full width,
@@ -195,8 +192,10 @@ def layer_shapes(width_divisor: int = 1) -> dict[tuple[int, int, int, bool], int
 # quarter of the image's side and below, the tiles are smaller than what the full-resolution
 # direct layers hold, and that is where most of the multiplications are. Even so the page
 # held 1,138 MB at 512 px against 881 MB direct (same run, 0.66x the time): tfjs.winograd is
-# off by default (docs/model.md).
-WINOGRAD_MIN_DIVISOR = 4
+# off by default (docs/model.md). Since then the exact tiles (tfjs_graph.tile_resolution_chains)
+# run every layer down to a quarter of the side inside one op of their own: Winograd applies
+# below them only, at an eighth of the side and less.
+WINOGRAD_MIN_DIVISOR = 8
 
 
 def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
@@ -217,6 +216,9 @@ def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
     }
 
 
+# Variants timed per shape: each way of running the layer, and the Winograd ones with their
+# filters stored already transformed (what computing them at load time would give: a larger
+# download or a load-time step, and more memory), to tell what the in-graph transform costs.
 TIMED = [("direct", True), ("f2x2", True), ("f4x4", True), ("f2x2", False), ("f4x4", False)]
 
 
