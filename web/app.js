@@ -16,8 +16,8 @@ const params = new URLSearchParams(location.search);
 // js/sanet.mjs), the deeper activations of the larger image, and the attention
 // (relu4_1 in ATTENTION_SLICES slices over content positions, each with its softmax; relu5_1
 // whole). Fitted to the wasm heap after one stylization at 512x512, 1024x1024 and 2048x1536
-// (style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. A run the device cannot afford is refused before it
-// starts, naming a maximum resolution that fits.
+// (style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. A run the device cannot afford is
+// refused before it starts, naming a maximum resolution that fits.
 const MB = 1e6;
 const PAGE_BYTES = 150 * MB; // the page, TensorFlow.js, images: page memory less the wasm heap
 const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
