@@ -57,6 +57,7 @@ from sanet_tfjs.fetch.fetcher import CheckpointFetcher, FetchError, Source
 from sanet_tfjs.fetch.lock import ChecksumLock
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts, write_fixture_checkpoints
+from sanet_tfjs.scratch import REAPER_RETRY_S, REAPER_TRIES
 from sanet_tfjs.server import serve_directory
 from sanet_tfjs.stages.fetch import checkpoint_validator, fetch_checkpoints
 from tasks.layout import OUTPUTS, sums_file
@@ -724,7 +725,10 @@ def nothing_left_behind(
     folder, a stage's reaper included), the build's TMPDIR is as empty as it was given, and,
     unless it was `killed` (its staged output then waits beside its place for the next build,
     never trusted), artifacts/ holds no partial file."""
-    deadline = time.monotonic() + PROCESS_EXIT_S
+    # A killed build's scratch folder is removed by its reaper, which retries for as long as
+    # something (Chromium, after the kill, under load) still writes there: wait that long.
+    reaping_s = REAPER_TRIES * REAPER_RETRY_S if killed else 0
+    deadline = time.monotonic() + PROCESS_EXIT_S + reaping_s
     while time.monotonic() < deadline and (
         processes_naming(copy) or processes_naming(tmpdir) or any(tmpdir.iterdir())
     ):
