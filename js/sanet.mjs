@@ -55,6 +55,29 @@ export function checkInputs(contentShape, styleShape, iters, maxResolution) {
   }
 }
 
+// tfjs-backend-wasm runs min(requested (cores / 2 if unset), cores / 2, 8) threads, at least
+// one (its backend.cc: "Many x86-64 processors have 2 threads per core"): the caller and
+// `threads - 1` workers of its pool.
+export function wasmThreadsFor(requested, cores) {
+  const perCore = Math.floor(cores / 2);
+  const count = requested == null || requested < 0 ? perCore : requested;
+  return Math.max(1, Math.min(Math.max(count, 1), 8, perCore));
+}
+
+// The global the page's copy of the wasm backend reads for how many workers to start
+// (src/sanet_tfjs/site.py WASM_WORKERS_GLOBAL; tfjs's own build starts 8, each 17 MB of page
+// memory, most of them idle).
+export const WASM_WORKERS_GLOBAL = 'sanetWasmWorkers';
+
+// Before tf.setBackend('wasm'): asks for `requested` threads (null: tfjs's default) and
+// sizes the worker pool to what they need, at least one: the 4.22 glue waits for every
+// worker of its pool to load before the module starts, and with none it never starts.
+export function setWasmThreads(tf, requested) {
+  if (requested != null) tf.wasm.setThreadsCount(requested);
+  const cores = (globalThis.navigator && navigator.hardwareConcurrency) || 1;
+  globalThis[WASM_WORKERS_GLOBAL] = Math.max(1, wasmThreadsFor(requested, cores) - 1);
+}
+
 // tfjs-converter's control-flow executor clones each tensor that passes an Enter, Merge,
 // Switch, NextIteration or Identity of the while loop, and tfjs-backend-wasm 4.22's Identity
 // kernel copies the data, where the cpu and webgl backends share it (tensors are immutable,

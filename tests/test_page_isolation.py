@@ -12,10 +12,13 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
+from sanet_tfjs.errors import PipelineError
+from sanet_tfjs.repo import ROOT
 from sanet_tfjs.runtimes.browser import StylePage, chromium
 from sanet_tfjs.server import serve_directory
-from sanet_tfjs.site import SERVICE_WORKER
+from sanet_tfjs.site import SERVICE_WORKER, VENDOR_FILES, WASM_GLUE, size_wasm_worker_pool
 from sanet_tfjs.stages.page import run_page_stage
 from tests.test_page import TWO_LEVELS, matches_pytorch, stylize_example
 
@@ -31,7 +34,26 @@ def page_stage_version(site) -> str:
 
 
 def isolation_and_threads(page: StylePage) -> list:
-    return page.page.evaluate("[crossOriginIsolated, tf.wasm.getThreadsCount()]")
+    """[isolated, threads]; checks that the threaded wasm backend (isolated pages) started only
+    the workers its threads run (one at least: site.py size_wasm_worker_pool), not tfjs's 8."""
+    isolated, threads, workers = page.page.evaluate(
+        """(() => {
+            const pool = tf.backend().wasm.PThread;
+            const workers = pool ? pool.unusedWorkers.length + pool.runningWorkers.length : null;
+            return [crossOriginIsolated, tf.wasm.getThreadsCount(), workers];
+        })()"""
+    )
+    assert workers == (max(1, threads - 1) if isolated else None), (isolated, threads, workers)
+    return [isolated, threads]
+
+
+def test_wasm_worker_pool_is_sized_by_the_page_or_the_build_stops():
+    source = next(path for path, name in VENDOR_FILES.items() if name == WASM_GLUE)
+    glue = (ROOT / "node_modules" / source).read_text(encoding="utf-8")
+    sized = size_wasm_worker_pool(glue)
+    assert len(sized) - len(glue) == len("(globalThis.sanetWasmWorkers??8)") - 1
+    with pytest.raises(PipelineError, match=r"update site\.py WASM_WORKER_POOL"):
+        size_wasm_worker_pool(sized)  # a glue without tfjs 4.22's pool start
 
 
 def test_plain_static_host_isolates_itself_and_runs_two_threads(tiny_site, tiny_model):

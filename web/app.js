@@ -2,7 +2,7 @@
 // tf (TensorFlow.js) and its wasm backend come from the page's own vendor/ copy (no CDN).
 import {
   DEFAULT_TILE_BUDGET_BYTES, MIN_SIDE, StylizeInputError, bytesToBase64, checkInputs, fittedSize,
-  loadModel, stylize,
+  loadModel, setWasmThreads, stylize,
 } from './sanet.mjs';
 
 const tf = window.tf;
@@ -17,9 +17,13 @@ const params = new URLSearchParams(location.search);
 // (relu4_1 in ATTENTION_SLICES slices over content positions, each with its softmax; relu5_1
 // whole). Fitted to the wasm heap after one stylization at 512x512, 1024x1024 and 2048x1536
 // (style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. A run the device cannot afford is
-// refused before it starts, naming a maximum resolution that fits.
+// refused before it starts, naming a maximum resolution that fits. The rest of the page
+// (its JS heap, images) and each worker of the wasm backend's thread pool are measured
+// apart (measureUserAgentSpecificMemory's breakdown, 512 px, one thread: 459 MB in all, the
+// wasm heap 407 MB, the pool's one worker 17.3 MB).
 const MB = 1e6;
-const PAGE_BYTES = 150 * MB; // the page, TensorFlow.js, images: page memory less the wasm heap
+const PAGE_BYTES = 40 * MB; // the page, TensorFlow.js, images: page memory less heap and workers
+const WASM_WORKER_BYTES = 18 * MB; // each worker of the wasm thread pool (js/sanet.mjs setWasmThreads)
 const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
 const HEAP_PER_WEIGHT_BYTE = 3.2; // the weights, XNNPACK's packed copy, packing scratch
 const HEAP_PER_TILE_PIXEL = 1200; // the tiled layers, up to TILE_PIXELS of the larger image
@@ -82,8 +86,31 @@ function neededBytes(contentShape, styleShape, weightBytes) {
   const attention4 = 2 * 4 * Math.ceil(cells(contentShape, 8) / ATTENTION_SLICES) * cells(styleShape, 8);
   const attention5 = 2 * 4 * cells(contentShape, 16) * cells(styleShape, 16);
   const pixels = Math.max(contentShape[0] * contentShape[1], styleShape[0] * styleShape[1]);
-  return PAGE_BYTES + HEAP_BASE_BYTES + HEAP_PER_WEIGHT_BYTE * weightBytes + HEAP_PER_PIXEL * pixels +
-    HEAP_PER_TILE_PIXEL * Math.min(pixels, TILE_PIXELS) + Math.max(attention4, attention5);
+  return PAGE_BYTES + WASM_WORKER_BYTES * wasmWorkers() + HEAP_BASE_BYTES + HEAP_PER_WEIGHT_BYTE * weightBytes +
+    HEAP_PER_PIXEL * pixels + HEAP_PER_TILE_PIXEL * Math.min(pixels, TILE_PIXELS) + Math.max(attention4, attention5);
+}
+
+// The workers the wasm backend started for its threads (none on other backends, or before
+// the backend starts: the page's own budget then).
+function wasmWorkers() {
+  const backend = tf.getBackend() === 'wasm' ? tf.backend() : null;
+  const pool = backend && backend.wasm && backend.wasm.PThread;
+  return pool ? pool.unusedWorkers.length + pool.runningWorkers.length : 0;
+}
+
+// The default maximum resolution: the largest (a multiple of 16) at which a square photo and
+// painting fit the device's budget, up to DEFAULT_RESOLUTION_CAP; the user's own choice stays.
+const DEFAULT_RESOLUTION_CAP = 1024;
+function setDefaultResolution() {
+  const field = $('max-resolution');
+  if (field.value !== field.defaultValue) return;
+  for (let res = DEFAULT_RESOLUTION_CAP; res >= 256; res -= 16) {
+    if (neededBytes([res, res], [res, res], weightBytes) <= MEMORY_BUDGET_BYTES) {
+      field.value = String(res);
+      field.defaultValue = String(res);
+      return;
+    }
+  }
 }
 
 // The largest maximum resolution (a multiple of 16) whose stylization of the chosen images
@@ -666,7 +693,7 @@ async function chooseAuto(buildKey, loadArtifacts) {
 async function chooseBackend(requested, buildKey, loadArtifacts) {
   tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
   const threads = savedThreads();
-  if (threads !== 'auto') tf.wasm.setThreadsCount(Number(threads));
+  setWasmThreads(tf, threads === 'auto' ? null : Number(threads));
   if (requested === 'auto') return { by: 'auto', ...(await chooseAuto(buildKey, loadArtifacts)) };
   // WebGPU only where the browser gives the page an adapter (tfjs would try, fail and warn).
   const offered = requested !== 'webgpu' || (await probeWebGPU());
@@ -870,6 +897,7 @@ async function main() {
   stats.warmupMs = performance.now() - warmStarted;
   await showOffline(worker);
   for (const event of ['online', 'offline']) window.addEventListener(event, () => showOffline(worker));
+  setDefaultResolution();
   window.sanet.phase = 'ready';
   showProgress(0);
   setStatus(stats.examplesPreselected && images.content && images.style

@@ -2,7 +2,7 @@
 // through Playwright. It times the model the product page uses, through the same js/sanet.mjs
 // call, on inputs fetched from the bench server, and hands back the last result.
 import { fetchFloats, report, timeRuns } from './common.mjs';
-import { loadModel, stylize } from './sanet.mjs';
+import { loadModel, setWasmThreads, stylize } from './sanet.mjs';
 
 const tf = window.tf;
 
@@ -19,7 +19,7 @@ window.bench = {
   // threads: null for the backend's default; wasm takes it once, before it starts.
   async init(backend, threads) {
     tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
-    if (threads != null) tf.wasm.setThreadsCount(threads);
+    setWasmThreads(tf, threads);
     if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} is not offered`);
     await tf.ready();
     return {

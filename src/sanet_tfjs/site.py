@@ -17,6 +17,7 @@ page.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -64,11 +65,46 @@ def write_examples(folder: Path) -> None:
     (folder / "examples.json").write_text(json.dumps(listing, indent=2) + "\n")
 
 
+# tfjs-backend-wasm 4.22's threaded build starts 8 workers for wasm threads as its module
+# loads, whatever the thread count (emscripten's PTHREAD_POOL_SIZE, fixed when tfjs was
+# built); its thread pool runs `threads - 1` of them and the others sit idle, 17.3 MB of page
+# memory each (measureUserAgentSpecificMemory, the page at full width): 138 MB with one
+# thread. The copy served starts as many as the global WASM_WORKERS_GLOBAL says, which
+# js/sanet.mjs `setWasmThreads` sets before the backend starts (8 where it is unset). Fewer
+# than the threads need would hang the page: the pool's threads start while the page waits.
+WASM_WORKER_POOL = re.compile(r"initMainThread:function\(\)\{for\(var (\w+)=8;\1--;\)")
+WASM_WORKERS_GLOBAL = "sanetWasmWorkers"
+WASM_GLUE = "tf-backend-wasm.min.js"
+
+
+def size_wasm_worker_pool(glue: str) -> str:
+    """The wasm backend's script with its worker pool sized by WASM_WORKERS_GLOBAL."""
+    found = WASM_WORKER_POOL.findall(glue)
+    if len(found) != 1:
+        raise PipelineError(
+            f"{WASM_GLUE}: expected its worker pool's start (`initMainThread` allocating 8 "
+            f"workers) once, found it {len(found)} times: this TensorFlow.js version differs "
+            "from 4.22; update site.py WASM_WORKER_POOL to its glue code"
+        )
+    return WASM_WORKER_POOL.sub(
+        lambda match: (
+            f"initMainThread:function(){{for(var {match[1]}="
+            f"(globalThis.{WASM_WORKERS_GLOBAL}??8);{match[1]}--;)"
+        ),
+        glue,
+    )
+
+
 def copy_vendor_files(node_modules: Path, vendor: Path) -> None:
-    """The page's own TensorFlow.js copy (script and wasm binaries) into `vendor`."""
+    """The page's own TensorFlow.js copy (script and wasm binaries) into `vendor`, the wasm
+    backend's worker pool sized by the page (size_wasm_worker_pool)."""
     vendor.mkdir()
     for source, name in VENDOR_FILES.items():
-        shutil.copyfile(node_modules / source, vendor / name)
+        if name == WASM_GLUE:
+            text = (node_modules / source).read_text(encoding="utf-8")
+            (vendor / name).write_text(size_wasm_worker_pool(text), encoding="utf-8")
+        else:
+            shutil.copyfile(node_modules / source, vendor / name)
 
 
 def write_service_worker(site: Path, template: Path, build_json: Path) -> str:
