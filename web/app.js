@@ -15,14 +15,18 @@ const params = new URLSearchParams(location.search);
 // full-, half- and quarter-resolution layers (run in tiles of at most TILE_PIXELS pixels,
 // js/sanet.mjs), the deeper activations of the larger image, and the attention
 // (relu4_1 in ATTENTION_SLICES slices over content positions, each with its softmax; relu5_1
-// whole). Fitted to the wasm heap after one stylization at 512x512, 1024x1024 and 2048x1536
-// (style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. A run the device cannot afford is
-// refused before it starts, naming a maximum resolution that fits. The rest of the page
-// (its JS heap, images) and each worker of the wasm backend's thread pool are measured
-// apart (measureUserAgentSpecificMemory's breakdown, 512 px, one thread: 459 MB in all, the
-// wasm heap 407 MB, the pool's one worker 17.3 MB).
+// whole). The wasm heap's part was fitted to the heap after one stylization at 512x512,
+// 1024x1024 and 2048x1536 (Node, style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. The
+// rest of the page (its JS heap, images) and each worker of the wasm backend's thread pool
+// are measured apart (measureUserAgentSpecificMemory's breakdown, 512 px, one thread: 459 MB
+// in all, the wasm heap 407 MB, the pool's one worker 17.3 MB). The whole estimate against
+// the page memory in Chromium (scripts/page-memory.sh, one thread, the photo scaled to 256,
+// 512, 1024 and 2048 px; 389, 459, 642 and 1,213 MB): 12, 4, 1 and 11 % above. A run the
+// device cannot afford is refused before it starts, naming a maximum resolution that fits.
 const MB = 1e6;
-const PAGE_BYTES = 40 * MB; // the page, TensorFlow.js, images: page memory less heap and workers
+// The page, TensorFlow.js, images: page memory less heap and workers (34 MB at 512 px), and
+// room for the heap's growth in steps (emscripten grows it by a fifth at a time).
+const PAGE_BYTES = 50 * MB;
 const WASM_WORKER_BYTES = 18 * MB; // each worker of the wasm thread pool (js/sanet.mjs setWasmThreads)
 const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
 const HEAP_PER_WEIGHT_BYTE = 3.2; // the weights, XNNPACK's packed copy, packing scratch
