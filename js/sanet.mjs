@@ -96,6 +96,112 @@ export function shareIdentityOnWasm(tf) {
   tf.registerKernel({ ...kernel, kernelFunc: sharedIdentity });
 }
 
+// XNNPACK packs a convolution's filter into its own buffer when tfjs-backend-wasm first runs
+// that convolution, and tfjs 4.22 keeps a transposed copy besides, in its operator cache
+// (conv2d_impl.cc; the cache key: the convolution's parameters and the filter's and bias's
+// ids). From then on the model's own float32 copy of the filter is read by nothing: the
+// weights sit in the wasm heap three times (240 MB at full width). After a stylization,
+// `releasePackedFilters` frees that first copy of every filter that only convolutions read
+// and that a convolution has packed: 80 MB of heap at full width, reused by the next run's
+// activations. The convolution kernels are wrapped to record each filter's parameters; a freed
+// filter asked for by a convolution with other parameters (which would need a new operator,
+// packed from the freed memory) or read by anything throws instead of computing with garbage.
+const CONV_KERNELS = ['FusedConv2D', 'Conv2D'];
+// The graph ops that read a weight only as a convolution's filter: op -> which input(s).
+const FILTER_CONSUMERS = {
+  _FusedConv2D: (index) => index === 1,
+  Conv2D: (index) => index === 1,
+  SanetTiledChain: (index) => index >= 1, // its convolutions' filters and biases, nothing else
+};
+const filterSignatures = new WeakMap(); // filter dataId -> its convolution's parameters, or null
+const releasedFilters = new WeakMap(); // filter dataId -> the parameters it was packed with
+const releasedModels = new WeakSet();
+
+// What tfjs-backend-wasm's operator cache key holds besides the filter: null where it depends
+// on the input's size (SAME padding), so the operator may be made again.
+function convSignature(kernelName, { inputs, attrs, backend }) {
+  if (attrs.pad !== 'valid') return null;
+  const id = (tensor) => (tensor ? backend.dataIdMap.get(tensor.dataId).id : 0);
+  return [
+    kernelName, attrs.strides, attrs.dilations, attrs.dataFormat, attrs.activation || '',
+    attrs.leakyreluAlpha ?? '', id(inputs.bias), id(inputs.preluActivationWeights), inputs.x.shape[3],
+  ].join('|');
+}
+
+function recordingConv(kernel) {
+  const recording = (args) => {
+    const { filter } = args.inputs;
+    const signature = convSignature(kernel.kernelName, args);
+    if (releasedFilters.has(filter.dataId) && releasedFilters.get(filter.dataId) !== signature) {
+      throw new Error(
+        `${kernel.kernelName}: this filter's float32 copy was freed once XNNPACK had packed it ` +
+          `(releasePackedFilters), and a convolution with other parameters needs it: load the ` +
+          `model again, or call stylize with {releaseFilters: false}`,
+      );
+    }
+    const seen = filterSignatures.get(filter.dataId);
+    if (seen === undefined) filterSignatures.set(filter.dataId, signature);
+    else if (seen !== signature) filterSignatures.set(filter.dataId, null);
+    return kernel.kernelFunc(args);
+  };
+  recording.recordsFilters = true;
+  return recording;
+}
+
+export function recordConvFiltersOnWasm(tf) {
+  for (const name of CONV_KERNELS) {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (!kernel || kernel.kernelFunc.recordsFilters) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...kernel, kernelFunc: recordingConv(kernel) });
+  }
+}
+
+function refuseReleasedReads(backend) {
+  if (backend.readSync.refusesReleased) return;
+  const readSync = backend.readSync.bind(backend);
+  backend.readSync = (dataId, ...rest) => {
+    if (releasedFilters.has(dataId)) {
+      throw new Error("this weight's float32 copy was freed once XNNPACK had packed it (releasePackedFilters)");
+    }
+    return readSync(dataId, ...rest);
+  };
+  backend.readSync.refusesReleased = true;
+}
+
+// What releasePackedFilters freed since the page loaded: tensors and bytes (tests read it).
+export const filterReleaseStats = { tensors: 0, bytes: 0 };
+
+// Frees the float32 copy of each of `model`'s filters that only convolutions read and that a
+// convolution (with VALID padding, one set of parameters) has packed. wasm only; returns the
+// bytes freed.
+export function releasePackedFilters(tf, model) {
+  const graph = model.executor && model.executor.graph;
+  if (tf.getBackend() !== 'wasm' || !graph) return 0;
+  const backend = tf.backend();
+  refuseReleasedReads(backend);
+  let bytes = 0;
+  for (const node of graph.weights) {
+    const onlyFilters = node.children.length > 0 && node.children.every((child) => {
+      const reads = FILTER_CONSUMERS[child.op];
+      return reads && child.inputs.every((input, index) => input !== node || reads(index));
+    });
+    if (!onlyFilters) continue;
+    for (const tensor of model.executor.weightMap[node.name] || []) {
+      const signature = filterSignatures.get(tensor.dataId);
+      const data = backend.dataIdMap.get(tensor.dataId);
+      if (!signature || releasedFilters.has(tensor.dataId) || !data || !data.memoryOffset) continue;
+      backend.wasm._free(data.memoryOffset);
+      data.memoryOffset = 0; // disposing the tensor later frees nothing twice (free(0))
+      releasedFilters.set(tensor.dataId, signature);
+      bytes += tensor.size * 4;
+      filterReleaseStats.tensors += 1;
+    }
+  }
+  filterReleaseStats.bytes += bytes;
+  return bytes;
+}
+
 // tfjs-converter reads the shape arguments of some ops (ResizeBilinear's size, MirrorPad's
 // paddings) synchronously, and the graph computes them from max_resolution with small int32
 // ops. tfjs-backend-webgpu 4.22 runs an op on the CPU backend when every input is small and on
@@ -348,10 +454,12 @@ function styleFeatureInputs(model) {
 // options.tilePixels: run the full- and half-resolution layers on tiles of about this side (at
 // the image's resolution), whatever the memory; options.tileBudgetBytes: the most one
 // activation of those layers may take before they run in tiles (DEFAULT_TILE_BUDGET_BYTES).
-// The result is the same either way (within float rounding).
+// The result is the same either way (within float rounding). options.releaseFilters === false:
+// keep the model's float32 filters after the first run (releasePackedFilters).
 export async function stylize(tf, model, content, style, iters, maxResolution, options = {}) {
   checkInputs(content.shape, style.shape, iters, maxResolution);
   shareIdentityOnWasm(tf);
+  if (tf.getBackend() === 'wasm') recordConvFiltersOnWasm(tf);
   // options.cpuForward === false: without it (js/gpu_model.mjs, to check a GPU still needs it)
   if (tf.getBackend() === 'webgpu' && options.cpuForward !== false) keepSmallTensorsOnCpuInWebGPU(tf);
   const given = options.styleFeatures || null;
@@ -369,9 +477,17 @@ export async function stylize(tf, model, content, style, iters, maxResolution, o
   const tiling = currentTiling;
   currentTiling = { tilePixels: options.tilePixels, tileBudgetBytes: options.tileBudgetBytes };
   try {
-    if (given) return { result: await model.executeAsync(inputs, ['result']), styleFeatures: given };
-    const [result, style4_1, style5_1] = await model.executeAsync(inputs, ['result', 'style4_1', 'style5_1']);
-    return { result, styleFeatures: { style4_1, style5_1 } };
+    let out;
+    if (given) out = { result: await model.executeAsync(inputs, ['result']), styleFeatures: given };
+    else {
+      const [result, style4_1, style5_1] = await model.executeAsync(inputs, ['result', 'style4_1', 'style5_1']);
+      out = { result, styleFeatures: { style4_1, style5_1 } };
+    }
+    if (options.releaseFilters !== false && !releasedModels.has(model)) {
+      releasePackedFilters(tf, model);
+      releasedModels.add(model);
+    }
+    return out;
   } finally {
     currentTiling = tiling;
     inputs.iters.dispose();

@@ -1,0 +1,36 @@
+"""The model's float32 filters freed once XNNPACK packed them (js/sanet.mjs
+releasePackedFilters): the same pixels as a copy that keeps them, every filter freed, and
+anything that would read a freed filter refuses instead of computing with garbage."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+from sanet_tfjs.repo import ROOT
+
+FILTERS_CHECK = ROOT / "js" / "filters_check.mjs"
+
+
+def test_freed_filters_give_the_same_pixels_and_refuse_other_uses(reference):
+    bundle = reference.pipeline.artifacts / "tfjs"
+    done = subprocess.run(
+        ["node", str(FILTERS_CHECK), str(bundle.resolve()), "64"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # bit for bit: the larger run's activations reused the freed memory
+    assert result["maxAbs"] == 0, result
+    manifest = json.loads((bundle / "model.json").read_text())["weightsManifest"]
+    filters = [w for group in manifest for w in group["weights"] if len(w["shape"]) == 4]
+    # every filter is read only by convolutions (tfjs.winograd is off): all are freed, at once
+    assert result["freedBytes"] == sum(4 * math.prod(w["shape"]) for w in filters), result
+    assert result["freedLater"] == 0, result
+    assert "freed once XNNPACK had packed it" in result["readRefused"]
+    assert "a convolution with other parameters needs it" in result["otherConvRefused"]
+    assert result["keptFilterReads"] is None  # {releaseFilters: false} keeps them
