@@ -109,11 +109,11 @@ export function shareIdentityOnWasm(tf) {
 const CONV_KERNELS = ['FusedConv2D', 'Conv2D'];
 // The graph ops that read a weight only as a convolution's filter: op -> which input(s).
 const FILTER_CONSUMERS = {
-  _FusedConv2D: (index) => index === 1,
+  _FusedConv2D: (index) => index === 1 || index === 2, // filter, bias
   Conv2D: (index) => index === 1,
   SanetTiledChain: (index) => index >= 1, // its convolutions' filters and biases, nothing else
 };
-const filterSignatures = new WeakMap(); // filter dataId -> its convolution's parameters, or null
+const filterSignatures = new WeakMap(); // filter (or bias) dataId -> its convolution's parameters, or null
 const releasedFilters = new WeakMap(); // filter dataId -> the parameters it was packed with
 const releasedModels = new WeakSet();
 
@@ -130,18 +130,22 @@ function convSignature(kernelName, { inputs, attrs, backend }) {
 
 function recordingConv(kernel) {
   const recording = (args) => {
-    const { filter } = args.inputs;
     const signature = convSignature(kernel.kernelName, args);
-    if (releasedFilters.has(filter.dataId) && releasedFilters.get(filter.dataId) !== signature) {
-      throw new Error(
-        `${kernel.kernelName}: this filter's float32 copy was freed once XNNPACK had packed it ` +
-          `(releasePackedFilters), and a convolution with other parameters needs it: load the ` +
-          `model again, or call stylize with {releaseFilters: false}`,
-      );
+    // The filter and the bias: XNNPACK packs both (a bias freed too lets the freed filters'
+    // memory join into larger free blocks).
+    for (const weight of [args.inputs.filter, args.inputs.bias]) {
+      if (!weight) continue;
+      if (releasedFilters.has(weight.dataId) && releasedFilters.get(weight.dataId) !== signature) {
+        throw new Error(
+          `${kernel.kernelName}: this filter's float32 copy was freed once XNNPACK had packed it ` +
+            `(releasePackedFilters), and a convolution with other parameters needs it: load the ` +
+            `model again, or call stylize with {releaseFilters: false}`,
+        );
+      }
+      const seen = filterSignatures.get(weight.dataId);
+      if (seen === undefined) filterSignatures.set(weight.dataId, signature);
+      else if (seen !== signature) filterSignatures.set(weight.dataId, null);
     }
-    const seen = filterSignatures.get(filter.dataId);
-    if (seen === undefined) filterSignatures.set(filter.dataId, signature);
-    else if (seen !== signature) filterSignatures.set(filter.dataId, null);
     return kernel.kernelFunc(args);
   };
   recording.recordsFilters = true;

@@ -11,28 +11,30 @@ const params = new URLSearchParams(location.search);
 
 // The memory one stylization takes, modelled on the tab's wasm heap and page memory measured
 // at full width (`doit bench`, `js/profile_model.mjs`; docs/model.md, "Exact tiles"): the page
-// itself, an empty wasm module, the weights with XNNPACK's packed copy of them, the
+// itself, an empty wasm module, the weights' copies (XNNPACK's and tfjs's), the
 // full-, half- and quarter-resolution layers (run in tiles of at most TILE_PIXELS pixels,
 // js/sanet.mjs), the deeper activations of the larger image, and the attention
 // (relu4_1 in ATTENTION_SLICES slices over content positions, each with its softmax; relu5_1
-// whole). The wasm heap's part was fitted to the heap after one stylization at 512x512,
-// 1024x1024 and 2048x1536 (Node, style 512; 407, 586 and 1,172 MB): 5, 12 and 9 % above. The
-// rest of the page (its JS heap, images) and each worker of the wasm backend's thread pool
-// are measured apart (measureUserAgentSpecificMemory's breakdown, 512 px, one thread: 459 MB
-// in all, the wasm heap 407 MB, the pool's one worker 17.3 MB). The whole estimate against
-// the page memory in Chromium (scripts/page-memory.sh, one thread, the photo scaled to 256,
-// 512, 1024 and 2048 px; 389, 459, 642 and 1,213 MB): 12, 4, 1 and 11 % above. A run the
-// device cannot afford is refused before it starts, naming a maximum resolution that fits.
+// whole). Fitted to the page memory in Chromium after one stylization (scripts/page-memory.sh,
+// one thread; the photo scaled to 256, 384, 512, 1024 and 2048 px, paintings of 256 to 512
+// px; 332, 333, 391, 544 and 1,316 MB): 7, 15, 4, 9 and 3 % above. Its parts were measured
+// apart: the page's own JS heap, images and each worker of the wasm thread pool
+// (measureUserAgentSpecificMemory's breakdown: 512 px, 391 MB in all, the wasm heap 339 MB,
+// the pool's one worker 17.3 MB), the heap after the warm-up (283 MB: the weights three
+// times) and at each size. A run the device cannot afford is refused before it starts,
+// naming a maximum resolution that fits.
 const MB = 1e6;
 // The page, TensorFlow.js, images: page memory less heap and workers (34 MB at 512 px), and
 // room for the heap's growth in steps (emscripten grows it by a fifth at a time).
 const PAGE_BYTES = 50 * MB;
 const WASM_WORKER_BYTES = 18 * MB; // each worker of the wasm thread pool (js/sanet.mjs setWasmThreads)
 const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
-const HEAP_PER_WEIGHT_BYTE = 3.2; // the weights, XNNPACK's packed copy, packing scratch
+// The weights' transposed and packed copies and scratch: their own float32 copy is freed after
+// the first run (js/sanet.mjs releasePackedFilters; three copies until then).
+const HEAP_PER_WEIGHT_BYTE = 2.2;
 const HEAP_PER_TILE_PIXEL = 1200; // the tiled layers, up to TILE_PIXELS of the larger image
 const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (256 * 4); // 256 channels at full width
-const HEAP_PER_PIXEL = 230; // the rest, per pixel of the larger image (fitted: 164 to 216)
+const HEAP_PER_PIXEL = 260; // the rest, per pixel of the larger image
 const ATTENTION_SLICES = 8; // src/sanet_tfjs/model.py ATTENTION_CHUNKS
 const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
 // What a tab may use: most of wasm32's 4 GB, or half of what the device reports having
