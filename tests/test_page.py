@@ -99,6 +99,8 @@ def visible(page: StylePage, selector: str) -> bool:
 
 def test_happy_path(page, site, model):
     assert page.step() == "stylize"  # the examples are chosen: test_first_visit_...
+    # the tab can afford 1024 px (headless Chromium reports 8 GB): the default, the most it takes
+    assert page.page.input_value("#max-resolution") == "1024"
     page.choose("content", site / "examples" / "grace_hopper.jpg")
     assert page.step() == "stylize"
     page.choose("style", site / "examples" / "swirls.png")
@@ -354,15 +356,18 @@ def test_resolution_over_the_memory_guard_is_refused(page, images):
 
 
 def test_the_memory_guard_names_a_resolution_that_runs(browser, images):
-    """A tab allowed 400 MB: the guard refuses 1024 and names a size, which then runs, and
-    the wasm heap it took stays within the estimate the guard made."""
+    """A tab allowed 400 MB: the default maximum resolution is the largest that fits square
+    images; the guard refuses 1024 and names that size, which then runs, and the wasm heap it
+    took stays within the estimate the guard made."""
     page = open_page(browser, "memory_mb=400")
     try:
+        default = int(page.page.input_value("#max-resolution"))
         page.choose("content", images / "big-square.png")
         page.choose("style", images / "big-square.png")
         assert page.stylize(1, 1024) == "error"
         suggested = int(re.search(r"choose (\d+) or less", page.status()).group(1))
         assert 256 <= suggested < 1024
+        assert suggested == default  # square images: what the default was chosen for
         assert page.stylize(1, suggested) == "done", page.status()
         (run,) = page.stats()["runs"]
         assert run["heapBytes"] <= run["neededBytes"] <= 400e6
