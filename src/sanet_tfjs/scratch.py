@@ -27,15 +27,24 @@ from pathlib import Path
 SCRATCH_PREFIX = "sanet-build-"  # then the build's pid, a dash and a random part
 REAPER_RETRY_S = 0.25
 REAPER_TRIES = 240  # Chromium may write into its profile a while after a kill (10 s and more)
+# A folder left behind after a kill was seen twice under load (the suite, a fresh clone's CI)
+# with no process of the build left: a dying Chromium may write into its profile again after the
+# folder was removed. The reaper stops only once the folder stayed gone this long.
+REAPER_SETTLE_S = 5
 DONE = b"done"
 
 # Runs with `python -S -c`: nothing imported but what it needs, no site-packages.
 REAPER = f"""
 import os, shutil, sys, time
 if sys.stdin.buffer.read() != {DONE!r}:
+    gone_since = None
     for _ in range({REAPER_TRIES}):
         shutil.rmtree(sys.argv[1], ignore_errors=True)
-        if not os.path.exists(sys.argv[1]):
+        if os.path.exists(sys.argv[1]):
+            gone_since = None
+        elif gone_since is None:
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since >= {REAPER_SETTLE_S}:
             break
         time.sleep({REAPER_RETRY_S})
 """
