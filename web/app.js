@@ -25,7 +25,8 @@ const params = new URLSearchParams(location.search);
 // naming a maximum resolution that fits.
 const MB = 1e6;
 // The page, TensorFlow.js, images: page memory less heap and workers (34 MB at 512 px), and
-// room for the heap's growth in steps (emscripten grows it by a fifth at a time).
+// room for the heap's growth in steps (emscripten grows it by a fifth, at most 96 MB past
+// what was asked).
 const PAGE_BYTES = 50 * MB;
 const WASM_WORKER_BYTES = 18 * MB; // each worker of the wasm thread pool (js/sanet.mjs setWasmThreads)
 const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
