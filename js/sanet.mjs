@@ -78,6 +78,12 @@ export function setWasmThreads(tf, requested) {
   globalThis[WASM_WORKERS_GLOBAL] = Math.max(1, wasmThreadsFor(requested, cores) - 1);
 }
 
+// Registers `kernelFunc` in place of `kernel`'s own, for the same op and backend.
+function replaceKernelFunc(tf, kernel, kernelFunc) {
+  tf.unregisterKernel(kernel.kernelName, kernel.backendName);
+  tf.registerKernel({ ...kernel, kernelFunc });
+}
+
 // tfjs-converter's control-flow executor clones each tensor that passes an Enter, Merge,
 // Switch, NextIteration or Identity of the while loop, and tfjs-backend-wasm 4.22's Identity
 // kernel copies the data, where the cpu and webgl backends share it (tensors are immutable,
@@ -92,8 +98,7 @@ function sharedIdentity({ inputs: { x }, backend }) {
 export function shareIdentityOnWasm(tf) {
   const kernel = tf.getKernel('Identity', 'wasm');
   if (!kernel || kernel.kernelFunc === sharedIdentity) return;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({ ...kernel, kernelFunc: sharedIdentity });
+  replaceKernelFunc(tf, kernel, sharedIdentity);
 }
 
 // XNNPACK packs a convolution's filter into its own buffer when tfjs-backend-wasm first runs
@@ -156,8 +161,7 @@ export function recordConvFiltersOnWasm(tf) {
   for (const name of CONV_KERNELS) {
     const kernel = tf.getKernel(name, 'wasm');
     if (!kernel || kernel.kernelFunc.recordsFilters) continue;
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ ...kernel, kernelFunc: recordingConv(kernel) });
+    replaceKernelFunc(tf, kernel, recordingConv(kernel));
   }
 }
 
@@ -248,8 +252,7 @@ export function keepSmallTensorsOnCpuInWebGPU(tf) {
   for (const kernel of tf.getKernelsForBackend('webgpu')) {
     const cpuKernel = tf.getKernel(kernel.kernelName, 'cpu');
     if (!cpuKernel || kernel.kernelFunc.cpuForwarded) continue;
-    tf.unregisterKernel(kernel.kernelName, 'webgpu');
-    tf.registerKernel({ ...kernel, kernelFunc: cpuForwarded(kernel, cpuKernel, cpu) });
+    replaceKernelFunc(tf, kernel, cpuForwarded(kernel, cpuKernel, cpu));
   }
 }
 
