@@ -117,6 +117,7 @@ const FILTER_CONSUMERS = {
   _FusedConv2D: (index) => index === 1 || index === 2, // filter, bias
   Conv2D: (index) => index === 1,
   SanetTiledChain: (index) => index >= 1, // its convolutions' filters and biases, nothing else
+  SanetTransform: (index) => index >= 14, // the merge convolution's filter and bias
 };
 const filterSignatures = new WeakMap(); // filter (or bias) dataId -> its convolution's parameters, or null
 const releasedFilters = new WeakMap(); // filter dataId -> the parameters it was packed with
@@ -423,10 +424,154 @@ function tiledChain(tf, node, tiling) {
   return result;
 }
 
+// The transform in bands (tfjs_graph.py `band_transform` replaces the two SANet blocks and the
+// merge convolution by one SanetTransform node). Inputs: per block (relu4_1's, then
+// relu5_1's) its content features [1, C, H, W], their mean and reciprocal standard deviation
+// (the graph computes these global statistics), the style's keys [1, C, Ns], key bias
+// [1, 1, Ns] and values [1, C, Ns], the output bias [1, C, 1, 1]; then the merge
+// convolution's filter and bias. The op computes rows [r0, r1) of the merge convolution's
+// output from relu4_1 rows [r0 - 1, r1 + 1) (its 3x3 window, reflection-padded only at the
+// image's top and bottom) and relu5_1 rows [floor((r0 - 1) / 2), ceil((r1 + 1) / 2)) (nearest
+// x2 upsampling), each block's attention in slices of content positions: the softmax is per
+// position, and every other step is per position or the 3x3 convolution, so each band is
+// what the whole gives. One band with one slice is the graph it replaced, op for op.
+export const TRANSFORM_OP = 'SanetTransform';
+// One band's relu4_1-level rows (C x rows x W float32): one band up to 1024x1024 at full
+// width; 32 rows of 403 MB at 4096x3072.
+export const DEFAULT_BAND_BUDGET_BYTES = 32 * 1024 * 1024;
+// One attention slice's scores (positions x style positions float32): 512 positions with a
+// 512-px style at full width, as the exported graph's eight slices at 512 px.
+export const DEFAULT_ATTENTION_BUDGET_BYTES = 8 * 1024 * 1024;
+
+// What the op did since it was registered: calls, bands and attention slices (tests read it).
+export const transformStats = { calls: 0, bands: 0, slices: 0 };
+
+// f(x), with x disposed once f made its successor.
+function replaced(x, f) {
+  const y = f(x);
+  if (y !== x) x.dispose();
+  return y;
+}
+
+// One SANet block on content rows [a, b): [1, C, b - a, W] = attention + out_bias + content.
+function sanetRows(tf, block, a, b, slicePositions) {
+  const [, channels, height, width] = block.content.shape;
+  const content = a === 0 && b === height
+    ? block.content
+    : tf.slice(block.content, [0, 0, a, 0], [1, channels, b - a, width]);
+  const positions = (b - a) * width;
+  let queries = replaced(tf.sub(content, block.mean), (centred) => tf.mul(centred, block.rstd));
+  queries = replaced(queries, (normalized) =>
+    tf.tidy(() => tf.transpose(tf.reshape(normalized, [1, channels, positions]), [0, 2, 1])));
+  const parts = [];
+  for (let start = 0; start < positions; start += slicePositions) {
+    const count = Math.min(slicePositions, positions - start);
+    parts.push(tf.tidy(() => {
+      const rows = count === positions ? queries : tf.slice(queries, [0, start, 0], [1, count, channels]);
+      const weights = tf.softmax(tf.add(tf.matMul(rows, block.keys), block.keyBias));
+      return tf.matMul(block.values, tf.transpose(weights, [0, 2, 1]));
+    }));
+  }
+  queries.dispose();
+  transformStats.slices += parts.length;
+  let attention = parts[0];
+  if (parts.length > 1) {
+    attention = tf.concat(parts, 2);
+    tf.dispose(parts);
+  }
+  const out = replaced(
+    replaced(attention, (x) => tf.tidy(() => tf.add(tf.reshape(x, [1, channels, b - a, width]), block.outBias))),
+    (x) => tf.add(x, content),
+  );
+  if (content !== block.content) content.dispose();
+  return out;
+}
+
+// Rows [r0, r1) of the merge convolution's output, NHWC.
+function transformBand(tf, spec, r0, r1) {
+  const [block4, block5] = spec.blocks;
+  const [, channels, height, width] = block4.content.shape;
+  const [a, b] = [Math.max(r0 - 1, 0), Math.min(r1 + 1, height)];
+  const [a5, b5] = [Math.floor(a / 2), Math.ceil(b / 2)];
+  const branch4 = sanetRows(tf, block4, a, b, spec.slicePositions[0]);
+  const branch5 = sanetRows(tf, block5, a5, b5, spec.slicePositions[1]);
+  const up = tf.tidy(() => {
+    const nhwc = tf.transpose(branch5, [0, 2, 3, 1]);
+    const [rows5, width5] = [nhwc.shape[1], nhwc.shape[2]];
+    const resized = tf.image.resizeNearestNeighbor(nhwc, [2 * rows5, 2 * width5], spec.alignCorners, spec.halfPixelCenters);
+    return tf.slice(tf.transpose(resized, [0, 3, 1, 2]), [0, 0, a - 2 * a5, 0], [1, channels, b - a, width]);
+  });
+  branch5.dispose();
+  const merged = tf.add(branch4, up);
+  tf.dispose([branch4, up]);
+  const pads = [[0, 0], [0, 0], [r0 === 0 ? 1 : 0, r1 === height ? 1 : 0], [1, 1]];
+  const padded = replaced(merged, (x) => tf.mirrorPad(x, pads, 'reflect'));
+  return replaced(
+    replaced(padded, (x) => tf.transpose(x, [0, 2, 3, 1])),
+    (x) => tf.fused.conv2d({
+      x, filter: spec.filter, bias: spec.bias, strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', activation: spec.activation,
+    }),
+  );
+}
+
+// The bands, one after another, into one NHWC tensor. On wasm each band is copied into the
+// output as it is made (concatenating them at the end would hold the output twice).
+function assembleBands(tf, spec, bands, shape) {
+  if (bands.length === 1) return transformBand(tf, spec, ...bands[0]);
+  if (tf.getBackend() !== 'wasm') {
+    const parts = bands.map(([r0, r1]) => transformBand(tf, spec, r0, r1));
+    const out = tf.concat(parts, 1);
+    tf.dispose(parts);
+    return out;
+  }
+  const out = tf.fill(shape, 0);
+  const backend = tf.backend();
+  const rowBytes = shape[2] * shape[3] * 4;
+  for (const [r0, r1] of bands) {
+    const band = transformBand(tf, spec, r0, r1);
+    const source = backend.dataIdMap.get(band.dataId).memoryOffset;
+    const target = backend.dataIdMap.get(out.dataId).memoryOffset + r0 * rowBytes;
+    backend.wasm.HEAPU8.copyWithin(target, source, source + (r1 - r0) * rowBytes);
+    band.dispose();
+  }
+  return out;
+}
+
+function bandedTransform(tf, node, tiling) {
+  const names = ['content', 'mean', 'rstd', 'keys', 'keyBias', 'values', 'outBias'];
+  const blocks = [0, 1].map((b) => Object.fromEntries(names.map((name, i) => [name, node.inputs[b * names.length + i]])));
+  const [filter, bias] = node.inputs.slice(2 * names.length);
+  const [block4] = blocks;
+  if (node.inputs.length !== 2 * names.length + 2 || blocks.some((b) => b.content.shape.length !== 4 || b.content.shape[0] !== 1)) {
+    throw new Error(`${TRANSFORM_OP}: expected two blocks of [1, C, H, W] features and the merge convolution's weights`);
+  }
+  const [, channels, height, width] = block4.content.shape;
+  // tiling.tilePixels (a side at the image's resolution, 8x relu4_1's) forces bands and
+  // slices of about that side; otherwise the budgets decide.
+  const forced = tiling.tilePixels ? Math.max(1, Math.ceil(tiling.tilePixels / 8)) : 0;
+  const bandRows = forced || Math.max(1, Math.floor((tiling.bandBudgetBytes || DEFAULT_BAND_BUDGET_BYTES) / (channels * width * 4)));
+  const slicePositions = blocks.map((b) => forced * forced || Math.max(1, Math.floor(
+    (tiling.attentionBudgetBytes || DEFAULT_ATTENTION_BUDGET_BYTES) / (b.keys.shape[2] * 4))));
+  const spec = {
+    blocks,
+    filter,
+    bias,
+    slicePositions,
+    activation: node.attrs.activation === 'relu' ? 'relu' : 'linear',
+    alignCorners: Boolean(node.attrs.align_corners),
+    halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
+  };
+  const bands = splitRange(height, Math.ceil(height / bandRows));
+  transformStats.calls += 1;
+  transformStats.bands += bands.length;
+  return assembleBands(tf, spec, bands, [1, height, width, filter.shape[3]]);
+}
+
 // Registers SanetTiledChain with tfjs-converter: before a model is loaded (the converter
 // resolves each node's op when it reads the graph). loadModel calls it.
 export function registerSanetOps(tf) {
   tf.registerOp(TILED_CHAIN_OP, (node) => tiledChain(tf, node, currentTiling));
+  tf.registerOp(TRANSFORM_OP, (node) => bandedTransform(tf, node, currentTiling));
 }
 
 // tf.loadGraphModel, less the model's own copy of its weights: GraphModel keeps the fetched
@@ -461,7 +606,9 @@ function styleFeatureInputs(model) {
 // options.tilePixels: run the full- and half-resolution layers on tiles of about this side (at
 // the image's resolution), whatever the memory; options.tileBudgetBytes: the most one
 // activation of those layers may take before they run in tiles (DEFAULT_TILE_BUDGET_BYTES).
-// The result is the same either way (within float rounding). options.releaseFilters === false:
+// options.bandBudgetBytes, options.attentionBudgetBytes: the transform's band of relu4_1 rows
+// and attention slice (DEFAULT_BAND_BUDGET_BYTES, DEFAULT_ATTENTION_BUDGET_BYTES); tilePixels
+// forces those too. The result is the same either way (within float rounding). options.releaseFilters === false:
 // keep the model's float32 filters after the first run (releasePackedFilters).
 export async function stylize(tf, model, content, style, iters, maxResolution, options = {}) {
   checkInputs(content.shape, style.shape, iters, maxResolution);
@@ -482,7 +629,12 @@ export async function stylize(tf, model, content, style, iters, maxResolution, o
     inputs[feeds.style5_1] = given.style5_1;
   }
   const tiling = currentTiling;
-  currentTiling = { tilePixels: options.tilePixels, tileBudgetBytes: options.tileBudgetBytes };
+  currentTiling = {
+    tilePixels: options.tilePixels,
+    tileBudgetBytes: options.tileBudgetBytes,
+    bandBudgetBytes: options.bandBudgetBytes,
+    attentionBudgetBytes: options.attentionBudgetBytes,
+  };
   try {
     let out;
     if (given) out = { result: await model.executeAsync(inputs, ['result']), styleFeatures: given };

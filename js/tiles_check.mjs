@@ -1,14 +1,16 @@
 // The exact tiling of js/sanet.mjs against the whole computation: each case stylized once as it
-// is (one tile: the image fits the default budget) and once per forced tile size.
+// is (one tile, one transform band: the image fits the default budgets) and once per forced
+// tile size (tiles of the chains, bands and attention slices of the transform).
 // Usage: node js/tiles_check.mjs <model_dir> <cases_dir>
 // cases_dir/cases.json: [{content: {file, shape}, style: {file, shape}, iters, max_resolution,
 // tile_pixels: [side, ...]}]; writes cases_dir/results.json: per case the result's shape, and
-// per tile size the largest absolute difference from the untiled result and the tiles run.
+// per tile size the largest absolute difference from the untiled result, the tiles run and
+// the transform's bands and attention slices.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fromDisk, useBackend } from './disk_model.mjs';
-import { loadModel, stylize, tilingStats } from './sanet.mjs';
+import { loadModel, stylize, tilingStats, transformStats } from './sanet.mjs';
 
 const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
 
@@ -18,12 +20,20 @@ async function floats(spec) {
 }
 
 async function run(model, content, style, c, options) {
-  const before = { ...tilingStats };
+  const [before, beforeTransform] = [{ ...tilingStats }, { ...transformStats }];
   const { result, styleFeatures } = await stylize(tf, model, content, style, c.iters, c.max_resolution, options);
   const data = await result.data();
   const shape = result.shape;
   tf.dispose([result, styleFeatures]);
-  return { data, shape, calls: tilingStats.calls - before.calls, tiles: tilingStats.tiles - before.tiles };
+  return {
+    data,
+    shape,
+    calls: tilingStats.calls - before.calls,
+    tiles: tilingStats.tiles - before.tiles,
+    transforms: transformStats.calls - beforeTransform.calls,
+    bands: transformStats.bands - beforeTransform.bands,
+    slices: transformStats.slices - beforeTransform.slices,
+  };
 }
 
 await useBackend(tf, backend);
@@ -34,14 +44,16 @@ for (const c of cases) {
   const content = await floats(c.content);
   const style = await floats(c.style);
   const whole = await run(model, content, style, c, {});
-  const entry = { shape: whole.shape, calls: whole.calls, tiles: whole.tiles, tiled: [] };
+  const { data: _, ...counts } = whole;
+  const entry = { ...counts, tiled: [] };
   for (const tilePixels of c.tile_pixels) {
     const tiled = await run(model, content, style, c, { tilePixels });
     let maxAbs = tiled.data.length === whole.data.length ? 0 : Infinity;
     for (let i = 0; i < whole.data.length && maxAbs !== Infinity; i += 1) {
       maxAbs = Math.max(maxAbs, Math.abs(tiled.data[i] - whole.data[i]));
     }
-    entry.tiled.push({ tilePixels, shape: tiled.shape, maxAbs, calls: tiled.calls, tiles: tiled.tiles });
+    const { data: __, ...tiledCounts } = tiled;
+    entry.tiled.push({ tilePixels, maxAbs, ...tiledCounts });
   }
   results.push(entry);
   tf.dispose([content, style]);

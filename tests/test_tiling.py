@@ -1,5 +1,6 @@
 """Exact tiling of the full- and half-resolution layers (tfjs_graph.tile_resolution_chains and
-js/sanet.mjs's SanetTiledChain op): forced small tiles give the untiled result."""
+js/sanet.mjs's SanetTiledChain op) and the transform's bands (tfjs_graph.band_transform, the
+SanetTransform op): forced small tiles, bands and attention slices give the untiled result."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 
 from sanet_tfjs.formats.tfjs_graph import (
     TILED_CHAIN_OP,
+    TRANSFORM_OP,
     GraphBundle,
     GraphRewriteError,
+    band_transform,
     tile_resolution_chains,
 )
 from sanet_tfjs.repo import ROOT
@@ -60,11 +63,17 @@ def test_tiled_chains_give_the_untiled_result(reference):
     # the reference build's bundle: the folded model, as the pipeline ships it
     results = tiles_check(reference.pipeline.artifacts / "tfjs", CASES)
     for (content, _, iters, _, sides), entry in zip(CASES, results, strict=True):
-        # Untiled: one tile per chain call (the encoder runs 1 + iters times, the decoder iters).
+        # Untiled: one tile per chain call (the encoder runs 1 + iters times, the decoder
+        # iters), one band and one attention slice per block in each of the iters transforms.
         assert entry["tiles"] == entry["calls"] == 1 + 2 * iters, (content, entry)
+        assert entry["bands"] == entry["transforms"] == iters, (content, entry)
+        assert entry["slices"] == 2 * iters, (content, entry)
         for side, tiled in zip(sides, entry["tiled"], strict=True):
             assert tiled["shape"] == entry["shape"]
-            assert tiled["tiles"] > tiled["calls"], (content, side, tiled)  # really tiled
+            # really tiled, banded and sliced
+            assert tiled["tiles"] > tiled["calls"], (content, side, tiled)
+            assert tiled["bands"] > tiled["transforms"] == iters, (content, side, tiled)
+            assert tiled["slices"] > 2 * tiled["bands"], (content, side, tiled)
             assert tiled["maxAbs"] <= HALF_LEVEL, (content, side, tiled)
 
 
@@ -74,6 +83,9 @@ def test_bundle_runs_its_large_chains_as_tiled_ops(reference):
     ]["node"]
     chains = [node for node in nodes if node["op"] == TILED_CHAIN_OP]
     assert len(chains) == 2
+    # the transform is one op: no attention left in the graph
+    assert sum(node["op"] == TRANSFORM_OP for node in nodes) == 1
+    assert not [node for node in nodes if node["op"] in ("Softmax", "BatchMatMulV2")]
     # VGG has 4 pools up to relu5_1: the first three run inside the encoder's chain
     assert sum(node["op"] == "MaxPool" for node in nodes) == 1
 
@@ -82,3 +94,5 @@ def test_a_graph_without_the_chains_is_refused(reference):
     bundle = GraphBundle.load(reference.pipeline.artifacts / "tfjs")  # no chain left
     with pytest.raises(GraphRewriteError, match="found 0 encoder chains"):
         tile_resolution_chains(bundle)
+    with pytest.raises(GraphRewriteError, match="found 0 transforms"):
+        band_transform(bundle)

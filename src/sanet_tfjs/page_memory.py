@@ -46,13 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=12)
     parser.add_argument("--content", type=Path, help="the photo (default: the bundled one)")
     parser.add_argument("--style", type=Path, help="the painting (default: both bundled, in turn)")
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        help="the tab's memory budget for the page's guard (?memory_mb=): to measure a size the "
+        "guard refuses on this machine",
+    )
     args = parser.parse_args(argv)
     examples = args.site / "examples"
     content = args.content or examples / "grace_hopper.jpg"
     styles = [args.style] if args.style else [examples / "swirls.png", examples / "waves.png"]
     sizes = [int(size) for size in args.sizes.split(",")]
     with serve_directory(args.site) as server, chromium() as context:
-        page = StylePage(context, f"{server.url}/?backend=wasm", cores=args.cores)
+        budget = f"&memory_mb={args.memory_mb}" if args.memory_mb else ""
+        page = StylePage(context, f"{server.url}/?backend=wasm{budget}", cores=args.cores)
         page.page.set_default_timeout(RUN_TIMEOUT_MS)
         if page.wait_for_phase("ready") != "ready":
             raise SystemExit(f"the page did not start: {page.status()}")

@@ -771,6 +771,195 @@ def tile_resolution_chains(bundle: GraphBundle) -> int:
     return len(found)
 
 
+# The transform as one op (js/sanet.mjs runs it in bands of relu4_1 rows): inputs, per SANet
+# block (relu4_1's, then relu5_1's), the block's content features (NCHW), the mean and the
+# reciprocal standard deviation the graph computes of them (global statistics, left to the
+# graph), the style's keys [1, C, Ns], key bias [1, 1, Ns] and values [1, C, Ns], and the
+# output bias [1, C, 1, 1]; then the merge convolution's filter and bias. Output: the merge
+# convolution's (NHWC), as the node it replaces. Attrs: the relu5_1 upsample's
+# align_corners / half_pixel_centers, and `activation` (the merge convolution's fused ops).
+TRANSFORM_OP = "SanetTransform"
+TRANSFORM_BLOCK_INPUTS = ("content", "mean", "rstd", "keys", "key_bias", "values", "out_bias")
+_SWAP_LAST_TWO = (0, 2, 1)
+_NHWC_TO_NCHW = (0, 3, 1, 2)
+
+
+class _TransformWalk(_ChainWalk):
+    """The transform's nodes, walked back from the merge convolution (model.py Transform and
+    FoldedSANet, as onnx-tf and the rewrites above leave them)."""
+
+    def input_node(self, node: dict, index: int, op: str) -> dict | None:
+        inputs = _data_inputs(node)
+        if index >= len(inputs):
+            return None
+        found = self.nodes.get(_split_ref(inputs[index])[0])
+        return found if found is not None and found["op"] == op else None
+
+    def attention_product(self, product: dict) -> dict | None:
+        """values @ softmax(queries[slice] @ keys + key_bias)^T: {values, keys, key_bias,
+        queries, nodes}, or None."""
+        if product["op"] not in MATMUL_ADJOINTS or any(
+            product["attr"].get(flag, {}).get("b") for flag in MATMUL_ADJOINTS[product["op"]]
+        ):
+            return None
+        weights_t = self.input_node(product, 1, "Transpose")
+        if weights_t is None or _perm(self.bundle, weights_t) != _SWAP_LAST_TWO:
+            return None
+        softmax = self.input_node(weights_t, 0, "Softmax")
+        scores = softmax and self.input_node(softmax, 0, "AddV2")
+        product_qk = scores and self.source(scores)
+        if product_qk is None or product_qk["op"] not in MATMUL_ADJOINTS:
+            return None
+        if any(product_qk["attr"].get(flag, {}).get("b") for flag in MATMUL_ADJOINTS[product_qk["op"]]):
+            return None
+        rows = self.input_node(product_qk, 0, "StridedSlice")
+        if rows is None:
+            return None
+        return {
+            "values": _data_inputs(product)[0],
+            "keys": _data_inputs(product_qk)[1],
+            "key_bias": _data_inputs(scores)[1],
+            "queries": _data_inputs(rows)[0],
+            "nodes": [weights_t, softmax, scores, product_qk, rows],
+        }
+
+    def block(self, end: dict) -> dict | None:
+        """One SANet block ending at `end` = (reshape(attention) + out_bias) + content."""
+        if end["op"] != "AddV2":
+            return None
+        with_bias = self.input_node(end, 0, "AddV2")
+        reshaped = with_bias and self.input_node(with_bias, 0, "Reshape")
+        if reshaped is None:
+            return None
+        attention = self.source(reshaped)
+        if attention["op"] == "ConcatV2":
+            axis = self.bundle.weights.get(_data_inputs(attention)[-1])
+            if axis is None or int(axis.reshape(())) != 2:
+                return None
+            products = [self.nodes[_split_ref(ref)[0]] for ref in _data_inputs(attention)[:-1]]
+        else:
+            products = [attention]
+        parts = [self.attention_product(product) for product in products]
+        if not parts or None in parts:
+            return None
+        shared = {key: {part[key] for part in parts} for key in ("values", "keys", "key_bias", "queries")}
+        if any(len(refs) != 1 for refs in shared.values()):
+            return None
+        queries = self.nodes[_split_ref(parts[0]["queries"])[0]]
+        if _perm(self.bundle, queries) != _SWAP_LAST_TWO:
+            return None
+        flat = self.input_node(queries, 0, "Reshape")
+        normalized = flat and self.input_node(flat, 0, "Mul")
+        centred = normalized and self.input_node(normalized, 0, "Sub")
+        content = _data_inputs(end)[1]
+        if centred is None or _data_inputs(centred)[0] != content:
+            return None
+        inner = [end, with_bias, reshaped, *products, queries, flat, normalized, centred]
+        if attention is not products[0]:
+            inner.append(attention)
+        for part in parts:
+            inner += part["nodes"]
+        return {
+            "content": content,
+            "mean": _data_inputs(centred)[1],
+            "rstd": _data_inputs(normalized)[1],
+            "keys": next(iter(shared["keys"])),
+            "key_bias": next(iter(shared["key_bias"])),
+            "values": next(iter(shared["values"])),
+            "out_bias": _data_inputs(with_bias)[1],
+            "inner": [node["name"] for node in inner],
+        }
+
+    def transform(self, conv: dict) -> dict | None:
+        """merge_conv(reflect_pad(block4_1 + crop(upsample(block5_1)))), NHWC at the conv."""
+        if conv["op"] != "_FusedConv2D":
+            return None
+        weight = self.bundle.weights.get(_data_inputs(conv)[1])
+        fused = [_unb64(op) for op in conv["attr"].get("fused_ops", {}).get("list", {}).get("s", [])]
+        if (
+            weight is None
+            or weight.shape[:2] != (3, 3)
+            or _data_inputs(conv)[2] not in self.bundle.weights
+            or _attr_s(conv, "padding") != "VALID"
+            or _attr_ints(conv, "strides") != [1, 1, 1, 1]
+            or _attr_ints(conv, "dilations") not in ([], [1, 1, 1, 1])
+            or fused not in (["BiasAdd"], ["BiasAdd", "Relu"])
+        ):
+            return None
+        to_nhwc = self.source(conv)
+        if _perm(self.bundle, to_nhwc) != _NCHW_TO_NHWC:
+            return None
+        pad = self.source(to_nhwc)
+        if not self.reflection_pad(pad, (2, 3)):
+            return None
+        merge = self.input_node(pad, 0, "AddV2")
+        crop = merge and self.input_node(merge, 1, "StridedSlice")
+        crop_first = crop and self.input_node(crop, 0, "StridedSlice")
+        to_nchw = crop_first and self.input_node(crop_first, 0, "Transpose")
+        if to_nchw is None or _perm(self.bundle, to_nchw) != _NHWC_TO_NCHW:
+            return None
+        resize = self.source(to_nchw)
+        if self.upsample(resize) is None:
+            return None
+        to_nhwc_5 = self.source(resize)
+        if _perm(self.bundle, to_nhwc_5) != _NCHW_TO_NHWC:
+            return None
+        block4 = self.block(self.source(merge))
+        block5 = self.block(self.source(to_nhwc_5))
+        if block4 is None or block5 is None:
+            return None
+        resize_attr = resize["attr"]
+        return {
+            "blocks": (block4, block5),
+            "weights": _data_inputs(conv)[1:3],
+            "activation": "relu" if fused[-1] == "Relu" else "linear",
+            "align_corners": bool(resize_attr.get("align_corners", {}).get("b", False)),
+            "half_pixel_centers": bool(resize_attr.get("half_pixel_centers", {}).get("b", False)),
+            "inner": [
+                *block4["inner"], *block5["inner"],
+                *(node["name"] for node in (to_nhwc, pad, merge, crop, crop_first, to_nchw, resize, to_nhwc_5)),
+            ],  # fmt: skip
+        }
+
+
+def band_transform(bundle: GraphBundle) -> int:
+    """Replace the transform (two SANet blocks and the merge convolution, from the blocks'
+    normalized content to the merge convolution's output) by one SanetTransform node, which
+    js/sanet.mjs runs over bands of relu4_1 rows and slices of the attention sized to its
+    memory budget: at 4096x3072 each relu4_1-level tensor is 403 MB, and the graph holds
+    several at once (features, normalized copy, queries, attention output, sums). The
+    content statistics (global) stay in the graph and are the op's inputs. The node takes the
+    merge convolution's name. Returns 1; raises GraphRewriteError where the transform differs."""
+    walk = _TransformWalk(bundle)
+    found = [(node, t) for node in bundle.nodes if (t := walk.transform(node)) is not None]
+    if len(found) != 1:
+        raise GraphRewriteError(
+            f"band_transform: found {len(found)} transforms (two SANet blocks merged by a "
+            "reflection-padded 3x3 convolution), expected one"
+        )
+    conv, transform = found[0]
+    inputs = [block[key] for block in transform["blocks"] for key in TRANSFORM_BLOCK_INPUTS]
+    name = conv["name"]
+    conv.clear()
+    conv.update(
+        name=name,
+        op=TRANSFORM_OP,
+        input=[*inputs, *transform["weights"]],
+        attr={
+            "T": {"type": "DT_FLOAT"},
+            "activation": {"s": _b64(transform["activation"])},
+            "align_corners": {"b": transform["align_corners"]},
+            "half_pixel_centers": {"b": transform["half_pixel_centers"]},
+        },
+    )
+    if still := sorted(set(transform["inner"]) & _reachable(bundle)):
+        raise GraphRewriteError(
+            f"band_transform: the transform is also read outside itself (through "
+            f"{', '.join(still[:5])}): it would still run whole"
+        )
+    return 1
+
+
 def _reachable(bundle: GraphBundle) -> set[str]:
     """The nodes the signature's outputs need, following data and control inputs."""
     nodes = {node["name"]: node for node in bundle.nodes}
@@ -1195,6 +1384,8 @@ def optimize(
         "matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank),
         "layout_transposes_removed": cancel_layout_transposes(bundle),
         "relus_fused_into_convolutions": fuse_conv_relu(bundle),
+        # before Winograd: the merge convolution runs inside the op, on bands
+        "transforms_banded": band_transform(bundle),
         "convolutions_made_winograd": _winograd_count(
             winograd_convolutions(bundle, winograd), convolutions
         ),
