@@ -581,6 +581,10 @@ def _attr_s(node: dict, key: str) -> str | None:
     return None if value is None else _unb64(value)
 
 
+def _attr_list(node: dict, key: str) -> list[str]:
+    return node.get("attr", {}).get(key, {}).get("list", {}).get("s", [])
+
+
 def _attr_ints(node: dict, key: str) -> list[int]:
     return [int(v) for v in node.get("attr", {}).get(key, {}).get("list", {}).get("i", [])]
 
@@ -784,6 +788,12 @@ _SWAP_LAST_TWO = (0, 2, 1)
 _NHWC_TO_NCHW = (0, 3, 1, 2)
 
 
+def _adjoint(node: dict) -> bool:
+    """Not a MatMul of its operands as they are (another op, or one with an adjoint flag)."""
+    flags = MATMUL_ADJOINTS.get(node["op"])
+    return flags is None or any(node["attr"].get(flag, {}).get("b") for flag in flags)
+
+
 class _TransformWalk(_ChainWalk):
     """The transform's nodes, walked back from the merge convolution (model.py Transform and
     FoldedSANet, as onnx-tf and the rewrites above leave them)."""
@@ -798,9 +808,7 @@ class _TransformWalk(_ChainWalk):
     def attention_product(self, product: dict) -> dict | None:
         """values @ softmax(queries[slice] @ keys + key_bias)^T: {values, keys, key_bias,
         queries, nodes}, or None."""
-        if product["op"] not in MATMUL_ADJOINTS or any(
-            product["attr"].get(flag, {}).get("b") for flag in MATMUL_ADJOINTS[product["op"]]
-        ):
+        if _adjoint(product):
             return None
         weights_t = self.input_node(product, 1, "Transpose")
         if weights_t is None or _perm(self.bundle, weights_t) != _SWAP_LAST_TWO:
@@ -808,9 +816,7 @@ class _TransformWalk(_ChainWalk):
         softmax = self.input_node(weights_t, 0, "Softmax")
         scores = softmax and self.input_node(softmax, 0, "AddV2")
         product_qk = scores and self.source(scores)
-        if product_qk is None or product_qk["op"] not in MATMUL_ADJOINTS:
-            return None
-        if any(product_qk["attr"].get(flag, {}).get("b") for flag in MATMUL_ADJOINTS[product_qk["op"]]):
+        if product_qk is None or _adjoint(product_qk):
             return None
         rows = self.input_node(product_qk, 0, "StridedSlice")
         if rows is None:
@@ -842,7 +848,8 @@ class _TransformWalk(_ChainWalk):
         parts = [self.attention_product(product) for product in products]
         if not parts or None in parts:
             return None
-        shared = {key: {part[key] for part in parts} for key in ("values", "keys", "key_bias", "queries")}
+        keys = ("values", "keys", "key_bias", "queries")
+        shared = {key: {part[key] for part in parts} for key in keys}
         if any(len(refs) != 1 for refs in shared.values()):
             return None
         queries = self.nodes[_split_ref(parts[0]["queries"])[0]]
@@ -875,7 +882,7 @@ class _TransformWalk(_ChainWalk):
         if conv["op"] != "_FusedConv2D":
             return None
         weight = self.bundle.weights.get(_data_inputs(conv)[1])
-        fused = [_unb64(op) for op in conv["attr"].get("fused_ops", {}).get("list", {}).get("s", [])]
+        fused = [_unb64(op) for op in _attr_list(conv, "fused_ops")]
         if (
             weight is None
             or weight.shape[:2] != (3, 3)
@@ -916,9 +923,13 @@ class _TransformWalk(_ChainWalk):
             "align_corners": bool(resize_attr.get("align_corners", {}).get("b", False)),
             "half_pixel_centers": bool(resize_attr.get("half_pixel_centers", {}).get("b", False)),
             "inner": [
-                *block4["inner"], *block5["inner"],
-                *(node["name"] for node in (to_nhwc, pad, merge, crop, crop_first, to_nchw, resize, to_nhwc_5)),
-            ],  # fmt: skip
+                *block4["inner"],
+                *block5["inner"],
+                *(
+                    node["name"]
+                    for node in (to_nhwc, pad, merge, crop, crop_first, to_nchw, resize, to_nhwc_5)
+                ),
+            ],
         }
 
 
