@@ -117,7 +117,7 @@ const FILTER_CONSUMERS = {
   _FusedConv2D: (index) => index === 1 || index === 2, // filter, bias
   Conv2D: (index) => index === 1,
   SanetTiledChain: (index) => index >= 1, // its convolutions' filters and biases, nothing else
-  SanetTransform: (index) => index >= 14, // the merge convolution's filter and bias
+  SanetTransform: (index) => index >= 12, // the merge convolution's filter and bias
 };
 const filterSignatures = new WeakMap(); // filter (or bias) dataId -> its convolution's parameters, or null
 const releasedFilters = new WeakMap(); // filter dataId -> the parameters it was packed with
@@ -257,23 +257,26 @@ export function keepSmallTensorsOnCpuInWebGPU(tf) {
   }
 }
 
-// Exact tiling of the full-, half- and quarter-resolution layers (tfjs_graph.py
-// `tile_resolution_chains` replaces the encoder's chain from the image to its third max pool,
-// and the decoder's from its first upsample to its output, by one SanetTiledChain node each). The op runs its
-// chain on tiles of the output: each tile's input region is computed backwards, layer by
-// layer (a 3x3 convolution after a reflection pad of 1 needs one more pixel each side, clamped
-// to the image; a 2x2 stride-2 ceil-mode max pool twice the region, clamped, so its windows
-// start at even global coordinates; a nearest x2 upsample half the region, rounded outward),
-// then run forward on that crop, reflection-padding only the sides that touch the true image
-// border and convolving VALID elsewhere. Every output pixel is the one the whole image gives.
-// One tile (the default while the largest activation fits `tileBudgetBytes`) is exactly the
-// untiled graph: the same kernels on the same tensors.
+// Exact tiling of the layers whose activations grow with the photo (tfjs_graph.py
+// `tile_resolution_chains` replaces three chains by one SanetTiledChain node each: the
+// encoder's from the image to relu4_1, its next from relu4_1 to the fourth max pool, and the
+// decoder's from its first convolution to its output). The op runs its chain on tiles of the
+// output: each tile's input region is computed backwards, layer by layer (a 3x3 convolution
+// after a reflection pad of 1 needs one more pixel each side, clamped to the image; a 2x2
+// stride-2 ceil-mode max pool twice the region, clamped, so its windows start at even global
+// coordinates; a nearest x2 upsample half the region, rounded outward), then run forward on
+// that crop, reflection-padding only the sides that touch the true image border and
+// convolving VALID elsewhere. Every output pixel is the one the whole image gives. One tile
+// (the default while every activation fits `tileBudgetBytes`) is exactly the untiled graph:
+// the same kernels on the same tensors. Attrs besides `layers`: `input_layout` and
+// `output_layout` (NHWC, or NCHW where the graph holds the tensor so: the chain transposes
+// each tile, never the whole), `image_stride` (image pixels per pixel of the chain's input).
 export const TILED_CHAIN_OP = 'SanetTiledChain';
-// The image's pixels times the chains' most channels (256, at a quarter of the side) in
-// float32: one piece up to 256x256 at full width, tiles of about that side beyond (the
-// full-resolution layers' 64 channels then hold 17 MB a tensor). Measured against 128 MiB
-// (tiles of 362): 1,172 against 1,242 MB of wasm heap at 2048x1536, the same at 1024.
-export const DEFAULT_TILE_BUDGET_BYTES = 64 * 1024 * 1024;
+// The largest activation of a tile (any layer) in float32: the full-resolution layers' 64
+// channels in tiles of 256x256 at full width (17 MB a tensor); one piece up to 256x256.
+// Measured (as the image's pixels times 256 channels, the same tiles) against tiles of 362:
+// 1,172 against 1,242 MB of wasm heap at 2048x1536, the same at 1024.
+export const DEFAULT_TILE_BUDGET_BYTES = 16 * 1024 * 1024;
 
 // The tiling of the stylize() call running now (stylize sets it, the op reads it):
 // {tilePixels, tileBudgetBytes}. tilePixels: a tile's side at the chain's largest resolution
@@ -344,29 +347,36 @@ function chainLayer(tf, x, i, spec, rows, cols, rowLengths, colLengths) {
 }
 
 // The tile's output, rows x cols of the chain's output, from the whole input. Each layer's
-// input is freed once the layer ran, as the graph executor frees it.
+// input is freed once the layer ran, as the graph executor frees it. An NCHW input is sliced
+// in its own layout and the crop transposed; an NCHW output is the tile's, transposed.
 function chainTile(tf, input, spec, rows, cols, rowLengths, colLengths) {
   const whole = rows[0][0] === 0 && rows[0][1] === rowLengths[0] && cols[0][0] === 0 && cols[0][1] === colLengths[0];
-  let x = whole
-    ? input
-    : tf.slice(input, [0, rows[0][0], cols[0][0], 0], [-1, rows[0][1] - rows[0][0], cols[0][1] - cols[0][0], -1]);
+  const [height, width] = [rows[0][1] - rows[0][0], cols[0][1] - cols[0][0]];
+  let x = input;
+  if (spec.inputNCHW) {
+    x = tf.tidy(() => tf.transpose(whole ? input : tf.slice(input, [0, 0, rows[0][0], cols[0][0]], [-1, -1, height, width]), [0, 2, 3, 1]));
+  } else if (!whole) {
+    x = tf.slice(input, [0, rows[0][0], cols[0][0], 0], [-1, height, width, -1]);
+  }
   for (let i = 0; i < spec.layers.length; i += 1) {
     const previous = x;
     x = tf.tidy(() => chainLayer(tf, previous, i, spec, rows, cols, rowLengths, colLengths));
     if (previous !== input) previous.dispose();
   }
-  return x;
+  return spec.outputNCHW ? replaced(x, (y) => tf.transpose(y, [0, 3, 1, 2])) : x;
 }
 
-// How many tiles along each axis: tiling.tilePixels, else as few as keep the largest
-// activation of a tile (halo aside) within tiling.tileBudgetBytes.
+// How many tiles along each axis: tiling.tilePixels (a side at the image's resolution, the
+// chain's `image_stride` times its own), else as few as keep each layer's activation within
+// tiling.tileBudgetBytes per tile (halo aside).
 function tileCounts(spec, rowLengths, colLengths, tiling) {
   const [height, width] = [Math.max(...rowLengths), Math.max(...colLengths)];
-  let side = tiling.tilePixels;
+  let side = tiling.tilePixels && Math.max(1, Math.ceil(tiling.tilePixels / spec.imageStride));
   if (!side) {
     const budget = tiling.tileBudgetBytes || DEFAULT_TILE_BUDGET_BYTES;
-    if (height * width * spec.maxChannels * 4 <= budget) return [1, 1];
-    side = Math.max(16, Math.floor(Math.sqrt(budget / (spec.maxChannels * 4))));
+    const largest = Math.max(...spec.channels.map((channels, i) => rowLengths[i] * colLengths[i] * channels * 4));
+    if (largest <= budget) return [1, 1];
+    side = Math.max(16, Math.floor(Math.sqrt((budget * height * width) / largest)));
   }
   return [Math.ceil(height / side), Math.ceil(width / side)];
 }
@@ -380,6 +390,46 @@ function splitRange(n, count) {
   return ranges;
 }
 
+// Bands of rows of one tensor of `shape`, assembled in order as they come (each is disposed).
+// On wasm each band is copied into the output at once: concatenating them at the end would
+// hold the output twice (403 MB a copy for relu4_1 at 4096x3072). A first band that is the
+// whole is the output itself.
+class RowBands {
+  constructor(tf, shape, rowAxis) {
+    Object.assign(this, { tf, shape, rowAxis, row: 0, parts: [], out: null });
+    this.inPlace = tf.getBackend() === 'wasm';
+  }
+
+  add(band) {
+    const { tf, shape, rowAxis } = this;
+    const rows = band.shape[rowAxis];
+    if (this.row === 0 && rows === shape[rowAxis]) this.out = band;
+    else if (!this.inPlace) this.parts.push(band);
+    else {
+      this.out = this.out || tf.fill(shape, 0);
+      const backend = tf.backend();
+      const rowBytes = shape.slice(rowAxis + 1).reduce((a, b) => a * b, 1) * 4;
+      const segments = shape.slice(0, rowAxis).reduce((a, b) => a * b, 1);
+      const source = backend.dataIdMap.get(band.dataId).memoryOffset;
+      const target = backend.dataIdMap.get(this.out.dataId).memoryOffset;
+      const heap = backend.wasm.HEAPU8;
+      for (let s = 0; s < segments; s += 1) {
+        const from = source + s * rows * rowBytes;
+        heap.copyWithin(target + (s * shape[rowAxis] + this.row) * rowBytes, from, from + rows * rowBytes);
+      }
+      band.dispose();
+    }
+    this.row += rows;
+  }
+
+  result() {
+    if (this.out) return this.out;
+    const out = this.tf.concat(this.parts, this.rowAxis);
+    this.tf.dispose(this.parts);
+    return out;
+  }
+}
+
 function tiledChain(tf, node, tiling) {
   const [input, ...weights] = node.inputs;
   const layers = node.attrs.layers;
@@ -387,54 +437,66 @@ function tiledChain(tf, node, tiling) {
     layers,
     alignCorners: Boolean(node.attrs.align_corners),
     halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
+    // (tfjs-converter lower-cases a custom op's string attrs)
+    inputNCHW: String(node.attrs.input_layout).toUpperCase() === 'NCHW',
+    outputNCHW: String(node.attrs.output_layout).toUpperCase() === 'NCHW',
+    imageStride: node.attrs.image_stride || 1,
     convs: {},
-    maxChannels: input.shape[3],
   };
+  if (input.shape.length !== 4 || input.shape[0] !== 1) {
+    throw new Error(`${TILED_CHAIN_OP}: expected an input of [1, H, W, C] or [1, C, H, W], got [${input.shape}]`);
+  }
+  const [height, width, inChannels] = spec.inputNCHW
+    ? [input.shape[2], input.shape[3], input.shape[1]]
+    : input.shape.slice(1);
+  spec.channels = [inChannels]; // each layer's output channels, after the input's
   let next = 0;
   layers.forEach((kind, i) => {
-    if (kind !== 'conv' && kind !== 'conv_relu') return;
+    if (kind !== 'conv' && kind !== 'conv_relu') {
+      spec.channels.push(spec.channels[i]);
+      return;
+    }
     const [filter, bias] = [weights[next], weights[next + 1]];
     next += 2;
     spec.convs[i] = { filter, bias };
-    spec.maxChannels = Math.max(spec.maxChannels, filter.shape[2], filter.shape[3]);
+    spec.channels.push(filter.shape[3]);
   });
-  if (input.shape.length !== 4 || input.shape[0] !== 1 || next !== weights.length) {
-    throw new Error(`${TILED_CHAIN_OP}: expected [1, H, W, C] and a filter and bias per conv, got [${input.shape}]`);
-  }
-  const rowLengths = chainLengths(layers, input.shape[1]);
-  const colLengths = chainLengths(layers, input.shape[2]);
+  if (next !== weights.length) throw new Error(`${TILED_CHAIN_OP}: expected a filter and bias per convolution`);
+  const rowLengths = chainLengths(layers, height);
+  const colLengths = chainLengths(layers, width);
   const [rowTiles, colTiles] = tileCounts(spec, rowLengths, colLengths, tiling);
   const last = layers.length;
   const rowRanges = splitRange(rowLengths[last], rowTiles);
   const colRanges = splitRange(colLengths[last], colTiles);
   tilingStats.calls += 1;
   tilingStats.tiles += rowRanges.length * colRanges.length;
-  const tileRows = [];
+  const [rowAxis, colAxis] = spec.outputNCHW ? [2, 3] : [1, 2];
+  const outShape = [1, rowLengths[last], colLengths[last]];
+  outShape.splice(spec.outputNCHW ? 1 : 3, 0, spec.channels[last]);
+  const bands = new RowBands(tf, outShape, rowAxis);
   for (const [top, bottom] of rowRanges) {
     const rows = neededRanges(layers, rowLengths, top, bottom);
     const tiles = colRanges.map(([left, right]) =>
       chainTile(tf, input, spec, rows, neededRanges(layers, colLengths, left, right), rowLengths, colLengths),
     );
-    tileRows.push(tiles.length === 1 ? tiles[0] : tf.concat(tiles, 2));
+    bands.add(tiles.length === 1 ? tiles[0] : tf.concat(tiles, colAxis));
     if (tiles.length > 1) tf.dispose(tiles);
   }
-  if (tileRows.length === 1) return tileRows[0];
-  const result = tf.concat(tileRows, 1);
-  tf.dispose(tileRows);
-  return result;
+  return bands.result();
 }
 
 // The transform in bands (tfjs_graph.py `band_transform` replaces the two SANet blocks and the
 // merge convolution by one SanetTransform node). Inputs: per block (relu4_1's, then
-// relu5_1's) its content features [1, C, H, W], their mean and reciprocal standard deviation
-// (the graph computes these global statistics), the style's keys [1, C, Ns], key bias
-// [1, 1, Ns] and values [1, C, Ns], the output bias [1, C, 1, 1]; then the merge
-// convolution's filter and bias. The op computes rows [r0, r1) of the merge convolution's
-// output from relu4_1 rows [r0 - 1, r1 + 1) (its 3x3 window, reflection-padded only at the
-// image's top and bottom) and relu5_1 rows [floor((r0 - 1) / 2), ceil((r1 + 1) / 2)) (nearest
-// x2 upsampling), each block's attention in slices of content positions: the softmax is per
-// position, and every other step is per position or the 3x3 convolution, so each band is
-// what the whole gives. One band with one slice is the graph it replaced, op for op.
+// relu5_1's) its content features [1, C, H, W] and their mean (the graph computes it), the
+// style's keys [1, C, Ns], key bias [1, 1, Ns] and values [1, C, Ns], the output bias
+// [1, C, 1, 1]; then the merge convolution's filter and bias. The op computes the features'
+// unbiased variance (squared differences summed band by band), then rows [r0, r1) of the
+// merge convolution's output from relu4_1 rows [r0 - 1, r1 + 1) (its 3x3 window,
+// reflection-padded only at the image's top and bottom) and relu5_1 rows
+// [floor((r0 - 1) / 2), ceil((r1 + 1) / 2)) (nearest x2 upsampling), each block's attention in
+// slices of content positions: the softmax is per position, and every other step is per
+// position or the 3x3 convolution, so each band is what the whole gives. One band with one
+// slice is the graph it replaced, op for op.
 export const TRANSFORM_OP = 'SanetTransform';
 // One band's relu4_1-level rows (C x rows x W float32): one band up to 1024x1024 at full
 // width; 32 rows of 403 MB at 4096x3072.
@@ -451,6 +513,28 @@ function replaced(x, f) {
   const y = f(x);
   if (y !== x) x.dispose();
   return y;
+}
+
+// model.py mean_variance_norm's scale, rsqrt(mean((x - mean)^2) * n / (n - 1) + epsilon), with
+// the graph's ops; the squared differences in bands of `bandRows` rows where the features are
+// taller (the graph's are a whole copy of them: 403 MB for relu4_1 at 4096x3072).
+function reciprocalStd(tf, content, mean, epsilon, bandRows) {
+  const [, channels, height, width] = content.shape;
+  return tf.tidy(() => {
+    let average;
+    if (bandRows >= height) average = tf.mean(tf.squaredDifference(content, mean), [2, 3], true);
+    else {
+      let total = null;
+      for (const [a, b] of splitRange(height, Math.ceil(height / bandRows))) {
+        const part = tf.tidy(() =>
+          tf.sum(tf.squaredDifference(tf.slice(content, [0, 0, a, 0], [1, channels, b - a, width]), mean), [2, 3], true));
+        total = total ? tf.add(total, part) : part;
+      }
+      average = tf.div(total, height * width);
+    }
+    const count = tf.scalar(height * width);
+    return tf.rsqrt(tf.add(tf.div(tf.mul(average, count), tf.sub(count, 1)), epsilon));
+  });
 }
 
 // One SANet block on content rows [a, b): [1, C, b - a, W] = attention + out_bias + content.
@@ -514,31 +598,8 @@ function transformBand(tf, spec, r0, r1) {
   );
 }
 
-// The bands, one after another, into one NHWC tensor. On wasm each band is copied into the
-// output as it is made (concatenating them at the end would hold the output twice).
-function assembleBands(tf, spec, bands, shape) {
-  if (bands.length === 1) return transformBand(tf, spec, ...bands[0]);
-  if (tf.getBackend() !== 'wasm') {
-    const parts = bands.map(([r0, r1]) => transformBand(tf, spec, r0, r1));
-    const out = tf.concat(parts, 1);
-    tf.dispose(parts);
-    return out;
-  }
-  const out = tf.fill(shape, 0);
-  const backend = tf.backend();
-  const rowBytes = shape[2] * shape[3] * 4;
-  for (const [r0, r1] of bands) {
-    const band = transformBand(tf, spec, r0, r1);
-    const source = backend.dataIdMap.get(band.dataId).memoryOffset;
-    const target = backend.dataIdMap.get(out.dataId).memoryOffset + r0 * rowBytes;
-    backend.wasm.HEAPU8.copyWithin(target, source, source + (r1 - r0) * rowBytes);
-    band.dispose();
-  }
-  return out;
-}
-
 function bandedTransform(tf, node, tiling) {
-  const names = ['content', 'mean', 'rstd', 'keys', 'keyBias', 'values', 'outBias'];
+  const names = ['content', 'mean', 'keys', 'keyBias', 'values', 'outBias'];
   const blocks = [0, 1].map((b) => Object.fromEntries(names.map((name, i) => [name, node.inputs[b * names.length + i]])));
   const [filter, bias] = node.inputs.slice(2 * names.length);
   const [block4] = blocks;
@@ -564,7 +625,19 @@ function bandedTransform(tf, node, tiling) {
   const bands = splitRange(height, Math.ceil(height / bandRows));
   transformStats.calls += 1;
   transformStats.bands += bands.length;
-  return assembleBands(tf, spec, bands, [1, height, width, filter.shape[3]]);
+  const epsilon = node.attrs.epsilon;
+  blocks.forEach((block, i) => {
+    // the same bands' bytes for relu5_1 (a quarter of the positions: twice the rows, about)
+    const rows = i === 0 ? bandRows : Math.max(1, Math.floor((bandRows * width) / block.content.shape[3]));
+    block.rstd = reciprocalStd(tf, block.content, block.mean, epsilon, rows);
+  });
+  try {
+    const out = new RowBands(tf, [1, height, width, filter.shape[3]], 1);
+    for (const [r0, r1] of bands) out.add(transformBand(tf, spec, r0, r1));
+    return out.result();
+  } finally {
+    blocks.forEach((block) => block.rstd.dispose());
+  }
 }
 
 // Registers SanetTiledChain with tfjs-converter: before a model is loaded (the converter

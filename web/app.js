@@ -34,7 +34,7 @@ const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
 // the first run (js/sanet.mjs releasePackedFilters; three copies until then).
 const HEAP_PER_WEIGHT_BYTE = 2.2;
 const HEAP_PER_TILE_PIXEL = 1200; // the tiled layers, up to TILE_PIXELS of the larger image
-const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (256 * 4); // 256 channels at full width
+const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (64 * 4); // 64 channels at full width
 const HEAP_PER_PIXEL = 260; // the rest, per pixel of the larger image
 const ATTENTION_SLICES = 8; // src/sanet_tfjs/model.py ATTENTION_CHUNKS
 const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY

@@ -555,25 +555,32 @@ def _unb64(text: str) -> str:
     return base64.b64decode(text).decode()
 
 
-# The custom op js/sanet.mjs registers (TILED_CHAIN_OP there): a chain of full- and
-# half-resolution layers run on exact tiles. Its attr "layers" lists the chain's layers, each
-# "conv_relu" or "conv" (a reflection pad of 1 then a 3x3 VALID convolution, with or without
-# its Relu), "pool" (2x2 stride-2 ceil-mode max pooling) or "up" (nearest x2); its inputs are
-# the chain's input then each convolution's filter and bias, in order.
+# The custom op js/sanet.mjs registers (TILED_CHAIN_OP there): a chain of layers run on exact
+# tiles. Its attr "layers" lists the chain's layers, each "conv_relu" or "conv" (a reflection
+# pad of 1 then a 3x3 VALID convolution, with or without its Relu), "pool" (2x2 stride-2
+# ceil-mode max pooling) or "up" (nearest x2); its inputs are the chain's input then each
+# convolution's filter and bias, in order. Attrs "input_layout" and "output_layout": NHWC, or
+# NCHW where the graph holds that tensor so (the op transposes each tile, not the whole);
+# "image_stride": image pixels per pixel of the chain's largest resolution.
 TILED_CHAIN_OP = "SanetTiledChain"
-# The chains it replaces, input to output (architecture.py: VGG_LAYERS to the third pool,
-# DECODER_LAYERS from the first upsample): every layer at a quarter of the image's side or more.
+# The chains it replaces, input to output (architecture.py VGG_LAYERS and DECODER_LAYERS),
+# every layer whose activations grow with the photo but the transform's: the encoder from the
+# image to relu4_1 (NCHW, as the transform reads it), from relu4_1 to the fourth max pool, and
+# the decoder from the transform's output to the image.
 ENCODER_CHAIN = (
     *("conv_relu", "conv_relu", "pool"),
     *("conv_relu", "conv_relu", "pool"),
     *("conv_relu", "conv_relu", "conv_relu", "conv_relu", "pool"),
+    "conv_relu",
 )
+ENCODER_DEEP_CHAIN = ("conv_relu", "conv_relu", "conv_relu", "pool")
 DECODER_CHAIN = (
-    *("up", "conv_relu", "conv_relu", "conv_relu", "conv_relu"),
+    *("conv_relu", "up", "conv_relu", "conv_relu", "conv_relu", "conv_relu"),
     *("up", "conv_relu", "conv_relu"),
     *("up", "conv_relu", "conv"),
 )
 _NCHW_TO_NHWC = (0, 2, 3, 1)
+_NHWC_TO_NCHW = (0, 3, 1, 2)
 
 
 def _attr_s(node: dict, key: str) -> str | None:
@@ -668,12 +675,34 @@ class _ChainWalk:
             return None
         return _data_inputs(node)[0]
 
-    def walk(self, last: dict, expected: tuple[str, ...]) -> dict | None:
+    def nchw_relu(self, relu: dict) -> tuple[dict, list[str]] | None:
+        """Relu(Transpose to NCHW(conv)) with nothing else reading the two: the conv, and the
+        names of the conv and the Transpose (the chain's last layer, its output NCHW)."""
+        if relu["op"] != "Relu":
+            return None
+        transpose = self.source(relu)
+        if _perm(self.bundle, transpose) != _NHWC_TO_NCHW:
+            return None
+        conv = self.source(transpose)
+        if not (
+            _only_reader(self.consumers, transpose, relu)
+            and _only_reader(self.consumers, conv, transpose)
+        ):
+            return None
+        return conv, [conv["name"], transpose["name"]]
+
+    def walk(self, last: dict, expected: tuple[str, ...], nchw_output: bool = False) -> dict | None:
         """The chain `expected` (input to output) ending at `last`: {input, weights, nodes,
-        transpose, resize}, or None where the graph differs."""
+        transpose, resize}, or None where the graph differs. `nchw_output`: `last` is the
+        Relu of the last convolution, after a Transpose to NCHW."""
         node, weights, transpose, resize = last, [], None, None
         reader = None  # the chain's node that reads `node`
         inner = []  # the nodes that only the chain needs: gone once it is replaced
+        if nchw_output:
+            found = self.nchw_relu(last)
+            if found is None or expected[-1] != "conv_relu":
+                return None
+            node, inner = found[0], found[1]
         for position, kind in enumerate(reversed(expected)):
             if reader is not None:
                 inner.append(node["name"])
@@ -693,7 +722,9 @@ class _ChainWalk:
                 ref, resize, reader = self.upsample(node), node, node
             else:
                 found = self.conv(node)
-                if found is None or found[0] != kind:
+                # the NCHW output's last convolution has its Relu after the Transpose
+                wanted = "conv" if nchw_output and position == 0 else kind
+                if found is None or found[0] != wanted:
                     return None
                 _, pair, ref, pad_transpose = found
                 weights[:0] = pair
@@ -717,46 +748,51 @@ class _ChainWalk:
 
 
 def tile_resolution_chains(bundle: GraphBundle) -> int:
-    """Replace the encoder's chain from its image input to its third max pool, and the
-    decoder's from its first upsample to its output, each by one SanetTiledChain
-    node (js/sanet.mjs) that runs them on exact tiles when the image is large: their 64- and
-    128-channel activations at full and half resolution are most of a stylization's memory
-    (268 MB per tensor at 1024x1024). The node takes the last node's name, so its readers
-    are unchanged; what only the chain read is pruned. Returns how many chains were replaced
-    (2); raises GraphRewriteError naming the chain it cannot find."""
+    """Replace three chains of layers by one SanetTiledChain node each (js/sanet.mjs), which
+    runs them on exact tiles when the image is large: the encoder's from the image to relu4_1,
+    its next from relu4_1 to the fourth max pool, and the decoder's from its first
+    convolution to its output. Their activations are most of a stylization's memory (268 MB
+    per 64-channel tensor at 1024x1024; 403 MB per relu4_1-level one at 4096x3072). Each node
+    takes its last node's name, so its readers are unchanged; what only the chain read is
+    pruned. Returns how many chains were replaced (3); raises GraphRewriteError naming the
+    chain it cannot find."""
     walk = _ChainWalk(bundle)
-    found = {}
-    for label, expected, last_op in (
-        ("encoder", ENCODER_CHAIN, "MaxPool"),
-        ("decoder", DECODER_CHAIN, "_FusedConv2D"),
-    ):
+
+    def starts_at_image(chain: dict) -> bool:  # not at a pool or a conv of a longer chain
+        source = walk.nodes[_split_ref(chain["input"])[0]]
+        return walk.pool(source) is None and walk.conv(source) is None
+
+    # label, layers, the last node's op, output NCHW, image stride, which matches to keep
+    chains = (
+        ("encoder", ENCODER_CHAIN, "Relu", True, 1, starts_at_image),
+        # relu4_1 (NCHW) -> pool4: the one whose first convolution reads an NCHW tensor
+        ("deep encoder", ENCODER_DEEP_CHAIN, "MaxPool", False, 8, lambda c: c["transpose"]),
+        ("decoder", DECODER_CHAIN, "_FusedConv2D", False, 1, lambda _: True),
+    )
+    found = []
+    for label, expected, last_op, nchw_output, stride, wanted in chains:
         matches = [
             (node, chain)
             for node in bundle.nodes
-            if node["op"] == last_op and (chain := walk.walk(node, expected)) is not None
+            if node["op"] == last_op
+            and (chain := walk.walk(node, expected, nchw_output)) is not None
+            and wanted(chain)
         ]
-        if label == "encoder":  # the third pool's chain starts at the image, not a pool
-            matches = [
-                (node, chain)
-                for node, chain in matches
-                if walk.pool(walk.nodes[_split_ref(chain["input"])[0]]) is None
-                and walk.conv(walk.nodes[_split_ref(chain["input"])[0]]) is None
-            ]
         if len(matches) != 1:
             raise GraphRewriteError(
                 f"tile_resolution_chains: found {len(matches)} {label} chains "
                 f"{' -> '.join(expected)} ending at a {last_op} (expected one)"
             )
-        found[label] = (matches[0], expected)
-    for (last, chain), expected in found.values():
-        source = chain["input"]
-        if chain["transpose"] is not None:  # the NCHW image to NHWC, then the chain
-            transpose = chain["transpose"]
-            transpose["input"][0] = source
-            source = transpose["name"]
+        found.append((*matches[0], expected, nchw_output, stride))
+    for last, chain, expected, nchw_output, stride in found:
+        if chain["transpose"] is not None:  # NCHW in: the op transposes each tile
+            chain["inner"].append(chain["transpose"]["name"])
         attr = {
             "T": {"type": "DT_FLOAT"},
             "layers": {"list": {"s": [_b64(kind) for kind in expected]}},
+            "input_layout": {"s": _b64("NCHW" if chain["transpose"] is not None else "NHWC")},
+            "output_layout": {"s": _b64("NCHW" if nchw_output else "NHWC")},
+            "image_stride": {"i": str(stride)},
         }
         if chain["resize"] is not None:
             resize_attr = chain["resize"]["attr"]
@@ -764,9 +800,11 @@ def tile_resolution_chains(bundle: GraphBundle) -> int:
                 attr[key] = {"b": bool(resize_attr.get(key, {}).get("b", False))}
         name = last["name"]
         last.clear()
-        last.update(name=name, op=TILED_CHAIN_OP, input=[source, *chain["weights"]], attr=attr)
+        last.update(
+            name=name, op=TILED_CHAIN_OP, input=[chain["input"], *chain["weights"]], attr=attr
+        )
     needed = _reachable(bundle)
-    for (_, chain), expected in found.values():
+    for _, chain, expected, _, _ in found:
         if still := sorted(set(chain["inner"]) & needed):
             raise GraphRewriteError(
                 f"tile_resolution_chains: the chain {' -> '.join(expected)} is also read "
@@ -776,16 +814,16 @@ def tile_resolution_chains(bundle: GraphBundle) -> int:
 
 
 # The transform as one op (js/sanet.mjs runs it in bands of relu4_1 rows): inputs, per SANet
-# block (relu4_1's, then relu5_1's), the block's content features (NCHW), the mean and the
-# reciprocal standard deviation the graph computes of them (global statistics, left to the
-# graph), the style's keys [1, C, Ns], key bias [1, 1, Ns] and values [1, C, Ns], and the
-# output bias [1, C, 1, 1]; then the merge convolution's filter and bias. Output: the merge
-# convolution's (NHWC), as the node it replaces. Attrs: the relu5_1 upsample's
+# block (relu4_1's, then relu5_1's), the block's content features (NCHW), their mean (the
+# graph computes it: a reduction, no copy), the style's keys [1, C, Ns], key bias [1, 1, Ns]
+# and values [1, C, Ns], and the output bias [1, C, 1, 1]; then the merge convolution's
+# filter and bias. Output: the merge convolution's (NHWC), as the node it replaces. Attrs:
+# `epsilon` (added to the unbiased variance, which the op computes band by band: the graph's
+# squared differences would be a whole copy of the features), the relu5_1 upsample's
 # align_corners / half_pixel_centers, and `activation` (the merge convolution's fused ops).
 TRANSFORM_OP = "SanetTransform"
-TRANSFORM_BLOCK_INPUTS = ("content", "mean", "rstd", "keys", "key_bias", "values", "out_bias")
+TRANSFORM_BLOCK_INPUTS = ("content", "mean", "keys", "key_bias", "values", "out_bias")
 _SWAP_LAST_TWO = (0, 2, 1)
-_NHWC_TO_NCHW = (0, 3, 1, 2)
 
 
 def _adjoint(node: dict) -> bool:
@@ -829,6 +867,40 @@ class _TransformWalk(_ChainWalk):
             "nodes": [weights_t, softmax, scores, product_qk, rows],
         }
 
+    def spatial_mean(self, node: dict | None, of: str | None = None) -> bool:
+        """A Mean over axes 2 and 3 (NCHW's height and width), dimensions kept (of `of`)."""
+        if node is None or node["op"] != "Mean" or not node["attr"].get("keep_dims", {}).get("b"):
+            return False
+        tensor, axes = _data_inputs(node)
+        axes = self.bundle.weights.get(axes)
+        return (
+            axes is not None
+            and sorted(int(a) for a in axes.ravel()) == [2, 3]
+            and (of is None or tensor == of)
+        )
+
+    def unbiased_variance(self, normalized: dict, content: str) -> dict | None:
+        """normalized's scale: rsqrt(mean((content - mean)^2) * n / (n - 1) + epsilon) (model.py
+        mean_variance_norm): {epsilon, nodes}, or None."""
+        rsqrt = self.input_node(normalized, 1, "Rsqrt")
+        with_eps = rsqrt and self.input_node(rsqrt, 0, "AddV2")
+        unbiased = with_eps and self.input_node(with_eps, 0, "RealDiv")
+        scaled = unbiased and self.input_node(unbiased, 0, "Mul")
+        average = scaled and self.input_node(scaled, 0, "Mean")
+        squares = average and self.input_node(average, 0, "SquaredDifference")
+        epsilon = with_eps and self.bundle.weights.get(_data_inputs(with_eps)[1])
+        if squares is None or epsilon is None or epsilon.size != 1:
+            return None
+        first, second = _data_inputs(squares)
+        if first != content or not self.spatial_mean(average):
+            return None
+        if not self.spatial_mean(self.nodes.get(_split_ref(second)[0]), content):
+            return None
+        return {
+            "epsilon": float(epsilon.reshape(())),
+            "nodes": [rsqrt, with_eps, unbiased, scaled, average, squares],
+        }
+
     def block(self, end: dict) -> dict | None:
         """One SANet block ending at `end` = (reshape(attention) + out_bias) + content."""
         if end["op"] != "AddV2":
@@ -861,15 +933,20 @@ class _TransformWalk(_ChainWalk):
         content = _data_inputs(end)[1]
         if centred is None or _data_inputs(centred)[0] != content:
             return None
+        mean = _data_inputs(centred)[1]
+        variance = self.unbiased_variance(normalized, content)
+        if variance is None or not self.spatial_mean(self.nodes[_split_ref(mean)[0]], content):
+            return None
         inner = [end, with_bias, reshaped, *products, queries, flat, normalized, centred]
+        inner += variance["nodes"]
         if attention is not products[0]:
             inner.append(attention)
         for part in parts:
             inner += part["nodes"]
         return {
             "content": content,
-            "mean": _data_inputs(centred)[1],
-            "rstd": _data_inputs(normalized)[1],
+            "mean": mean,
+            "epsilon": variance["epsilon"],
             "keys": next(iter(shared["keys"])),
             "key_bias": next(iter(shared["key_bias"])),
             "values": next(iter(shared["values"])),
@@ -949,6 +1026,9 @@ def band_transform(bundle: GraphBundle) -> int:
             "reflection-padded 3x3 convolution), expected one"
         )
     conv, transform = found[0]
+    epsilons = {block["epsilon"] for block in transform["blocks"]}
+    if len(epsilons) != 1:
+        raise GraphRewriteError(f"band_transform: the blocks' epsilons differ ({sorted(epsilons)})")
     inputs = [block[key] for block in transform["blocks"] for key in TRANSFORM_BLOCK_INPUTS]
     name = conv["name"]
     conv.clear()
@@ -958,6 +1038,7 @@ def band_transform(bundle: GraphBundle) -> int:
         input=[*inputs, *transform["weights"]],
         attr={
             "T": {"type": "DT_FLOAT"},
+            "epsilon": {"f": epsilons.pop()},
             "activation": {"s": _b64(transform["activation"])},
             "align_corners": {"b": transform["align_corners"]},
             "half_pixel_centers": {"b": transform["half_pixel_centers"]},
@@ -1395,14 +1476,13 @@ def optimize(
         "matmul_adjoints_unfolded": unfold_matmul_adjoints(bundle, matmul_rank),
         "layout_transposes_removed": cancel_layout_transposes(bundle),
         "relus_fused_into_convolutions": fuse_conv_relu(bundle),
-        # before Winograd: the merge convolution runs inside the op, on bands
         "transforms_banded": band_transform(bundle),
+        "resolution_chains_tiled": tile_resolution_chains(bundle),
+        # last: the convolutions inside the banded transform and the tiled chains stay direct;
+        # what is left for Winograd is relu5_1's (at a sixteenth of the side)
         "convolutions_made_winograd": _winograd_count(
             winograd_convolutions(bundle, winograd), convolutions
         ),
-        # after Winograd, which rewrites only layers at a quarter of the side and below: the
-        # chains' convolutions stay direct, inside the tiled op
-        "resolution_chains_tiled": tile_resolution_chains(bundle),
         "nodes_pruned": prune_unreachable(bundle),
         "nodes_renamed": shorten_node_names(bundle),
     }
