@@ -63,9 +63,9 @@ def test_tiled_chains_give_the_untiled_result(reference):
     # the reference build's bundle: the folded model, as the pipeline ships it
     results = tiles_check(reference.pipeline.artifacts / "tfjs", CASES)
     for (content, _, iters, _, sides), entry in zip(CASES, results, strict=True):
-        # Untiled: one tile per chain call (the encoder runs 1 + iters times, the decoder
-        # iters), one band and one attention slice per block in each of the iters transforms.
-        assert entry["tiles"] == entry["calls"] == 1 + 2 * iters, (content, entry)
+        # Untiled: one tile per chain call (the encoder's two chains run 1 + iters times, the
+        # decoder's iters), one band and one attention slice per block in each transform.
+        assert entry["tiles"] == entry["calls"] == 2 * (1 + iters) + iters, (content, entry)
         assert entry["bands"] == entry["transforms"] == iters, (content, entry)
         assert entry["slices"] == 2 * iters, (content, entry)
         for side, tiled in zip(sides, entry["tiled"], strict=True):
@@ -82,12 +82,14 @@ def test_bundle_runs_its_large_chains_as_tiled_ops(reference):
         "modelTopology"
     ]["node"]
     chains = [node for node in nodes if node["op"] == TILED_CHAIN_OP]
-    assert len(chains) == 2
+    assert len(chains) == 3
     # the transform is one op: no attention left in the graph
     assert sum(node["op"] == TRANSFORM_OP for node in nodes) == 1
     assert not [node for node in nodes if node["op"] in ("Softmax", "BatchMatMulV2")]
-    # VGG has 4 pools up to relu5_1: the first three run inside the encoder's chain
-    assert sum(node["op"] == "MaxPool" for node in nodes) == 1
+    # VGG has 4 pools up to relu5_1: all run inside the encoder's chains, and the only 3x3
+    # convolution left in the graph is relu5_1's
+    assert not [node for node in nodes if node["op"] == "MaxPool"]
+    assert sum(node["op"] == "_FusedConv2D" for node in nodes) == 1
 
 
 def test_a_graph_without_the_chains_is_refused(reference):

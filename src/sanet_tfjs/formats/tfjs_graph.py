@@ -1478,14 +1478,15 @@ def optimize(
         "relus_fused_into_convolutions": fuse_conv_relu(bundle),
         "transforms_banded": band_transform(bundle),
         "resolution_chains_tiled": tile_resolution_chains(bundle),
-        # last: the convolutions inside the banded transform and the tiled chains stay direct;
-        # what is left for Winograd is relu5_1's (at a sixteenth of the side)
+        # what the ops replaced is pruned first: the convolutions inside the banded transform
+        # and the tiled chains run direct there; Winograd takes those left in the graph
+        "nodes_pruned": prune_unreachable(bundle),
         "convolutions_made_winograd": _winograd_count(
             winograd_convolutions(bundle, winograd), convolutions
         ),
-        "nodes_pruned": prune_unreachable(bundle),
-        "nodes_renamed": shorten_node_names(bundle),
     }
+    changes["nodes_pruned"] += prune_unreachable(bundle)  # what Winograd replaced
+    changes["nodes_renamed"] = shorten_node_names(bundle)
     nodes_after, transposes_after = _counts(bundle)
     return {
         **changes,
