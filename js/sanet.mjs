@@ -117,7 +117,7 @@ const FILTER_CONSUMERS = {
   _FusedConv2D: (index) => index === 1 || index === 2, // filter, bias
   Conv2D: (index) => index === 1,
   SanetTiledChain: (index) => index >= 1, // its convolutions' filters and biases, nothing else
-  SanetTransform: (index) => index >= 12, // the merge convolution's filter and bias
+  SanetTransform: (index) => index >= 12, // the merge convolution's and the decoder's weights
 };
 const filterSignatures = new WeakMap(); // filter (or bias) dataId -> its convolution's parameters, or null
 const releasedFilters = new WeakMap(); // filter dataId -> the parameters it was packed with
@@ -346,17 +346,20 @@ function chainLayer(tf, x, i, spec, rows, cols, rowLengths, colLengths) {
   });
 }
 
-// The tile's output, rows x cols of the chain's output, from the whole input. Each layer's
-// input is freed once the layer ran, as the graph executor frees it. An NCHW input is sliced
-// in its own layout and the crop transposed; an NCHW output is the tile's, transposed.
-function chainTile(tf, input, spec, rows, cols, rowLengths, colLengths) {
-  const whole = rows[0][0] === 0 && rows[0][1] === rowLengths[0] && cols[0][0] === 0 && cols[0][1] === colLengths[0];
-  const [height, width] = [rows[0][1] - rows[0][0], cols[0][1] - cols[0][0]];
+// The tile's output, rows x cols of the chain's output, from `input`: the chain's input from
+// row `origin` on (all of it, or a band). Each layer's input is freed once the layer ran, as
+// the graph executor frees it. An NCHW input is sliced in its own layout and the crop
+// transposed; an NCHW output is the tile's, transposed.
+function chainTile(tf, input, origin, spec, rows, cols) {
+  const { rowLengths, colLengths } = spec;
+  const inputRows = input.shape[spec.inputNCHW ? 2 : 1];
+  const [top, height, width] = [rows[0][0] - origin, rows[0][1] - rows[0][0], cols[0][1] - cols[0][0]];
+  const whole = top === 0 && height === inputRows && cols[0][0] === 0 && cols[0][1] === colLengths[0];
   let x = input;
   if (spec.inputNCHW) {
-    x = tf.tidy(() => tf.transpose(whole ? input : tf.slice(input, [0, 0, rows[0][0], cols[0][0]], [-1, -1, height, width]), [0, 2, 3, 1]));
+    x = tf.tidy(() => tf.transpose(whole ? input : tf.slice(input, [0, 0, top, cols[0][0]], [-1, -1, height, width]), [0, 2, 3, 1]));
   } else if (!whole) {
-    x = tf.slice(input, [0, rows[0][0], cols[0][0], 0], [-1, height, width, -1]);
+    x = tf.slice(input, [0, top, cols[0][0], 0], [-1, height, width, -1]);
   }
   for (let i = 0; i < spec.layers.length; i += 1) {
     const previous = x;
@@ -430,25 +433,27 @@ class RowBands {
   }
 }
 
-function tiledChain(tf, node, tiling) {
-  const [input, ...weights] = node.inputs;
-  const layers = node.attrs.layers;
+// The chain's spec from a node's attrs (those named `prefix` + the chain's attr names), its
+// weights (a filter and a bias per convolution) and its input's shape.
+function chainSpec(attrs, weights, inputShape, prefix = '') {
+  const attr = (name) => attrs[prefix + name];
+  const layers = attr('layers');
   const spec = {
     layers,
-    alignCorners: Boolean(node.attrs.align_corners),
-    halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
+    alignCorners: Boolean(attr('align_corners')),
+    halfPixelCenters: Boolean(attr('half_pixel_centers')),
     // (tfjs-converter lower-cases a custom op's string attrs)
-    inputNCHW: String(node.attrs.input_layout).toUpperCase() === 'NCHW',
-    outputNCHW: String(node.attrs.output_layout).toUpperCase() === 'NCHW',
-    imageStride: node.attrs.image_stride || 1,
+    inputNCHW: String(attr('input_layout')).toUpperCase() === 'NCHW',
+    outputNCHW: String(attr('output_layout')).toUpperCase() === 'NCHW',
+    imageStride: attr('image_stride') || 1,
     convs: {},
   };
-  if (input.shape.length !== 4 || input.shape[0] !== 1) {
-    throw new Error(`${TILED_CHAIN_OP}: expected an input of [1, H, W, C] or [1, C, H, W], got [${input.shape}]`);
+  if (inputShape.length !== 4 || inputShape[0] !== 1) {
+    throw new Error(`${TILED_CHAIN_OP}: expected an input of [1, H, W, C] or [1, C, H, W], got [${inputShape}]`);
   }
   const [height, width, inChannels] = spec.inputNCHW
-    ? [input.shape[2], input.shape[3], input.shape[1]]
-    : input.shape.slice(1);
+    ? [inputShape[2], inputShape[3], inputShape[1]]
+    : inputShape.slice(1);
   spec.channels = [inChannels]; // each layer's output channels, after the input's
   let next = 0;
   layers.forEach((kind, i) => {
@@ -462,8 +467,16 @@ function tiledChain(tf, node, tiling) {
     spec.channels.push(filter.shape[3]);
   });
   if (next !== weights.length) throw new Error(`${TILED_CHAIN_OP}: expected a filter and bias per convolution`);
-  const rowLengths = chainLengths(layers, height);
-  const colLengths = chainLengths(layers, width);
+  spec.rowLengths = chainLengths(layers, height);
+  spec.colLengths = chainLengths(layers, width);
+  return spec;
+}
+
+// The chain on tiles, band of output rows after band. inputRows([a, b)) gives the chain's
+// input over rows [a, b) at least (every column): {input, origin (its first row), owned (to
+// dispose once the band ran)}.
+function runChain(tf, spec, tiling, inputRows) {
+  const { layers, rowLengths, colLengths } = spec;
   const [rowTiles, colTiles] = tileCounts(spec, rowLengths, colLengths, tiling);
   const last = layers.length;
   const rowRanges = splitRange(rowLengths[last], rowTiles);
@@ -476,13 +489,21 @@ function tiledChain(tf, node, tiling) {
   const bands = new RowBands(tf, outShape, rowAxis);
   for (const [top, bottom] of rowRanges) {
     const rows = neededRanges(layers, rowLengths, top, bottom);
+    const { input, origin, owned } = inputRows(rows[0]);
     const tiles = colRanges.map(([left, right]) =>
-      chainTile(tf, input, spec, rows, neededRanges(layers, colLengths, left, right), rowLengths, colLengths),
+      chainTile(tf, input, origin, spec, rows, neededRanges(layers, colLengths, left, right)),
     );
+    if (owned) input.dispose();
     bands.add(tiles.length === 1 ? tiles[0] : tf.concat(tiles, colAxis));
     if (tiles.length > 1) tf.dispose(tiles);
   }
   return bands.result();
+}
+
+function tiledChain(tf, node, tiling) {
+  const [input, ...weights] = node.inputs;
+  const spec = chainSpec(node.attrs, weights, input.shape);
+  return runChain(tf, spec, tiling, () => ({ input, origin: 0, owned: false }));
 }
 
 // The transform in bands (tfjs_graph.py `band_transform` replaces the two SANet blocks and the
@@ -601,9 +622,9 @@ function transformBand(tf, spec, r0, r1) {
 function bandedTransform(tf, node, tiling) {
   const names = ['content', 'mean', 'keys', 'keyBias', 'values', 'outBias'];
   const blocks = [0, 1].map((b) => Object.fromEntries(names.map((name, i) => [name, node.inputs[b * names.length + i]])));
-  const [filter, bias] = node.inputs.slice(2 * names.length);
+  const [filter, bias, ...decoderWeights] = node.inputs.slice(2 * names.length);
   const [block4] = blocks;
-  if (node.inputs.length !== 2 * names.length + 2 || blocks.some((b) => b.content.shape.length !== 4 || b.content.shape[0] !== 1)) {
+  if (!bias || blocks.some((b) => b.content.shape.length !== 4 || b.content.shape[0] !== 1)) {
     throw new Error(`${TRANSFORM_OP}: expected two blocks of [1, C, H, W] features and the merge convolution's weights`);
   }
   const [, channels, height, width] = block4.content.shape;
@@ -622,9 +643,13 @@ function bandedTransform(tf, node, tiling) {
     alignCorners: Boolean(node.attrs.align_corners),
     halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
   };
+  const outShape = [1, height, width, filter.shape[3]];
+  const band = (r0, r1) => {
+    transformStats.bands += 1;
+    return transformBand(tf, spec, r0, r1);
+  };
   const bands = splitRange(height, Math.ceil(height / bandRows));
   transformStats.calls += 1;
-  transformStats.bands += bands.length;
   const epsilon = node.attrs.epsilon;
   blocks.forEach((block, i) => {
     // the same bands' bytes for relu5_1 (a quarter of the positions: twice the rows, about)
@@ -632,9 +657,23 @@ function bandedTransform(tf, node, tiling) {
     block.rstd = reciprocalStd(tf, block.content, block.mean, epsilon, rows);
   });
   try {
-    const out = new RowBands(tf, [1, height, width, filter.shape[3]], 1);
-    for (const [r0, r1] of bands) out.add(transformBand(tf, spec, r0, r1));
-    return out.result();
+    if (!decoderWeights.length) {
+      const out = new RowBands(tf, outShape, 1);
+      for (const [r0, r1] of bands) out.add(band(r0, r1));
+      return out.result();
+    }
+    // The decoder's chain (tfjs_graph.py decode_in_bands) on the transform's output: whole
+    // where it fits one band, else each band of the decoder's output from the rows it needs.
+    const decoder = chainSpec(node.attrs, decoderWeights, outShape, 'decoder_');
+    if (bands.length === 1) {
+      const whole = band(0, height);
+      try {
+        return runChain(tf, decoder, tiling, () => ({ input: whole, origin: 0, owned: false }));
+      } finally {
+        whole.dispose();
+      }
+    }
+    return runChain(tf, decoder, tiling, ([r0, r1]) => ({ input: band(r0, r1), origin: r0, owned: true }));
   } finally {
     blocks.forEach((block) => block.rstd.dispose());
   }

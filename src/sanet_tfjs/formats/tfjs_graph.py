@@ -1052,6 +1052,43 @@ def band_transform(bundle: GraphBundle) -> int:
     return 1
 
 
+def decode_in_bands(bundle: GraphBundle) -> int:
+    """Merge the decoder's tiled chain into the banded transform that is its only input: one
+    SanetTransform node (taking the chain's name, inputs and attrs prefixed `decoder_`) that
+    js/sanet.mjs runs band by band, each band of the decoder's output from the transform's
+    rows it needs, so the transform's output (512 channels at an eighth of the side: 403 MB at
+    4096x3072) never exists whole. Returns 1; raises GraphRewriteError where the decoder's
+    chain does not read the transform alone."""
+    needed = _reachable(bundle)  # the chains' replaced nodes are not pruned yet
+    consumers = {
+        name: [reader for reader in readers if reader["name"] in needed]
+        for name, readers in _consumers(bundle).items()
+    }
+    transforms = [node for node in bundle.nodes if node["op"] == TRANSFORM_OP]
+    chains = [
+        reader
+        for transform in transforms
+        for reader in consumers[transform["name"]]
+        if reader["op"] == TILED_CHAIN_OP and _data_inputs(reader)[0] == transform["name"]
+    ]
+    if len(transforms) != 1 or len(chains) != 1 or len(consumers[transforms[0]["name"]]) != 1:
+        raise GraphRewriteError(
+            f"decode_in_bands: found {len(transforms)} {TRANSFORM_OP} nodes and {len(chains)} "
+            f"tiled chains reading one (expected one, its only reader)"
+        )
+    transform, chain = transforms[0], chains[0]
+    attr = dict(transform["attr"])
+    for key, value in chain["attr"].items():
+        if key != "T":
+            attr[f"decoder_{key}"] = value
+    inputs = [*transform["input"], *chain["input"][1:]]  # then the decoder's weights
+    name = chain["name"]
+    chain.clear()
+    chain.update(name=name, op=TRANSFORM_OP, input=inputs, attr=attr)
+    bundle.model["modelTopology"]["node"] = [node for node in bundle.nodes if node is not transform]
+    return 1
+
+
 def _reachable(bundle: GraphBundle) -> set[str]:
     """The nodes the signature's outputs need, following data and control inputs."""
     nodes = {node["name"]: node for node in bundle.nodes}
@@ -1478,6 +1515,7 @@ def optimize(
         "relus_fused_into_convolutions": fuse_conv_relu(bundle),
         "transforms_banded": band_transform(bundle),
         "resolution_chains_tiled": tile_resolution_chains(bundle),
+        "decoders_in_bands": decode_in_bands(bundle),
         # what the ops replaced is pruned first: the convolutions inside the banded transform
         # and the tiled chains run direct there; Winograd takes those left in the graph
         "nodes_pruned": prune_unreachable(bundle),
