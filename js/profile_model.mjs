@@ -22,8 +22,9 @@ await useBackend(tf, backend);
 
 const model = await loadModel(tf, fromDisk(modelDir)); // registers the tiled-chain op first
 
-const side = Number(resolution);
-const content = tf.randomUniform([side, side, 3]);
+const [height, width] = resolution.includes('x') ? resolution.split('x').map(Number) : [Number(resolution), Number(resolution)];
+const side = Math.max(height, width);
+const content = tf.randomUniform([height, width, 3]);
 const style = tf.randomUniform([Number(styleSide || side), Number(styleSide || side), 3]);
 async function once() {
   const options = Number(tilePixels) ? { tilePixels: Number(tilePixels) } : {};

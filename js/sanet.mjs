@@ -526,8 +526,9 @@ export const DEFAULT_BAND_BUDGET_BYTES = 32 * 1024 * 1024;
 // 512-px style at full width, as the exported graph's eight slices at 512 px.
 export const DEFAULT_ATTENTION_BUDGET_BYTES = 8 * 1024 * 1024;
 
-// What the op did since it was registered: calls, bands and attention slices (tests read it).
-export const transformStats = { calls: 0, bands: 0, slices: 0 };
+// What the op did since it was registered: calls, bands, attention slices, and the bytes of
+// features it freed (tests read it).
+export const transformStats = { calls: 0, bands: 0, slices: 0, releasedBytes: 0 };
 
 // f(x), with x disposed once f made its successor.
 function replaced(x, f) {
@@ -657,25 +658,47 @@ function bandedTransform(tf, node, tiling) {
     block.rstd = reciprocalStd(tf, block.content, block.mean, epsilon, rows);
   });
   try {
-    if (!decoderWeights.length) {
-      const out = new RowBands(tf, outShape, 1);
-      for (const [r0, r1] of bands) out.add(band(r0, r1));
-      return out.result();
-    }
-    // The decoder's chain (tfjs_graph.py decode_in_bands) on the transform's output: whole
-    // where it fits one band, else each band of the decoder's output from the rows it needs.
-    const decoder = chainSpec(node.attrs, decoderWeights, outShape, 'decoder_');
-    if (bands.length === 1) {
-      const whole = band(0, height);
-      try {
-        return runChain(tf, decoder, tiling, () => ({ input: whole, origin: 0, owned: false }));
-      } finally {
-        whole.dispose();
-      }
-    }
-    return runChain(tf, decoder, tiling, ([r0, r1]) => ({ input: band(r0, r1), origin: r0, owned: true }));
+    const out = transformAndDecode(tf, tiling, node.attrs, decoderWeights, outShape, bands, band);
+    if (node.attrs.release_features) releaseNow(tf, blocks.map((block) => block.content));
+    return out;
   } finally {
     blocks.forEach((block) => block.rstd.dispose());
+  }
+}
+
+// Frees the wasm memory of `tensors` at once, whatever still refers to them. The transform's
+// features pass the loop's cond (a Switch), and tfjs-converter keeps what passed control flow
+// until the run ends (relu4_1's and relu5_1's: 403 + 101 MB at 4096x3072). tfjs_graph.py's
+// band_transform sets `release_features` where everything else that reads them runs before
+// the transform; a read after this finds no data and throws.
+function releaseNow(tf, tensors) {
+  if (tf.getBackend() !== 'wasm') return;
+  const backend = tf.backend();
+  for (const tensor of tensors) {
+    if (backend.dataIdMap.has(tensor.dataId)) transformStats.releasedBytes += tensor.size * 4;
+    backend.disposeData(tensor.dataId, true);
+  }
+}
+
+// The transform's output, band by band (`band(r0, r1)`: rows [r0, r1), NHWC); with the
+// decoder's chain (tfjs_graph.py decode_in_bands), the decoder's output instead: from the
+// whole transform where it is one band, else each band of the decoder's output from the
+// transform's rows it needs.
+function transformAndDecode(tf, tiling, attrs, decoderWeights, outShape, bands, band) {
+  if (!decoderWeights.length) {
+    const out = new RowBands(tf, outShape, 1);
+    for (const [r0, r1] of bands) out.add(band(r0, r1));
+    return out.result();
+  }
+  const decoder = chainSpec(attrs, decoderWeights, outShape, 'decoder_');
+  if (bands.length > 1) {
+    return runChain(tf, decoder, tiling, ([r0, r1]) => ({ input: band(r0, r1), origin: r0, owned: true }));
+  }
+  const whole = band(0, outShape[1]);
+  try {
+    return runChain(tf, decoder, tiling, () => ({ input: whole, origin: 0, owned: false }));
+  } finally {
+    whole.dispose();
   }
 }
 

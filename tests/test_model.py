@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -106,12 +104,6 @@ def test_attention_slices_give_the_whole_attention(positions_hw):
     assert sum(sizes) == rows and (rows < 9 or min(sizes) >= 1)
     with torch.no_grad():
         torch.testing.assert_close(sliced(content, style), whole(content, style))
-
-
-def test_the_page_memory_guard_knows_the_slices():
-    """web/app.js models the attention's memory with the same number of slices."""
-    app = (Path(__file__).parents[1] / "web" / "app.js").read_text()
-    assert f"const ATTENTION_SLICES = {ATTENTION_CHUNKS};" in app
 
 
 def _parameters(model: torch.nn.Module) -> int:

@@ -1,7 +1,7 @@
 // The stylization page: everything runs here, in the browser; no image leaves the page.
 // tf (TensorFlow.js) and its wasm backend come from the page's own vendor/ copy (no CDN).
 import {
-  DEFAULT_TILE_BUDGET_BYTES, MIN_SIDE, StylizeInputError, bytesToBase64, checkInputs, fittedSize,
+  DEFAULT_ATTENTION_BUDGET_BYTES, DEFAULT_TILE_BUDGET_BYTES, MIN_SIDE, StylizeInputError, bytesToBase64, checkInputs, fittedSize,
   loadModel, setWasmThreads, stylize,
 } from './sanet.mjs';
 
@@ -36,7 +36,6 @@ const HEAP_PER_WEIGHT_BYTE = 2.2;
 const HEAP_PER_TILE_PIXEL = 1200; // the tiled layers, up to TILE_PIXELS of the larger image
 const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (64 * 4); // 64 channels at full width
 const HEAP_PER_PIXEL = 260; // the rest, per pixel of the larger image
-const ATTENTION_SLICES = 8; // src/sanet_tfjs/model.py ATTENTION_CHUNKS
 const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
 // What a tab may use: most of wasm32's 4 GB, or half of what the device reports having
 // (navigator.deviceMemory: Chromium, in GB, capped at 8); ?memory_mb= sets it by hand.
@@ -90,8 +89,9 @@ class UserError extends Error {}
 
 function neededBytes(contentShape, styleShape, weightBytes) {
   const cells = ([h, w], f) => Math.ceil(h / f) * Math.ceil(w / f);
-  const attention4 = 2 * 4 * Math.ceil(cells(contentShape, 8) / ATTENTION_SLICES) * cells(styleShape, 8);
-  const attention5 = 2 * 4 * cells(contentShape, 16) * cells(styleShape, 16);
+  // one slice of each block's attention scores and their softmax (js/sanet.mjs SanetTransform)
+  const slice = (f) => 2 * Math.min(DEFAULT_ATTENTION_BUDGET_BYTES, 4 * cells(contentShape, f) * cells(styleShape, f));
+  const [attention4, attention5] = [slice(8), slice(16)];
   const pixels = Math.max(contentShape[0] * contentShape[1], styleShape[0] * styleShape[1]);
   return PAGE_BYTES + WASM_WORKER_BYTES * wasmWorkers() + HEAP_BASE_BYTES + HEAP_PER_WEIGHT_BYTE * weightBytes +
     HEAP_PER_PIXEL * pixels + HEAP_PER_TILE_PIXEL * Math.min(pixels, TILE_PIXELS) + Math.max(attention4, attention5);

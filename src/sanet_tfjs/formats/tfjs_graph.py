@@ -1044,12 +1044,47 @@ def band_transform(bundle: GraphBundle) -> int:
             "half_pixel_centers": {"b": transform["half_pixel_centers"]},
         },
     )
-    if still := sorted(set(transform["inner"]) & _reachable(bundle)):
+    needed = _reachable(bundle)
+    if still := sorted(set(transform["inner"]) & needed):
         raise GraphRewriteError(
             f"band_transform: the transform is also read outside itself (through "
             f"{', '.join(still[:5])}): it would still run whole"
         )
+    contents = [block["content"] for block in transform["blocks"]]
+    conv["attr"]["release_features"] = {"b": _read_before(bundle, needed, conv, contents)}
     return 1
+
+
+def _read_before(bundle: GraphBundle, needed: set[str], node: dict, refs: list[str]) -> bool:
+    """Whether every reader of `refs`, and of the tensors they pass unchanged through Identity
+    and Switch nodes (whose data the executor shares), runs before `node` (is among its
+    inputs' ancestors) or is control flow: then nothing reads them once `node` ran, and
+    js/sanet.mjs may free them there, although tfjs-converter keeps tensors that passed
+    control flow until the run ends."""
+    nodes = {n["name"]: n for n in bundle.nodes}
+    ancestors: set[str] = set()
+    stack = [_split_ref(ref.lstrip("^"))[0] for ref in node["input"]]
+    while stack:
+        name = stack.pop()
+        if name not in ancestors and name in nodes:
+            ancestors.add(name)
+            stack += [_split_ref(ref.lstrip("^"))[0] for ref in nodes[name].get("input", [])]
+    consumers = _consumers(bundle)
+    shared = set()
+    stack = [_split_ref(ref)[0] for ref in refs]
+    while stack:  # the tensors sharing the features' data, up to where they are made
+        name = stack.pop()
+        if name in shared:
+            continue
+        shared.add(name)
+        if nodes[name]["op"] in ("Identity", "Switch"):
+            stack.append(_split_ref(_data_inputs(nodes[name])[0])[0])
+    for name in shared:
+        for reader in consumers[name]:
+            if reader["name"] in needed and reader is not node and reader["name"] not in ancestors:
+                if reader["op"] not in LOOP_PLUMBING | {"Merge"}:
+                    return False
+    return True
 
 
 def decode_in_bands(bundle: GraphBundle) -> int:
