@@ -645,11 +645,19 @@ function bandedTransform(tf, node, tiling) {
     halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
   };
   const outShape = [1, height, width, filter.shape[3]];
-  const band = (r0, r1) => {
-    transformStats.bands += 1;
-    return transformBand(tf, spec, r0, r1);
-  };
   const bands = splitRange(height, Math.ceil(height / bandRows));
+  // Rows [r0, r1) of the transform's output. Where it runs in bands, the decoder's tiles ask
+  // for rows with their halo: those are computed in pieces of half a band each, so that the
+  // band's intermediates (about five times its rows) stay small beside the rows kept.
+  const pieceRows = bands.length > 1 ? Math.max(1, Math.floor(bandRows / 2)) : bandRows;
+  const band = (r0, r1) => {
+    const pieces = splitRange(r1 - r0, Math.ceil((r1 - r0) / pieceRows));
+    transformStats.bands += pieces.length;
+    if (pieces.length === 1) return transformBand(tf, spec, r0, r1);
+    const out = new RowBands(tf, [1, r1 - r0, width, filter.shape[3]], 1);
+    for (const [a, b] of pieces) out.add(transformBand(tf, spec, r0 + a, r0 + b));
+    return out.result();
+  };
   transformStats.calls += 1;
   const epsilon = node.attrs.epsilon;
   blocks.forEach((block, i) => {

@@ -33,6 +33,7 @@ async function run(model, content, style, c, options) {
     transforms: transformStats.calls - beforeTransform.calls,
     bands: transformStats.bands - beforeTransform.bands,
     slices: transformStats.slices - beforeTransform.slices,
+    released: transformStats.releasedBytes - beforeTransform.releasedBytes,
   };
 }
 

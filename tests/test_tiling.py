@@ -17,6 +17,8 @@ from sanet_tfjs.formats.tfjs_graph import (
     TRANSFORM_OP,
     GraphBundle,
     GraphRewriteError,
+    _reachable,
+    _read_before,
     band_transform,
     tile_resolution_chains,
 )
@@ -68,6 +70,7 @@ def test_tiled_chains_give_the_untiled_result(reference):
         assert entry["tiles"] == entry["calls"] == 2 * (1 + iters) + iters, (content, entry)
         assert entry["bands"] == entry["transforms"] == iters, (content, entry)
         assert entry["slices"] == 2 * iters, (content, entry)
+        assert entry["released"] > 0, (content, entry)  # the features freed after the transform
         for side, tiled in zip(sides, entry["tiled"], strict=True):
             assert tiled["shape"] == entry["shape"]
             # really tiled, banded and sliced
@@ -98,3 +101,15 @@ def test_a_graph_without_the_chains_is_refused(reference):
         tile_resolution_chains(bundle)
     with pytest.raises(GraphRewriteError, match="found 0 transforms"):
         band_transform(bundle)
+
+
+def test_the_transform_frees_its_features_only_where_nothing_reads_them_later(reference):
+    bundle = GraphBundle.load(reference.pipeline.artifacts / "tfjs")
+    transform = next(node for node in bundle.nodes if node["op"] == TRANSFORM_OP)
+    assert transform["attr"]["release_features"]["b"]
+    features = transform["input"][0]  # relu4_1's
+    needed = _reachable(bundle)
+    assert _read_before(bundle, needed, transform, [features])
+    # a reader that runs after the transform (here: after it, by a control input) forbids it
+    bundle.nodes.append({"name": "late", "op": "Neg", "input": [features, f"^{transform['name']}"]})
+    assert not _read_before(bundle, needed | {"late"}, transform, [features])
