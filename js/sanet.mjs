@@ -525,6 +525,7 @@ export const DEFAULT_BAND_BUDGET_BYTES = 32 * 1024 * 1024;
 // One attention slice's scores (positions x style positions float32): 512 positions with a
 // 512-px style at full width, as the exported graph's eight slices at 512 px.
 export const DEFAULT_ATTENTION_BUDGET_BYTES = 8 * 1024 * 1024;
+const WASM32_BYTES = 2 ** 32;
 
 // What the op did since it was registered: calls, bands, attention slices, and the bytes of
 // features it freed (tests read it).
@@ -572,6 +573,12 @@ function sanetRows(tf, block, a, b, slicePositions) {
   const parts = [];
   for (let start = 0; start < positions; start += slicePositions) {
     const count = Math.min(slicePositions, positions - start);
+    if (count * block.keys.shape[2] * 4 >= WASM32_BYTES) {
+      // tfjs-backend-wasm's malloc takes a 32-bit size: a larger one would wrap around
+      throw new Error(`${TRANSFORM_OP}: out of memory: an attention slice of ` +
+        `${(count * block.keys.shape[2] * 4 / 1e9).toFixed(1)} GB is more than wasm32 can address; ` +
+        'lower attentionBudgetBytes');
+    }
     parts.push(tf.tidy(() => {
       const rows = count === positions ? queries : tf.slice(queries, [0, start, 0], [1, count, channels]);
       const weights = tf.softmax(tf.add(tf.matMul(rows, block.keys), block.keyBias));
@@ -679,12 +686,23 @@ function bandedTransform(tf, node, tiling) {
 // until the run ends (relu4_1's and relu5_1's: 403 + 101 MB at 4096x3072). tfjs_graph.py's
 // band_transform sets `release_features` where everything else that reads them runs before
 // the transform; a read after this finds no data and throws.
+//
+// The engine counts each tensor sharing the data (Identity's and Reshape's outputs, each a
+// reference) off when it is disposed, but only while the data is still known: the first
+// tensor disposed after this forgets it, and the others would stay counted in tf.memory()
+// forever. They are counted off here instead.
 function releaseNow(tf, tensors) {
   if (tf.getBackend() !== 'wasm') return;
   const backend = tf.backend();
+  const state = tf.engine().state;
   for (const tensor of tensors) {
-    if (backend.dataIdMap.has(tensor.dataId)) transformStats.releasedBytes += tensor.size * 4;
+    const data = backend.dataIdMap.get(tensor.dataId);
+    if (!data) continue;
+    transformStats.releasedBytes += tensor.size * 4;
+    const others = data.refCount - 1;
     backend.disposeData(tensor.dataId, true);
+    state.numTensors -= others;
+    state.numBytes -= others * tensor.size * 4;
   }
 }
 

@@ -25,6 +25,7 @@ from filelock import FileLock
 from sanet_tfjs.architecture import VGG_FILE, used_encoder_keys
 from sanet_tfjs.files import sha256_file
 from sanet_tfjs.fixtures import fixture_state_dicts
+from sanet_tfjs.folds import folded_model
 from sanet_tfjs.images import load_rgb, sample_photo_path, synthetic_painting, to_nchw
 from sanet_tfjs.model import PatchedSANet
 from sanet_tfjs.patch import load_patched_model
@@ -367,6 +368,8 @@ def scratch_pipeline(tmp_path: Path) -> ScratchPipeline:
 
 @pytest.fixture(scope="session")
 def patched_dir(tmp_path_factory, tiny_states):
+    """The tiny model as the patch stage writes it: folded (the TF.js graph rewrites expect
+    the folded transform)."""
     folder = tmp_path_factory.mktemp("patched")
     model = PatchedSANet(TINY)
     vgg = tiny_states[VGG_FILE]
@@ -377,6 +380,11 @@ def patched_dir(tmp_path_factory, tiny_states):
     }
     for part, state in parts.items():
         getattr(model, part).load_state_dict(state)
+    folded = folded_model(model, TINY)
+    for part in parts:
+        state = {
+            key: value.contiguous() for key, value in getattr(folded, part).state_dict().items()
+        }
         torch.save(state, folder / f"{part}.pt")
     return folder
 

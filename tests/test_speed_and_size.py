@@ -22,6 +22,7 @@ from sanet_tfjs.formats.tfjs_graph import (
     fuse_conv_relu,
     matmul_adjoints,
     optimize,
+    unfold_matmul_adjoints,
 )
 from sanet_tfjs.images import quality
 from sanet_tfjs.model import ATTENTION_CHUNKS, PatchedSANet
@@ -68,17 +69,18 @@ def test_a_converter_failure_names_the_saved_model(tmp_path):
 def test_the_built_graph_has_no_transposed_matmul_operands(tiny_build, raw_bundle):
     """The converter folds the attention's transposes into adj_x/adj_y, which TensorFlow.js's
     wasm kernel runs 10-45x slower; the tfjs stage (whose parity check in Node passed in
-    tiny_build) unfolds them all."""
+    tiny_build) unfolds them all, and then runs the attention inside the transform's op."""
+    raw = GraphBundle.load(raw_bundle)
     # one per slice of the relu4_1 attention, one for the relu5_1 attention
-    adjoints = matmul_adjoints(GraphBundle.load(raw_bundle))
+    adjoints = matmul_adjoints(raw)
     assert adjoints == ATTENTION_CHUNKS + 1
+    # each flag becomes a Transpose of the operand
+    transposed = transposed_matmul_operands(raw)
+    assert unfold_matmul_adjoints(raw, ATTENTION_MATMUL_RANK) == adjoints
+    assert matmul_adjoints(raw) == 0 and transposed_matmul_operands(raw) - transposed == adjoints
+    # the built graph: no MatMul left at all (js/sanet.mjs's SanetTransform runs the attention)
     built = GraphBundle.load(tiny_build / "tfjs")
-    assert matmul_adjoints(built) == 0
-    # each flag became a Transpose of the operand (the built graph's names are short)
-    assert (
-        transposed_matmul_operands(built) - transposed_matmul_operands(GraphBundle.load(raw_bundle))
-        == adjoints
-    )
+    assert not [node for node in built.nodes if node["op"] in MATMUL_ADJOINTS]
 
 
 def transposed_matmul_operands(bundle: GraphBundle) -> int:
@@ -110,7 +112,8 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
     # and the banded transform run the others direct), where its shape is chosen
     relu5_1 = scaled(FEATURES, TINY)
     assert changes["convolutions_made_winograd"] == int((relu5_1, relu5_1) in choices) == 1
-    assert changes["weight_transposes_folded"] == 32  # one per convolution's filter
+    convolutions = sum(node["op"] in ("Conv2D", "_FusedConv2D") for node in raw.nodes)
+    assert changes["weight_transposes_folded"] == convolutions  # one per convolution's filter
     assert changes["weight_inputs_bypassing_loop_plumbing"] > 0 and changes["nodes_pruned"] > 0
     # every Pad's cond (onnx-tf's) is gone: only the loop's and the iteration's remain
     assert changes["constant_switches_resolved"] > 0

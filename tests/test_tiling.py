@@ -73,21 +73,26 @@ def test_tiled_chains_give_the_untiled_result(reference):
         assert entry["released"] > 0, (content, entry)  # the features freed after the transform
         for side, tiled in zip(sides, entry["tiled"], strict=True):
             assert tiled["shape"] == entry["shape"]
-            # really tiled, banded and sliced
+            # really tiled and banded (each band's attention in one slice or more per block)
             assert tiled["tiles"] > tiled["calls"], (content, side, tiled)
             assert tiled["bands"] > tiled["transforms"] == iters, (content, side, tiled)
-            assert tiled["slices"] > 2 * tiled["bands"], (content, side, tiled)
+            assert tiled["slices"] >= 2 * tiled["bands"], (content, side, tiled)
             assert tiled["maxAbs"] <= HALF_LEVEL, (content, side, tiled)
+        # and sliced: at the smallest side, a band's attention takes several slices
+        smallest = entry["tiled"][0]
+        assert smallest["slices"] > 2 * smallest["bands"], (content, smallest)
 
 
 def test_bundle_runs_its_large_chains_as_tiled_ops(reference):
     nodes = json.loads((reference.pipeline.artifacts / "tfjs" / "model.json").read_text())[
         "modelTopology"
     ]["node"]
+    # the encoder's two chains; the decoder's runs inside the transform's op, band by band
     chains = [node for node in nodes if node["op"] == TILED_CHAIN_OP]
-    assert len(chains) == 3
+    assert len(chains) == 2
     # the transform is one op: no attention left in the graph
-    assert sum(node["op"] == TRANSFORM_OP for node in nodes) == 1
+    (transform,) = [node for node in nodes if node["op"] == TRANSFORM_OP]
+    assert "decoder_layers" in transform["attr"]
     assert not [node for node in nodes if node["op"] in ("Softmax", "BatchMatMulV2")]
     # VGG has 4 pools up to relu5_1: all run inside the encoder's chains, and the only 3x3
     # convolution left in the graph is relu5_1's

@@ -42,6 +42,11 @@ const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
 const MEMORY_BUDGET_BYTES = params.has('memory_mb')
   ? Number(params.get('memory_mb')) * MB
   : Math.min(0.8 * WASM_CEILING_BYTES, navigator.deviceMemory ? (navigator.deviceMemory * 2 ** 30) / 2 : Infinity);
+// ?attention_budget_mb= moves the transform's attention slice budget (js/sanet.mjs
+// DEFAULT_ATTENTION_BUDGET_BYTES): larger slices, fewer MatMuls, more memory. The guard counts it.
+const ATTENTION_BUDGET_BYTES = params.has('attention_budget_mb')
+  ? Number(params.get('attention_budget_mb')) * MB
+  : DEFAULT_ATTENTION_BUDGET_BYTES;
 const WARMUP_SIDE = 32;
 const THREADS_KEY = 'sanet.threads'; // localStorage: the user's thread count, or 'auto'
 const BACKEND_KEY = 'sanet.backend'; // localStorage: the backend chosen by hand, or 'auto'
@@ -90,7 +95,7 @@ class UserError extends Error {}
 function neededBytes(contentShape, styleShape, weightBytes) {
   const cells = ([h, w], f) => Math.ceil(h / f) * Math.ceil(w / f);
   // one slice of each block's attention scores and their softmax (js/sanet.mjs SanetTransform)
-  const slice = (f) => 2 * Math.min(DEFAULT_ATTENTION_BUDGET_BYTES, 4 * cells(contentShape, f) * cells(styleShape, f));
+  const slice = (f) => 2 * Math.min(ATTENTION_BUDGET_BYTES, 4 * cells(contentShape, f) * cells(styleShape, f));
   const [attention4, attention5] = [slice(8), slice(16)];
   const pixels = Math.max(contentShape[0] * contentShape[1], styleShape[0] * styleShape[1]);
   return PAGE_BYTES + WASM_WORKER_BYTES * wasmWorkers() + HEAP_BASE_BYTES + HEAP_PER_WEIGHT_BYTE * weightBytes +
@@ -329,6 +334,7 @@ async function run() {
     }, 250);
     const out = await stylize(tf, model, content, style, iters, maxResolution, {
       styleFeatures: styleReused ? styleMemo.features : null,
+      attentionBudgetBytes: ATTENTION_BUDGET_BYTES,
     });
     result = out.result;
     if (!styleReused) {
