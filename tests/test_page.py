@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -345,29 +347,33 @@ def open_page(browser, query: str) -> StylePage:
     return opened
 
 
-def test_resolution_over_the_memory_guard_is_refused(browser, images):
-    page = open_page(browser, "memory_mb=600")
+@contextlib.contextmanager
+def big_squares_page(browser, images, query: str) -> Iterator[StylePage]:
+    """A page opened with `query`, a 2000x2000 photo and painting chosen; closed after."""
+    page = open_page(browser, query)
     try:
         page.choose("content", images / "big-square.png")
         page.choose("style", images / "big-square.png")
+        yield page
+    finally:
+        page.page.close()
+
+
+def test_resolution_over_the_memory_guard_is_refused(browser, images):
+    with big_squares_page(browser, images, "memory_mb=600") as page:
         assert page.stylize(1, 2048) == "error"
         status = page.status()
         assert "needs about" in status and "MB of memory" in status and "or less" in status
         assert not visible(page, "#result")
         assert page.page.is_enabled("#stylize")  # the user can pick a smaller resolution
-    finally:
-        page.page.close()
 
 
 def test_the_memory_guard_names_a_resolution_that_runs(browser, images):
     """A tab allowed 400 MB: the default maximum resolution is the largest that fits square
     images; the guard refuses 1024 and names that size, which then runs, and the wasm heap it
     took stays within the estimate the guard made."""
-    page = open_page(browser, "memory_mb=400")
-    try:
+    with big_squares_page(browser, images, "memory_mb=400") as page:
         default = int(page.page.input_value("#max-resolution"))
-        page.choose("content", images / "big-square.png")
-        page.choose("style", images / "big-square.png")
         assert page.stylize(1, 1024) == "error"
         suggested = int(re.search(r"choose (\d+) or less", page.status()).group(1))
         assert 256 <= suggested < 1024
@@ -375,8 +381,6 @@ def test_the_memory_guard_names_a_resolution_that_runs(browser, images):
         assert page.stylize(1, suggested) == "done", page.status()
         (run,) = page.stats()["runs"]
         assert run["heapBytes"] <= run["neededBytes"] <= 400e6
-    finally:
-        page.page.close()
 
 
 def test_running_out_of_memory_is_reported_and_the_page_recovers(browser, images):
@@ -384,10 +388,7 @@ def test_running_out_of_memory_is_reported_and_the_page_recovers(browser, images
     5 GB slice of scores: past wasm32's 4 GiB (js/sanet.mjs refuses it as out of memory
     before tfjs-backend-wasm's 32-bit malloc would wrap it around). The page says so, names
     a smaller size, starts a fresh wasm module and stylizes again."""
-    page = open_page(browser, "memory_mb=100000&attention_budget_mb=5000")
-    try:
-        page.choose("content", images / "big-square.png")
-        page.choose("style", images / "big-square.png")
+    with big_squares_page(browser, images, "memory_mb=100000&attention_budget_mb=5000") as page:
         assert page.stylize(1, 2048) == "error"
         status = page.status()
         assert "ran out of memory at maximum resolution 2048" in status, status
@@ -395,8 +396,6 @@ def test_running_out_of_memory_is_reported_and_the_page_recovers(browser, images
         assert page.page.is_enabled("#stylize")
         assert page.stylize(1, 128) == "done", page.status()
         assert page.result_pixels().shape == (128, 128, 3)
-    finally:
-        page.page.close()
 
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
