@@ -16,11 +16,11 @@ const params = new URLSearchParams(location.search);
 // TILE_PIXELS pixels), the transform's bands (SanetTransform: bands of at most BAND_PIXELS
 // pixels of the image), what grows with the whole image (the images, relu4_1's and relu5_1's
 // features), and one attention slice per block with its softmax. Fitted to the page memory in
-// Chromium after one stylization with a 512 painting (2026-12-06): the photo at 256, 384 and
+// Chromium after one stylization (2026-12-06): the bundled photo and paintings at 256, 384 and
 // 512 px (one thread; 332, 333 and 390 MB: the estimate 9, 18 and 6 % above; the heap grows
-// in steps, 256 and 384 took the same) and at 1024x768, 2048x1536 and 4096x3072 (two
-// threads; 528, 752 and 1,579 MB: 6, 10 and 9 % above). A run the device cannot afford is
-// refused before it starts, naming a maximum resolution that fits.
+// in steps, 256 and 384 took the same) and a 4096x3072 photo with a 512 painting at 1024x768,
+// 2048x1536 and 4096x3072 (two threads; 528, 752 and 1,579 MB: 6, 10 and 9 % above). A run
+// the device cannot afford is refused before it starts, naming a maximum resolution that fits.
 const MB = 1e6;
 // The page, TensorFlow.js, images: page memory less heap and workers (34 MB at 512 px), and
 // room for the heap's growth in steps (emscripten grows it by a fifth, at most 96 MB past
