@@ -257,33 +257,32 @@ export function keepSmallTensorsOnCpuInWebGPU(tf) {
   }
 }
 
-// Exact tiling of the layers whose activations grow with the photo (tfjs_graph.py
+// Exact strips of the layers whose activations grow with the photo (tfjs_graph.py
 // `tile_resolution_chains` replaces three chains by one SanetTiledChain node each: the
 // encoder's from the image to relu4_1, its next from relu4_1 to the fourth max pool, and the
-// decoder's from its first convolution to its output). The op runs its chain on tiles of the
-// output: each tile's input region is computed backwards, layer by layer (a 3x3 convolution
-// after a reflection pad of 1 needs one more pixel each side, clamped to the image; a 2x2
-// stride-2 ceil-mode max pool twice the region, clamped, so its windows start at even global
-// coordinates; a nearest x2 upsample half the region, rounded outward), then run forward on
-// that crop, reflection-padding only the sides that touch the true image border and
-// convolving VALID elsewhere. Every output pixel is the one the whole image gives. One tile
-// (the default while every activation fits `tileBudgetBytes`) is exactly the untiled graph:
-// the same kernels on the same tensors. Attrs besides `layers`: `input_layout` and
-// `output_layout` (NHWC, or NCHW where the graph holds the tensor so: the chain transposes
-// each tile, never the whole), `image_stride` (image pixels per pixel of the chain's input).
+// decoder's from its first convolution to its output). The op streams its chain over strips
+// of rows, every column, top to bottom (ChainStream): each layer computes its output rows as
+// soon as the input rows they need have come, and keeps only the input rows that its next
+// output rows still need (a reflection pad of 1 and a 3x3 convolution: the last two; a 2x2
+// stride-2 ceil-mode max pool: an odd last one; a nearest x2 upsample: none), reflection-
+// padding only at the true image border and convolving VALID. Every output pixel is the one
+// the whole image gives, and no row is computed twice. One strip (the default while every
+// activation fits `tileBudgetBytes`) is exactly the untiled graph: the same kernels on the
+// same tensors. Attrs besides `layers`: `input_layout` and `output_layout` (NHWC, or NCHW
+// where the graph holds the tensor so: the chain transposes each strip, never the whole),
+// `image_stride` (image pixels per pixel of the chain's input).
 export const TILED_CHAIN_OP = 'SanetTiledChain';
-// The largest activation of a tile (any layer) in float32: the full-resolution layers' 64
-// channels in tiles of 256x256 at full width (17 MB a tensor); one piece up to 256x256.
-// Measured (as the image's pixels times 256 channels, the same tiles) against tiles of 362:
-// 1,172 against 1,242 MB of wasm heap at 2048x1536, the same at 1024.
+// The largest activation of a strip (any layer) in float32: 64 rows of the full-resolution
+// layers' 64 channels at 1024 px wide and full width, 16 at 4096.
 export const DEFAULT_TILE_BUDGET_BYTES = 16 * 1024 * 1024;
 
 // The tiling of the stylize() call running now (stylize sets it, the op reads it):
-// {tilePixels, tileBudgetBytes}. tilePixels: a tile's side at the chain's largest resolution
-// (the image's), forcing tiles; unset: tiles only when the whole would exceed the budget.
+// {tilePixels, tileBudgetBytes, ...}. tilePixels: a strip's height at the image's resolution
+// (forcing strips, bands and slices); unset: strips only when the whole would exceed the budget.
 let currentTiling = {};
 
-// What the op did since it was registered: calls, and the tiles they ran (tests read it).
+// What the ops did since they were registered: chain runs (the transform's op, decoding,
+// counts as one), and the strips their outputs came in (tests read it).
 export const tilingStats = { calls: 0, tiles: 0 };
 
 // Each layer's output length along one axis, from the chain's input length `n`.
@@ -297,93 +296,6 @@ function chainLengths(layers, n) {
   return lengths;
 }
 
-// Along one axis: [start, end) of each layer's input (and, last, of the chain's output) that
-// the chain's output range [a, b) needs. lengths: chainLengths.
-function neededRanges(layers, lengths, a, b) {
-  const ranges = new Array(layers.length + 1);
-  ranges[layers.length] = [a, b];
-  for (let i = layers.length - 1; i >= 0; i -= 1) {
-    const n = lengths[i];
-    if (layers[i] === 'pool') [a, b] = [2 * a, Math.min(2 * b, n)];
-    else if (layers[i] === 'up') [a, b] = [Math.floor(a / 2), Math.ceil(b / 2)];
-    else [a, b] = [Math.max(a - 1, 0), Math.min(b + 1, n)]; // reflection pad 1, 3x3 VALID
-    ranges[i] = [a, b];
-  }
-  return ranges;
-}
-
-// One layer on a crop: x covers rows[i] x cols[i] of layer i's input; returns rows[i + 1] x
-// cols[i + 1] of its output.
-function chainLayer(tf, x, i, spec, rows, cols, rowLengths, colLengths) {
-  const kind = spec.layers[i];
-  if (kind === 'pool') return tf.maxPool(x, 2, 2, 'same'); // odd only at the true far border: ceil mode
-  const [rowsIn, rowsOut, colsIn, colsOut] = [rows[i], rows[i + 1], cols[i], cols[i + 1]];
-  if (kind === 'up') {
-    const [height, width] = [x.shape[1], x.shape[2]];
-    const up = tf.image.resizeNearestNeighbor(x, [2 * height, 2 * width], spec.alignCorners, spec.halfPixelCenters);
-    const [top, left] = [rowsOut[0] - 2 * rowsIn[0], colsOut[0] - 2 * colsIn[0]];
-    const [height2, width2] = [rowsOut[1] - rowsOut[0], colsOut[1] - colsOut[0]];
-    if (top === 0 && left === 0 && height2 === 2 * height && width2 === 2 * width) return up;
-    return tf.slice(up, [0, top, left, 0], [-1, height2, width2, -1]);
-  }
-  // A reflection pad of 1 only where the crop meets the image's border, then a VALID 3x3 conv.
-  const pads = [
-    [0, 0],
-    [rowsOut[0] === 0 ? 1 : 0, rowsOut[1] === rowLengths[i] ? 1 : 0],
-    [colsOut[0] === 0 ? 1 : 0, colsOut[1] === colLengths[i] ? 1 : 0],
-    [0, 0],
-  ];
-  const padded = pads.some(([before, after]) => before || after) ? tf.mirrorPad(x, pads, 'reflect') : x;
-  const conv = spec.convs[i];
-  return tf.fused.conv2d({
-    x: padded,
-    filter: conv.filter,
-    bias: conv.bias,
-    strides: [1, 1],
-    pad: 'valid',
-    dataFormat: 'NHWC',
-    activation: kind === 'conv_relu' ? 'relu' : 'linear',
-  });
-}
-
-// The tile's output, rows x cols of the chain's output, from `input`: the chain's input from
-// row `origin` on (all of it, or a band). Each layer's input is freed once the layer ran, as
-// the graph executor frees it. An NCHW input is sliced in its own layout and the crop
-// transposed; an NCHW output is the tile's, transposed.
-function chainTile(tf, input, origin, spec, rows, cols) {
-  const { rowLengths, colLengths } = spec;
-  const inputRows = input.shape[spec.inputNCHW ? 2 : 1];
-  const [top, height, width] = [rows[0][0] - origin, rows[0][1] - rows[0][0], cols[0][1] - cols[0][0]];
-  const whole = top === 0 && height === inputRows && cols[0][0] === 0 && cols[0][1] === colLengths[0];
-  let x = input;
-  if (spec.inputNCHW) {
-    x = tf.tidy(() => tf.transpose(whole ? input : tf.slice(input, [0, 0, top, cols[0][0]], [-1, -1, height, width]), [0, 2, 3, 1]));
-  } else if (!whole) {
-    x = tf.slice(input, [0, top, cols[0][0], 0], [-1, height, width, -1]);
-  }
-  for (let i = 0; i < spec.layers.length; i += 1) {
-    const previous = x;
-    x = tf.tidy(() => chainLayer(tf, previous, i, spec, rows, cols, rowLengths, colLengths));
-    if (previous !== input) previous.dispose();
-  }
-  return spec.outputNCHW ? replaced(x, (y) => tf.transpose(y, [0, 3, 1, 2])) : x;
-}
-
-// How many tiles along each axis: tiling.tilePixels (a side at the image's resolution, the
-// chain's `image_stride` times its own), else as few as keep each layer's activation within
-// tiling.tileBudgetBytes per tile (halo aside).
-function tileCounts(spec, rowLengths, colLengths, tiling) {
-  const [height, width] = [Math.max(...rowLengths), Math.max(...colLengths)];
-  let side = tiling.tilePixels && Math.max(1, Math.ceil(tiling.tilePixels / spec.imageStride));
-  if (!side) {
-    const budget = tiling.tileBudgetBytes || DEFAULT_TILE_BUDGET_BYTES;
-    const largest = Math.max(...spec.channels.map((channels, i) => rowLengths[i] * colLengths[i] * channels * 4));
-    if (largest <= budget) return [1, 1];
-    side = Math.max(16, Math.floor(Math.sqrt((budget * height * width) / largest)));
-  }
-  return [Math.ceil(height / side), Math.ceil(width / side)];
-}
-
 // Splits [0, n) into `count` near-equal ranges.
 function splitRange(n, count) {
   count = Math.max(1, Math.min(count, n));
@@ -391,6 +303,118 @@ function splitRange(n, count) {
   const ranges = [];
   for (let start = 0; start < n; start += size) ranges.push([start, Math.min(start + size, n)]);
   return ranges;
+}
+
+// The most output rows each layer of `spec` computes at once: tiling.tilePixels scaled to the
+// layer (a side at the image's resolution), else as many as keep its output within
+// tiling.tileBudgetBytes, and its input rows too. An upsample's are even: it makes two of each.
+function stripRows(spec, tiling) {
+  const { layers, rowLengths, colLengths, channels } = spec;
+  // image_stride: image pixels per pixel of the chain's largest resolution
+  const forced = tiling.tilePixels && tiling.tilePixels / spec.imageStride / Math.max(...rowLengths);
+  const budget = tiling.tileBudgetBytes || DEFAULT_TILE_BUDGET_BYTES;
+  return layers.map((kind, i) => {
+    // the bytes of one output row, or of the input rows it reads, whichever is more
+    const inputRows = kind === 'pool' ? 2 : kind === 'up' ? 0.5 : 1;
+    const rowBytes = 4 * Math.max(colLengths[i + 1] * channels[i + 1], inputRows * colLengths[i] * channels[i]);
+    const rows = forced ? Math.ceil(forced * rowLengths[i + 1]) : Math.floor(budget / rowBytes);
+    return kind === 'up' ? Math.max(2, rows - (rows % 2)) : Math.max(1, rows);
+  });
+}
+
+// A chain run over strips of rows, top to bottom. push(x): the chain's next input rows (NHWC,
+// every column; taken over: disposed here). Each layer gathers its input rows until it can
+// make a strip of its output (stripRows) or its input is complete, makes them, passes each
+// strip on to the next layer at once (so a strip's rows go through the whole chain before the
+// next strip is made), and keeps the rows its later output still needs. The last layer's
+// strips go to emit(strip).
+class ChainStream {
+  constructor(tf, spec, tiling, emit) {
+    Object.assign(this, { tf, spec, emit, rows: stripRows(spec, tiling) });
+    // per layer: input rows gathered (from row `start`), rows received, rows made
+    this.state = spec.layers.map(() => ({ parts: [], start: 0, received: 0, made: 0 }));
+  }
+
+  push(x) {
+    this.feed(0, x);
+  }
+
+  feed(i, x) {
+    const { tf, spec } = this;
+    if (i === spec.layers.length) {
+      this.emit(x);
+      return;
+    }
+    const state = this.state[i];
+    const kind = spec.layers[i];
+    const [n, m] = [spec.rowLengths[i], spec.rowLengths[i + 1]];
+    state.parts.push(x);
+    state.received += x.shape[1];
+    const complete = state.received === n;
+    // the output rows that the input received so far determines
+    let ready = m;
+    if (!complete) {
+      if (kind === 'pool') ready = Math.floor(state.received / 2);
+      else if (kind === 'up') ready = 2 * state.received;
+      else ready = state.received - 1; // row r reads input row r + 1
+    }
+    if (!complete && ready - state.made < this.rows[i]) return; // gather more rows first
+    const buffer = state.parts.length === 1 ? state.parts[0] : tf.concat(state.parts, 1);
+    if (state.parts.length > 1) tf.dispose(state.parts);
+    const start = state.start;
+    if (ready === state.made) this.keep(i, buffer, ready);
+    for (let r0 = state.made; r0 < ready; r0 += this.rows[i]) {
+      const r1 = Math.min(r0 + this.rows[i], ready);
+      const strip = tf.tidy(() => this.layer(i, buffer, start, r0, r1));
+      // the buffer's rows that no later output reads are freed before the strip goes on: a
+      // layer that ran whole holds nothing while the rest of the chain runs
+      if (r1 === ready) this.keep(i, buffer, ready);
+      this.feed(i + 1, strip);
+    }
+  }
+
+  // Keeps the input rows of layer i (in `buffer`, from row state.start on) that its output rows
+  // from `made` on read; frees the rest.
+  keep(i, buffer, made) {
+    const { tf, spec } = this;
+    const state = this.state[i];
+    const kind = spec.layers[i];
+    const first = kind === 'pool' ? 2 * made : kind === 'up' ? made / 2 : Math.max(made - 1, 0);
+    state.parts = [];
+    if (first < state.received) {
+      state.parts.push(first === state.start ? buffer
+        : tf.slice(buffer, [0, first - state.start, 0, 0], [-1, state.received - first, -1, -1]));
+    }
+    if (state.parts[0] !== buffer) buffer.dispose();
+    Object.assign(state, { start: first, made });
+  }
+
+  // Output rows [r0, r1) of layer i, from `buffer`: its input from row `start` on.
+  layer(i, buffer, start, r0, r1) {
+    const { tf, spec } = this;
+    const kind = spec.layers[i];
+    const n = spec.rowLengths[i];
+    const [a, b] = kind === 'pool' ? [2 * r0, Math.min(2 * r1, n)]
+      : kind === 'up' ? [r0 / 2, r1 / 2]
+        : [Math.max(r0 - 1, 0), Math.min(r1 + 1, n)];
+    const x = a === start && b - a === buffer.shape[1] ? buffer : tf.slice(buffer, [0, a - start, 0, 0], [-1, b - a, -1, -1]);
+    if (kind === 'pool') return tf.maxPool(x, 2, 2, 'same'); // odd only at the true far border: ceil mode
+    if (kind === 'up') {
+      return tf.image.resizeNearestNeighbor(x, [2 * x.shape[1], 2 * x.shape[2]], spec.alignCorners, spec.halfPixelCenters);
+    }
+    // a reflection pad of 1 (top and bottom only at the image's), then a VALID 3x3 convolution
+    const padded = tf.mirrorPad(x, [[0, 0], [r0 === 0 ? 1 : 0, r1 === n ? 1 : 0], [1, 1], [0, 0]], 'reflect');
+    const conv = spec.convs[i];
+    return tf.fused.conv2d({
+      x: padded,
+      filter: conv.filter,
+      bias: conv.bias,
+      strides: [1, 1],
+      pad: 'valid',
+      dataFormat: 'NHWC',
+      activation: kind === 'conv_relu' ? 'relu' : 'linear',
+    });
+  }
 }
 
 // Bands of rows of one tensor of `shape`, assembled in order as they come (each is disposed).
@@ -433,6 +457,25 @@ class RowBands {
   }
 }
 
+// The chain's output: `pushAll(stream)` pushes its input into the stream, strip by strip; the
+// strips that come out are written in order into the output (RowBands), transposed to NCHW
+// where the spec says so.
+function runChain(tf, spec, tiling, pushAll) {
+  const { layers, rowLengths, colLengths, channels } = spec;
+  const last = layers.length;
+  const outShape = spec.outputNCHW
+    ? [1, channels[last], rowLengths[last], colLengths[last]]
+    : [1, rowLengths[last], colLengths[last], channels[last]];
+  const out = new RowBands(tf, outShape, spec.outputNCHW ? 2 : 1);
+  tilingStats.calls += 1;
+  const stream = new ChainStream(tf, spec, tiling, (strip) => {
+    tilingStats.tiles += 1;
+    out.add(spec.outputNCHW ? replaced(strip, (y) => tf.transpose(y, [0, 3, 1, 2])) : strip);
+  });
+  pushAll(stream);
+  return out.result();
+}
+
 // The chain's spec from a node's attrs (those named `prefix` + the chain's attr names), its
 // weights (a filter and a bias per convolution) and its input's shape.
 function chainSpec(attrs, weights, inputShape, prefix = '') {
@@ -472,38 +515,25 @@ function chainSpec(attrs, weights, inputShape, prefix = '') {
   return spec;
 }
 
-// The chain on tiles, band of output rows after band. inputRows([a, b)) gives the chain's
-// input over rows [a, b) at least (every column): {input, origin (its first row), owned (to
-// dispose once the band ran)}.
-function runChain(tf, spec, tiling, inputRows) {
-  const { layers, rowLengths, colLengths } = spec;
-  const [rowTiles, colTiles] = tileCounts(spec, rowLengths, colLengths, tiling);
-  const last = layers.length;
-  const rowRanges = splitRange(rowLengths[last], rowTiles);
-  const colRanges = splitRange(colLengths[last], colTiles);
-  tilingStats.calls += 1;
-  tilingStats.tiles += rowRanges.length * colRanges.length;
-  const [rowAxis, colAxis] = spec.outputNCHW ? [2, 3] : [1, 2];
-  const outShape = [1, rowLengths[last], colLengths[last]];
-  outShape.splice(spec.outputNCHW ? 1 : 3, 0, spec.channels[last]);
-  const bands = new RowBands(tf, outShape, rowAxis);
-  for (const [top, bottom] of rowRanges) {
-    const rows = neededRanges(layers, rowLengths, top, bottom);
-    const { input, origin, owned } = inputRows(rows[0]);
-    const tiles = colRanges.map(([left, right]) =>
-      chainTile(tf, input, origin, spec, rows, neededRanges(layers, colLengths, left, right)),
-    );
-    if (owned) input.dispose();
-    bands.add(tiles.length === 1 ? tiles[0] : tf.concat(tiles, colAxis));
-    if (tiles.length > 1) tf.dispose(tiles);
-  }
-  return bands.result();
-}
-
 function tiledChain(tf, node, tiling) {
   const [input, ...weights] = node.inputs;
   const spec = chainSpec(node.attrs, weights, input.shape);
-  return runChain(tf, spec, tiling, () => ({ input, origin: 0, owned: false }));
+  return runChain(tf, spec, tiling, (stream) => {
+    // strips of the input as tall as the first layer's strips need
+    const [n, m] = [spec.rowLengths[0], spec.rowLengths[1]];
+    const rows = Math.max(1, Math.ceil((stream.rows[0] * n) / m));
+    const axis = spec.inputNCHW ? 2 : 1;
+    for (const [a, b] of splitRange(n, Math.ceil(n / rows))) {
+      stream.push(tf.tidy(() => {
+        const begin = [0, 0, 0, 0];
+        const size = [-1, -1, -1, -1];
+        [begin[axis], size[axis]] = [a, b - a];
+        const strip = b - a === n ? input : tf.slice(input, begin, size);
+        if (spec.inputNCHW) return tf.transpose(strip, [0, 2, 3, 1]);
+        return strip === input ? tf.clone(input) : strip; // the stream disposes what it is given
+      }));
+    }
+  });
 }
 
 // The transform in bands (tfjs_graph.py `band_transform` replaces the two SANet blocks and the
@@ -511,17 +541,18 @@ function tiledChain(tf, node, tiling) {
 // relu5_1's) its content features [1, C, H, W] and their mean (the graph computes it), the
 // style's keys [1, C, Ns], key bias [1, 1, Ns] and values [1, C, Ns], the output bias
 // [1, C, 1, 1]; then the merge convolution's filter and bias. The op computes the features'
-// unbiased variance (squared differences summed band by band), then rows [r0, r1) of the
-// merge convolution's output from relu4_1 rows [r0 - 1, r1 + 1) (its 3x3 window,
-// reflection-padded only at the image's top and bottom) and relu5_1 rows
-// [floor((r0 - 1) / 2), ceil((r1 + 1) / 2)) (nearest x2 upsampling), each block's attention in
-// slices of content positions: the softmax is per position, and every other step is per
-// position or the 3x3 convolution, so each band is what the whole gives. One band with one
+// unbiased variance (squared differences summed band by band), then, band after band of
+// relu4_1 rows [r0, r1), the sum of relu4_1's block on those rows and relu5_1's on rows
+// [floor(r0 / 2), ceil(r1 / 2)) upsampled (nearest x2), each block's attention in slices of
+// content positions, and streams those rows into the merge convolution (a ChainStream: its
+// one-row halo is kept, not recomputed). The softmax is per position, and every other step is
+// per position or the convolution, so each band is what the whole gives. One band with one
 // slice is the graph it replaced, op for op.
 export const TRANSFORM_OP = 'SanetTransform';
-// One band's relu4_1-level rows (C x rows x W float32): one band up to 1024x1024 at full
-// width; 32 rows of 403 MB at 4096x3072.
-export const DEFAULT_BAND_BUDGET_BYTES = 32 * 1024 * 1024;
+// One band's relu4_1-level rows (C x rows x W float32): one band up to 1024x512 at full
+// width; 16 rows of 403 MB at 4096x3072. A band's attention and sums take about five times
+// its rows while it runs.
+export const DEFAULT_BAND_BUDGET_BYTES = 16 * 1024 * 1024;
 // One attention slice's scores (positions x style positions float32): 512 positions with a
 // 512-px style at full width, as the exported graph's eight slices at 512 px.
 export const DEFAULT_ATTENTION_BUDGET_BYTES = 8 * 1024 * 1024;
@@ -600,31 +631,23 @@ function sanetRows(tf, block, a, b, slicePositions) {
   return out;
 }
 
-// Rows [r0, r1) of the merge convolution's output, NHWC.
+// Rows [r0, r1) of the merge convolution's input (the blocks' sum), NHWC.
 function transformBand(tf, spec, r0, r1) {
   const [block4, block5] = spec.blocks;
-  const [, channels, height, width] = block4.content.shape;
-  const [a, b] = [Math.max(r0 - 1, 0), Math.min(r1 + 1, height)];
-  const [a5, b5] = [Math.floor(a / 2), Math.ceil(b / 2)];
-  const branch4 = sanetRows(tf, block4, a, b, spec.slicePositions[0]);
+  const [, channels, , width] = block4.content.shape;
+  const [a5, b5] = [Math.floor(r0 / 2), Math.ceil(r1 / 2)];
+  const branch4 = sanetRows(tf, block4, r0, r1, spec.slicePositions[0]);
   const branch5 = sanetRows(tf, block5, a5, b5, spec.slicePositions[1]);
   const up = tf.tidy(() => {
     const nhwc = tf.transpose(branch5, [0, 2, 3, 1]);
     const [rows5, width5] = [nhwc.shape[1], nhwc.shape[2]];
     const resized = tf.image.resizeNearestNeighbor(nhwc, [2 * rows5, 2 * width5], spec.alignCorners, spec.halfPixelCenters);
-    return tf.slice(tf.transpose(resized, [0, 3, 1, 2]), [0, 0, a - 2 * a5, 0], [1, channels, b - a, width]);
+    return tf.slice(tf.transpose(resized, [0, 3, 1, 2]), [0, 0, r0 - 2 * a5, 0], [1, channels, r1 - r0, width]);
   });
   branch5.dispose();
   const merged = tf.add(branch4, up);
   tf.dispose([branch4, up]);
-  const pads = [[0, 0], [0, 0], [r0 === 0 ? 1 : 0, r1 === height ? 1 : 0], [1, 1]];
-  const padded = replaced(merged, (x) => tf.mirrorPad(x, pads, 'reflect'));
-  return replaced(
-    replaced(padded, (x) => tf.transpose(x, [0, 2, 3, 1])),
-    (x) => tf.fused.conv2d({
-      x, filter: spec.filter, bias: spec.bias, strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', activation: spec.activation,
-    }),
-  );
+  return replaced(merged, (x) => tf.transpose(x, [0, 2, 3, 1]));
 }
 
 function bandedTransform(tf, node, tiling) {
@@ -637,33 +660,18 @@ function bandedTransform(tf, node, tiling) {
   }
   const [, channels, height, width] = block4.content.shape;
   // tiling.tilePixels (a side at the image's resolution, 8x relu4_1's) forces bands and
-  // slices of about that side; otherwise the budgets decide.
+  // slices of about that side; otherwise the budgets decide. Even bands: relu5_1's rows
+  // (half as many) then start where the last band's ended.
   const forced = tiling.tilePixels ? Math.max(1, Math.ceil(tiling.tilePixels / 8)) : 0;
-  const bandRows = forced || Math.max(1, Math.floor((tiling.bandBudgetBytes || DEFAULT_BAND_BUDGET_BYTES) / (channels * width * 4)));
+  let bandRows = forced || Math.max(1, Math.floor((tiling.bandBudgetBytes || DEFAULT_BAND_BUDGET_BYTES) / (channels * width * 4)));
+  if (!forced && bandRows > 1) bandRows -= bandRows % 2;
   const slicePositions = blocks.map((b) => forced * forced || Math.max(1, Math.floor(
     (tiling.attentionBudgetBytes || DEFAULT_ATTENTION_BUDGET_BYTES) / (b.keys.shape[2] * 4))));
   const spec = {
     blocks,
-    filter,
-    bias,
     slicePositions,
-    activation: node.attrs.activation === 'relu' ? 'relu' : 'linear',
     alignCorners: Boolean(node.attrs.align_corners),
     halfPixelCenters: Boolean(node.attrs.half_pixel_centers),
-  };
-  const outShape = [1, height, width, filter.shape[3]];
-  const bands = splitRange(height, Math.ceil(height / bandRows));
-  // Rows [r0, r1) of the transform's output. Where it runs in bands, the decoder's tiles ask
-  // for rows with their halo: those are computed in pieces of half a band each, so that the
-  // band's intermediates (about five times its rows) stay small beside the rows kept.
-  const pieceRows = bands.length > 1 ? Math.max(1, Math.floor(bandRows / 2)) : bandRows;
-  const band = (r0, r1) => {
-    const pieces = splitRange(r1 - r0, Math.ceil((r1 - r0) / pieceRows));
-    transformStats.bands += pieces.length;
-    if (pieces.length === 1) return transformBand(tf, spec, r0, r1);
-    const out = new RowBands(tf, [1, r1 - r0, width, filter.shape[3]], 1);
-    for (const [a, b] of pieces) out.add(transformBand(tf, spec, r0 + a, r0 + b));
-    return out.result();
   };
   transformStats.calls += 1;
   const epsilon = node.attrs.epsilon;
@@ -673,7 +681,22 @@ function bandedTransform(tf, node, tiling) {
     block.rstd = reciprocalStd(tf, block.content, block.mean, epsilon, rows);
   });
   try {
-    const out = transformAndDecode(tf, tiling, node.attrs, decoderWeights, outShape, bands, band);
+    // the merge convolution, then the decoder's chain where the graph merged it in
+    // (tfjs_graph.py decode_in_bands): one stream, so the transform's output never exists whole
+    const decoding = decoderWeights.length > 0;
+    const attr = (name) => node.attrs[(decoding ? 'decoder_' : '') + name];
+    const chain = chainSpec({
+      layers: [node.attrs.activation === 'relu' ? 'conv_relu' : 'conv', ...(decoding ? attr('layers') : [])],
+      align_corners: attr('align_corners'),
+      half_pixel_centers: attr('half_pixel_centers'),
+      image_stride: decoding ? attr('image_stride') : 8,
+    }, [filter, bias, ...decoderWeights], [1, height, width, channels]);
+    const out = runChain(tf, chain, tiling, (stream) => {
+      for (const [r0, r1] of splitRange(height, Math.ceil(height / bandRows))) {
+        transformStats.bands += 1;
+        stream.push(transformBand(tf, spec, r0, r1));
+      }
+    });
     if (node.attrs.release_features) releaseNow(tf, blocks.map((block) => block.content));
     return out;
   } finally {
@@ -703,28 +726,6 @@ function releaseNow(tf, tensors) {
     backend.disposeData(tensor.dataId, true);
     state.numTensors -= others;
     state.numBytes -= others * tensor.size * 4;
-  }
-}
-
-// The transform's output, band by band (`band(r0, r1)`: rows [r0, r1), NHWC); with the
-// decoder's chain (tfjs_graph.py decode_in_bands), the decoder's output instead: from the
-// whole transform where it is one band, else each band of the decoder's output from the
-// transform's rows it needs.
-function transformAndDecode(tf, tiling, attrs, decoderWeights, outShape, bands, band) {
-  if (!decoderWeights.length) {
-    const out = new RowBands(tf, outShape, 1);
-    for (const [r0, r1] of bands) out.add(band(r0, r1));
-    return out.result();
-  }
-  const decoder = chainSpec(attrs, decoderWeights, outShape, 'decoder_');
-  if (bands.length > 1) {
-    return runChain(tf, decoder, tiling, ([r0, r1]) => ({ input: band(r0, r1), origin: r0, owned: true }));
-  }
-  const whole = band(0, outShape[1]);
-  try {
-    return runChain(tf, decoder, tiling, () => ({ input: whole, origin: 0, owned: false }));
-  } finally {
-    whole.dispose();
   }
 }
 
