@@ -323,11 +323,13 @@ function stripRows(spec, tiling) {
 }
 
 // A chain run over strips of rows, top to bottom. push(x): the chain's next input rows (NHWC,
-// every column; taken over: disposed here). Each layer gathers its input rows until it can
-// make a strip of its output (stripRows) or its input is complete, makes them, passes each
-// strip on to the next layer at once (so a strip's rows go through the whole chain before the
-// next strip is made), and keeps the rows its later output still needs. The last layer's
-// strips go to emit(strip).
+// every column; taken over: disposed here). Each layer makes the output rows that its input so
+// far determines, in strips of at most stripRows, and passes each strip on to the next layer
+// at once (so a strip's rows go through the whole chain before the next strip is made). Before
+// it passes on its last strip it frees its input but the rows its later output still needs:
+// what the chain holds at once is the strips in flight, the layers' few kept rows, and the
+// input of the layers that make several strips of one (an upsample, whose input is small).
+// The last layer's strips go to emit(strip).
 class ChainStream {
   constructor(tf, spec, tiling, emit) {
     Object.assign(this, { tf, spec, emit, rows: stripRows(spec, tiling) });
@@ -358,11 +360,16 @@ class ChainStream {
       else if (kind === 'up') ready = 2 * state.received;
       else ready = state.received - 1; // row r reads input row r + 1
     }
-    if (!complete && ready - state.made < this.rows[i]) return; // gather more rows first
+    if (ready === state.made) { // nothing new yet (a complete input has made everything)
+      if (complete) {
+        tf.dispose(state.parts);
+        state.parts = [];
+      }
+      return;
+    }
     const buffer = state.parts.length === 1 ? state.parts[0] : tf.concat(state.parts, 1);
     if (state.parts.length > 1) tf.dispose(state.parts);
     const start = state.start;
-    if (ready === state.made) this.keep(i, buffer, ready);
     for (let r0 = state.made; r0 < ready; r0 += this.rows[i]) {
       const r1 = Math.min(r0 + this.rows[i], ready);
       const strip = tf.tidy(() => this.layer(i, buffer, start, r0, r1));

@@ -434,6 +434,7 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tiny_plan, 
         onnxruntime_web=True,
         large_resolution=128,
         plan_dir=str(tiny_plan),
+        photo_sizes=["160x120"],
     )
     report = json.loads((out / "bench.json").read_text())
     rows = {row["name"]: row for row in report["rows"]}
@@ -506,7 +507,18 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tiny_plan, 
     for line in again:
         assert line["max_abs_vs_first"] <= 1e-6, line
         assert line["saved"] == pytest.approx(1 - line["again_s"] / line["first_s"])
+    # by the photo's size: float32 and the peer at 2 threads, at the square sizes they ran and
+    # the photo at its own size (a tab of its own: its page memory too)
+    peer_2 = f"{PEER} wasm, 2 threads"
+    by_size = {(line["runtime"], line["size"]): line for line in report["sizes"]}
+    sizes = ("64x64", "96x96", "128x128", "160x120")
+    assert set(by_size) == {(name, size) for name in (float32_2, peer_2) for size in sizes}
+    for name in (float32_2, peer_2):
+        photo = by_size[(name, "160x120")]
+        assert photo["error"] is None and photo["s"] > 0 and photo["page_memory_bytes"] > 0
+    assert by_size[(float32_2, "160x120")]["wasm_heap_bytes"] > 0
     table = (out / "bench.md").read_text()
+    assert f"| 160x120 | {float32_2} |" in table and "time per pixel at 160x120" in table
     assert all(f"| {name} |" in table for name in rows)
     assert f"| TF.js / {PEER} |" in table
     assert "| same style again s |" in table

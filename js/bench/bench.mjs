@@ -37,7 +37,7 @@ window.bench = {
   // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
   // With `restyle`, then `runs` more with the style's features from the first runs fed back;
   // with `pageMemory`, the page's memory after them (common.mjs: report).
-  async run(spec, iters, maxResolution, warmup, runs, restyle, pageMemory) {
+  async run(spec, iters, maxResolution, warmup, runs, restyle, pageMemory, withResult = true) {
     const content = tf.tensor(await fetchFloats(spec.content.url), spec.content.shape);
     const style = tf.tensor(await fetchFloats(spec.style.url), spec.style.shape);
     let features = null;
@@ -54,7 +54,7 @@ window.bench = {
       const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
       // tfjs's wasm threads: the pool's workers that run one (it starts 8 and keeps the rest idle)
       const threads = () => tf.backend().wasm.PThread.runningWorkers;
-      return { ...(await report(first, restyled, pageMemory, threads)), backendBytes: backendBytes() };
+      return { ...(await report(first, restyled, pageMemory, threads, withResult)), backendBytes: backendBytes() };
     } finally {
       tf.dispose([content, style, features]);
     }

@@ -30,13 +30,14 @@ export async function timeRuns(once, warmup, runs) {
 // those times and how far their result is from the first's. The page's memory as
 // `pageMemory` asks: null (not measured), "now", or "after-stopping-threads": the workers
 // `threadWorkers()` returns (those running wasm threads) stopped first, which ends the tab's
-// runtime (see workers.js).
-export async function report(first, restyled, pageMemory, threadWorkers) {
+// runtime (see workers.js). `withResult` false: the result is not handed back (a photo at its
+// own size: 200 MB of base64 at 4096x3072).
+export async function report(first, restyled, pageMemory, threadWorkers, withResult = true) {
   if (pageMemory === 'after-stopping-threads') await self.stopWorkers([...threadWorkers()]);
   const out = {
     ms: first.ms,
     shape: first.last.shape,
-    result: base64(first.last.values),
+    result: withResult ? base64(first.last.values) : null,
     pageBytes: pageMemory ? await pageMemoryBytes() : null,
   };
   if (restyled) {

@@ -65,7 +65,7 @@ window.bench = {
   // spec: {content, style: {url, shape}} of NCHW float32 inputs, already fitted. With
   // `restyle`, then `runs` more with the style's features from the first runs kept; with
   // `pageMemory`, the page's memory after them (common.mjs: report).
-  async run(spec, iters, warmup, runs, restyle, pageMemory) {
+  async run(spec, iters, warmup, runs, restyle, pageMemory, withResult = true) {
     const content = new ort.Tensor('float32', await fetchFloats(spec.content.url), spec.content.shape);
     const style = new ort.Tensor('float32', await fetchFloats(spec.style.url), spec.style.shape);
     let features = null;
@@ -82,7 +82,7 @@ window.bench = {
       const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
       // onnxruntime-web starts one worker per extra thread and no idle pool: each runs a thread
       const threads = () => self.startedWorkers;
-      return { ...(await report(first, restyled, pageMemory, threads)), backendBytes: null };
+      return { ...(await report(first, restyled, pageMemory, threads, withResult)), backendBytes: null };
     } finally {
       disposeFeatures(features);
     }

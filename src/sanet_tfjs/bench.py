@@ -294,17 +294,81 @@ def browser_plan(
     return plan
 
 
+# A photo at its own size takes minutes (4096x3072: about 8 on two threads here).
+PHOTO_TIMEOUT_MS = 1_800_000
+
+
+def photo_plan(sizes: list[str], threads: list[int], peer: bool) -> list[BrowserCase]:
+    """The photos at their own size: TF.js float32 and the peer at the most threads, a fresh tab
+    per size (its page memory is that size's alone)."""
+    count = threads[-1]
+    plan = []
+    for size in sizes:
+        plan.append(
+            BrowserCase(
+                f"TF.js wasm float32{_threads_label(count)}", "index.html", "float32", "wasm",
+                count, [size], [],
+            )
+        )  # fmt: skip
+        if peer:
+            plan.append(
+                BrowserCase(f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm",
+                            count, [size], [])
+            )  # fmt: skip
+    return plan
+
+
+def photo_line(case: BrowserCase, entry: RuntimeMeasurement | None, error: str | None) -> dict:
+    """One photo size's figures for the report: the time of its one run, the page memory and
+    the wasm heap after it, or the error that stopped it (the peer out of memory)."""
+    size = case.resolutions[0]
+    width, height = (int(side) for side in size.split("x"))
+    line = {"size": size, "runtime": case.name, "threads": case.threads, "pixels": width * height}
+    if entry is None:
+        return {**line, "error": error}
+    measured = entry["resolutions"][size]
+    return {
+        **line,
+        "s": statistics.median(measured["ms"]) / 1e3,
+        "page_memory_bytes": measured["page_memory_bytes"],
+        "wasm_heap_bytes": measured["peak_memory_bytes"],
+        "error": None,
+    }
+
+
+def size_lines(rows: list[BenchRow], photos: list[dict], threads: int) -> list[dict]:
+    """Time and memory by the photo's size: TF.js float32 and the peer at `threads`, at each
+    square resolution they ran (the bench's square photo) and at each photo size."""
+    lines = []
+    for row in rows:
+        wanted = row.get("bundle") == "float32" or row["runtime"] == PEER
+        if not wanted or row.get("backend") != "wasm" or row.get("threads") != threads:
+            continue
+        for res, measured in row["resolutions"].items():
+            lines.append(
+                {
+                    "size": f"{res}x{res}", "runtime": row["name"], "threads": threads,
+                    "pixels": int(res) ** 2, "s": measured["median_ms"] / 1e3,
+                    "page_memory_bytes": measured["page_memory_bytes"],
+                    "wasm_heap_bytes": measured["peak_memory_bytes"], "error": None,
+                }
+            )  # fmt: skip
+    return sorted(lines + photos, key=lambda line: (line["runtime"], line["pixels"]))
+
+
 def measure_in_browser(
-    browser, url: str, case: BrowserCase, inputs: dict, job: dict, cores: int
-) -> RuntimeMeasurement:
+    browser, url: str, case: BrowserCase, inputs: dict, job: dict, cores: int,
+    timeout_ms: int = 600_000,
+) -> RuntimeMeasurement:  # fmt: skip
     """One case in a fresh tab that reports `cores` logical cores: load time, then each
     resolution. `inputs` has the original images' specs under "original", and per resolution
-    the fitted NCHW ones (the peer's) and the content's size."""
+    the fitted NCHW ones (the peer's) and the content's size; a photo size (PhotoInputs) its own
+    original, the maximum resolution that keeps it whole, and no result handed back."""
     from .runtimes.browser import open_tab
     from .stylize import restored_hwc
 
     page = open_tab(browser, cores)
-    page.set_default_timeout(600_000)
+    page.set_default_timeout(timeout_ms)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     tfjs = case.bundle is not None
@@ -330,24 +394,30 @@ def measure_in_browser(
         for res in case.resolutions:
             restyle = res in case.restyle_resolutions
             page_memory = case.page_memory_at(res)
+            photo = inputs[res].get("photo")  # a photo at its own size
+            warmup, runs = (0, 1) if photo else (job["warmup"], job["runs"])
             if tfjs:
                 out = page.evaluate(
-                    "([spec, iters, res, warmup, runs, restyle, pageMemory]) => "
-                    "window.bench.run(spec, iters, res, warmup, runs, restyle, pageMemory)",
-                    [inputs["original"], ITERS, res, job["warmup"], job["runs"], restyle,
-                     page_memory],
+                    "([spec, iters, res, warmup, runs, restyle, pageMemory, withResult]) => "
+                    "window.bench.run(spec, iters, res, warmup, runs, restyle, pageMemory, "
+                    "withResult)",
+                    [photo or inputs["original"], ITERS, inputs[res]["max_resolution"], warmup,
+                     runs, restyle, page_memory, not photo],
                 )  # fmt: skip
             else:
                 out = page.evaluate(
-                    "([spec, iters, warmup, runs, restyle, pageMemory]) => "
-                    "window.bench.run(spec, iters, warmup, runs, restyle, pageMemory)",
-                    [inputs[res]["fitted"], ITERS, job["warmup"], job["runs"], restyle,
-                     page_memory],
+                    "([spec, iters, warmup, runs, restyle, pageMemory, withResult]) => "
+                    "window.bench.run(spec, iters, warmup, runs, restyle, pageMemory, "
+                    "withResult)",
+                    [inputs[res]["fitted"], ITERS, warmup, runs, restyle, page_memory,
+                     not photo],
                 )  # fmt: skip
-            result = np.frombuffer(base64.b64decode(out["result"]), np.float32).copy()
-            result = result.reshape(out["shape"])
-            if not tfjs:  # the peer ran the loop only: scale back as stylize_hwc does
-                result = restored_hwc(result, inputs[res]["content_size"])
+            result = None
+            if out["result"] is not None:
+                result = np.frombuffer(base64.b64decode(out["result"]), np.float32).copy()
+                result = result.reshape(out["shape"])
+                if not tfjs:  # the peer ran the loop only: scale back as stylize_hwc does
+                    result = restored_hwc(result, inputs[res]["content_size"])
             entry["resolutions"][str(res)] = {
                 "ms": out["ms"],
                 "peak_memory_bytes": out["backendBytes"],

@@ -44,6 +44,42 @@ def format_peer_table(lines: list[PeerLine]) -> str:
     return "\n".join(out) + "\n"
 
 
+def format_size_table(lines: list[dict]) -> str:
+    """Time and memory by the photo's size (bench.size_lines), and each runtime's time per
+    pixel at its largest size against its largest square one's (the bench's 1024x1024)."""
+    if not lines:
+        return ""
+    out = [
+        "| photo | runtime | s | µs per pixel | page MB | wasm heap MB |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def mb(value):
+        return "" if value is None else f"{value / 1e6:,.0f}"
+
+    for line in lines:
+        if line["error"]:
+            reason = line["error"].splitlines()[0][:160]
+            out.append(f"| {line['size']} | {line['runtime']} | did not finish: {reason} | | | |")
+            continue
+        out.append(
+            f"| {line['size']} | {line['runtime']} | {line['s']:.2f} | "
+            f"{line['s'] * 1e6 / line['pixels']:.1f} | {mb(line['page_memory_bytes'])} | "
+            f"{mb(line['wasm_heap_bytes'])} |"
+        )
+    for runtime in dict.fromkeys(line["runtime"] for line in lines):
+        done = [line for line in lines if line["runtime"] == runtime and not line["error"]]
+        squares = [line for line in done if len(set(line["size"].split("x"))) == 1]
+        if squares and done[-1] is not squares[-1]:  # the largest photo against the largest square
+            base, largest = squares[-1], done[-1]
+            ratio = (largest["s"] / largest["pixels"]) / (base["s"] / base["pixels"])
+            out.append(
+                f"\n{runtime}: time per pixel at {largest['size']} {ratio:.2f}x that at "
+                f"{base['size']}"
+            )
+    return "\n".join(out) + "\n"
+
+
 def format_same_style_table(lines: list[SameStyleLine]) -> str:
     if not lines:
         return ""

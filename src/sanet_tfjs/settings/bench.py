@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from .base import Resolution, Section
 
 Backend = Literal["webgl", "wasm", "cpu"]
+
+
+def _photo_size(value: str) -> str:
+    match = re.fullmatch(r"(\d+)x(\d+)", value)
+    if not match or not all(17 <= int(side) <= 4096 for side in match.groups()):
+        raise ValueError(f"must be WIDTHxHEIGHT, each side 17 to 4096 px, got {value!r}")
+    return value
+
+
+PhotoSize = Annotated[str, AfterValidator(_photo_size)]
 
 
 class BenchSection(Section):
@@ -35,3 +46,7 @@ class BenchSection(Section):
     # One more resolution, for the Python runtimes and for TF.js float32 and the peer at the
     # most threads only (slow): the 1024-px photo with the 512-px style. None: skip it.
     large_resolution: Resolution | None = 1024
+    # Photos stylized at their own size (WIDTHxHEIGHT; the 512-px style) by TF.js float32 and
+    # the peer at the most threads, each in a tab of its own, one run without warm-up (4096x3072
+    # takes minutes): time and page memory. The peer that runs out of memory is reported so.
+    photo_sizes: list[PhotoSize] = ["2048x1536", "4096x3072"]

@@ -17,21 +17,32 @@ import numpy as np
 
 from ..bench import (
     ITERS,
+    PHOTO_TIMEOUT_MS,
     WEIGHTS_NOTES,
+    BenchError,
     browser_plan,
     build_bundles,
     harness_root,
     measure_in_browser,
     measure_python_runtime,
     peer_comparison,
+    photo_line,
+    photo_plan,
     plot,
     same_style_again,
+    size_lines,
     summarize,
     write_inputs,
 )
-from ..bench_tables import PEER, format_peer_table, format_same_style_table, format_table
+from ..bench_tables import (
+    PEER,
+    format_peer_table,
+    format_same_style_table,
+    format_size_table,
+    format_table,
+)
 from ..files import atomic_output, folder_bytes, write_json
-from ..images import bench_images
+from ..images import bench_images, load_rgb, sample_photo_path
 from ..quantize import load_plan
 from ..release import git_commit
 from ..reports import BenchRow
@@ -59,6 +70,7 @@ def run_bench_stage(
     onnxruntime_web: bool,
     large_resolution: int | None,
     plan_dir: str | None,
+    photo_sizes: list[str],
 ) -> dict:
     from ..runtimes.browser import chromium
     from ..stylize import fitted_nchw
@@ -126,11 +138,26 @@ def run_bench_stage(
             inputs[res] = {
                 "fitted": write_inputs(root, f"fitted-{res}", fitted),
                 "content_size": content.shape[:2],
+                "max_resolution": res,
+            }
+        for size in photo_sizes:  # the photo at that size, whole; the style as it is
+            width, height = (int(side) for side in size.split("x"))
+            photo = load_rgb(sample_photo_path(), (width, height))
+            fitted = {
+                "content": photo.transpose(2, 0, 1)[None],
+                "style": style.transpose(2, 0, 1)[None],
+            }
+            inputs[size] = {
+                "photo": write_inputs(root, f"photo-{size}", {"content": photo, "style": style}),
+                "fitted": write_inputs(root, f"photo-fitted-{size}", fitted),
+                "content_size": photo.shape[:2],
+                "max_resolution": max(width, height),
             }
         plan = browser_plan(
             list(bundles), browser_backends, resolutions, threads, onnxruntime_web,
             large_resolution,
         )  # fmt: skip
+        photos: list[dict] = []
         with serve_directory(root, isolation_headers=True) as server, chromium() as browser:
             for case in plan:
                 print(f"  {case.name}: measuring in headless Chromium", flush=True)
@@ -149,6 +176,16 @@ def run_bench_stage(
                         **entry,
                     }
                 )
+            for case in photo_plan(list(photo_sizes), threads, onnxruntime_web):
+                print(f"  {case.name}: the photo at {case.resolutions[0]}", flush=True)
+                try:
+                    entry = measure_in_browser(
+                        browser, server.url, case, inputs, job, reported_cores, PHOTO_TIMEOUT_MS
+                    )
+                    photos.append(photo_line(case, entry, None))
+                except BenchError as exc:  # the peer out of memory, say: reported, not fatal
+                    print(f"    did not finish: {exc}", flush=True)
+                    photos.append(photo_line(case, None, str(exc)))
     summarize(rows)
     report = {
         # The day and commit measured: the docs' figure tables name them (figures.py).
@@ -170,10 +207,12 @@ def run_bench_stage(
             "width_divisor": width_divisor,
             "threads": threads,
             "reported_cores": reported_cores,
+            "photo_sizes": photo_sizes,
         },
         "rows": rows,
         "peer_comparison": peer_comparison(rows),
         "same_style_again": same_style_again(rows),
+        "sizes": size_lines(rows, photos, threads[-1]),
         "weights": profile,
         "note": WEIGHTS_NOTES[profile],
     }
@@ -184,6 +223,12 @@ def run_bench_stage(
         table += (
             f"\nTF.js (float32 bundle) against {PEER} on the same ONNX files, at equal wasm "
             f"threads (the tabs report {reported_cores} cores):\n\n" + peer_table
+        )
+    size_table = format_size_table(report["sizes"])
+    if size_table:
+        table += (
+            f"\nBy the photo's size, at {threads[-1]} wasm threads (a photo size: one run in a tab "
+            "of its own; page memory and the wasm heap after the tab's last run):\n\n" + size_table
         )
     same_style_table = format_same_style_table(report["same_style_again"])
     if same_style_table:
