@@ -274,7 +274,7 @@ export function keepSmallTensorsOnCpuInWebGPU(tf) {
 export const TILED_CHAIN_OP = 'SanetTiledChain';
 // The largest activation of a strip (any layer) in float32: 64 rows of the full-resolution
 // layers' 64 channels at 1024 px wide and full width, 16 at 4096.
-export const DEFAULT_TILE_BUDGET_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_TILE_BUDGET_BYTES = 8 * 1024 * 1024;
 
 // The tiling of the stylize() call running now (stylize sets it, the op reads it):
 // {tilePixels, tileBudgetBytes, ...}. tilePixels: a strip's height at the image's resolution
@@ -317,7 +317,7 @@ function stripRows(spec, tiling) {
     // the bytes of one output row, or of the input rows it reads, whichever is more
     const inputRows = kind === 'pool' ? 2 : kind === 'up' ? 0.5 : 1;
     const rowBytes = 4 * Math.max(colLengths[i + 1] * channels[i + 1], inputRows * colLengths[i] * channels[i]);
-    const rows = forced ? Math.ceil(forced * rowLengths[i + 1]) : Math.floor(budget / rowBytes);
+    const rows = Math.min(rowLengths[i + 1], forced ? Math.ceil(forced * rowLengths[i + 1]) : Math.floor(budget / rowBytes));
     return kind === 'up' ? Math.max(2, rows - (rows % 2)) : Math.max(1, rows);
   });
 }
@@ -388,7 +388,7 @@ class ChainStream {
     const kind = spec.layers[i];
     const first = kind === 'pool' ? 2 * made : kind === 'up' ? made / 2 : Math.max(made - 1, 0);
     state.parts = [];
-    if (first < state.received) {
+    if (first < state.received && made < spec.rowLengths[i + 1]) { // (all made: nothing to keep)
       state.parts.push(first === state.start ? buffer
         : tf.slice(buffer, [0, first - state.start, 0, 0], [-1, state.received - first, -1, -1]));
     }
@@ -670,8 +670,8 @@ function bandedTransform(tf, node, tiling) {
   // slices of about that side; otherwise the budgets decide. Even bands: relu5_1's rows
   // (half as many) then start where the last band's ended.
   const forced = tiling.tilePixels ? Math.max(1, Math.ceil(tiling.tilePixels / 8)) : 0;
-  let bandRows = forced || Math.max(1, Math.floor((tiling.bandBudgetBytes || DEFAULT_BAND_BUDGET_BYTES) / (channels * width * 4)));
-  if (!forced && bandRows > 1) bandRows -= bandRows % 2;
+  let bandRows = Math.min(height, forced || Math.max(1, Math.floor((tiling.bandBudgetBytes || DEFAULT_BAND_BUDGET_BYTES) / (channels * width * 4))));
+  if (!forced && bandRows > 1 && bandRows < height) bandRows -= bandRows % 2;
   const slicePositions = blocks.map((b) => forced * forced || Math.max(1, Math.floor(
     (tiling.attentionBudgetBytes || DEFAULT_ATTENTION_BUDGET_BYTES) / (b.keys.shape[2] * 4))));
   const spec = {

@@ -1,7 +1,7 @@
 // The stylization page: everything runs here, in the browser; no image leaves the page.
 // tf (TensorFlow.js) and its wasm backend come from the page's own vendor/ copy (no CDN).
 import {
-  DEFAULT_ATTENTION_BUDGET_BYTES, DEFAULT_BAND_BUDGET_BYTES, DEFAULT_TILE_BUDGET_BYTES, MIN_SIDE, StylizeInputError, bytesToBase64, checkInputs, fittedSize,
+  DEFAULT_ATTENTION_BUDGET_BYTES, MIN_SIDE, StylizeInputError, bytesToBase64, checkInputs, fittedSize,
   loadModel, setWasmThreads, stylize,
 } from './sanet.mjs';
 
@@ -12,15 +12,16 @@ const params = new URLSearchParams(location.search);
 // The memory one stylization takes, modelled on the tab's page memory and wasm heap measured
 // at full width (scripts/page-memory.sh, js/profile_model.mjs; docs/page.md, "Memory"): the
 // page itself, the wasm thread pool's workers, an empty wasm module, the weights' copies
-// (XNNPACK's and tfjs's), the tiled layers (js/sanet.mjs SanetTiledChain: tiles of at most
-// TILE_PIXELS pixels), the transform's bands (SanetTransform: bands of at most BAND_PIXELS
-// pixels of the image), what grows with the whole image (the images, relu4_1's and relu5_1's
-// features), and one attention slice per block with its softmax. Fitted to the page memory in
-// Chromium after one stylization (2026-12-06): the bundled photo and paintings at 256, 384 and
-// 512 px (one thread; 332, 333 and 390 MB: the estimate 9, 18 and 6 % above; the heap grows
-// in steps, 256 and 384 took the same) and a 4096x3072 photo with a 512 painting at 1024x768,
-// 2048x1536 and 4096x3072 (two threads; 528, 752 and 1,579 MB: 6, 10 and 9 % above). A run
-// the device cannot afford is refused before it starts, naming a maximum resolution that fits.
+// (XNNPACK's and tfjs's), the working set of the strips, bands and slices (js/sanet.mjs
+// SanetTiledChain and SanetTransform: bounded by their budgets) with what the allocator cannot
+// reuse, what grows with the whole image (the images, relu4_1's and relu5_1's features), and
+// one attention slice per block with its softmax. Fitted to the page memory in Chromium after
+// one stylization (2026-12-06, the strips of 8 MiB): the bundled photo and paintings at 256,
+// 384 and 512 px (one thread; 332, 333 and 390 MB; the heap grows in steps, 256 and 384 took
+// the same) and a 4096x3072 photo with a 512 painting at 1024x768, 2048x1536 and 4096x3072
+// (two threads; 446, 752-761 and 1,579 MB). The estimates: docs/page.md, "What it takes,
+// measured". A run the device cannot afford is refused before it starts, naming a maximum
+// resolution that fits.
 const MB = 1e6;
 // The page, TensorFlow.js, images: page memory less heap and workers (34 MB at 512 px), and
 // room for the heap's growth in steps (emscripten grows it by a fifth, at most 96 MB past
@@ -31,11 +32,11 @@ const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
 // The weights' transposed and packed copies and scratch: their own float32 copy is freed after
 // the first run (js/sanet.mjs releasePackedFilters; three copies until then).
 const HEAP_PER_WEIGHT_BYTE = 2.2;
-const HEAP_PER_TILE_PIXEL = 1200; // the tiled layers, up to TILE_PIXELS of the larger image
-const TILE_PIXELS = DEFAULT_TILE_BUDGET_BYTES / (64 * 4); // 64 channels at full width
-const HEAP_PER_BAND_PIXEL = 165; // the transform's bands, up to BAND_PIXELS of the larger image
-const BAND_PIXELS = DEFAULT_BAND_BUDGET_BYTES / ((512 * 4) / 64); // relu4_1: 512 channels at 1/8
-const HEAP_PER_PIXEL = 95; // the rest, per pixel of the larger image
+const HEAP_WORKING_BYTES = 54 * MB; // the strips', bands' and slices' working set
+const HEAP_PER_PIXEL = 90; // per pixel of the larger image
+// More per pixel up to these sizes of the larger image (fitted: the strips and bands grow with
+// the photo's width until their budgets bind, and the heap grows in steps of a fifth).
+const KNEES = [[2048 * 1536, 50], [512 * 512, 200]]; // [pixels, bytes per pixel up to them]
 const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
 // What a tab may use: most of wasm32's 4 GB, or half of what the device reports having
 // (navigator.deviceMemory: Chromium, in GB, capped at 8); ?memory_mb= sets it by hand.
@@ -99,8 +100,8 @@ function neededBytes(contentShape, styleShape, weightBytes) {
   const [attention4, attention5] = [slice(8), slice(16)];
   const pixels = Math.max(contentShape[0] * contentShape[1], styleShape[0] * styleShape[1]);
   return PAGE_BYTES + WASM_WORKER_BYTES * wasmWorkers() + HEAP_BASE_BYTES + HEAP_PER_WEIGHT_BYTE * weightBytes +
-    HEAP_PER_PIXEL * pixels + HEAP_PER_TILE_PIXEL * Math.min(pixels, TILE_PIXELS) +
-    HEAP_PER_BAND_PIXEL * Math.min(pixels, BAND_PIXELS) + Math.max(attention4, attention5);
+    HEAP_WORKING_BYTES + HEAP_PER_PIXEL * pixels + KNEES.reduce((sum, [knee, bytes]) => sum + bytes * Math.min(pixels, knee), 0) +
+    Math.max(attention4, attention5);
 }
 
 // The workers the wasm backend started for its threads (none on other backends, or before

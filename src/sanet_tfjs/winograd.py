@@ -192,7 +192,7 @@ def layer_shapes(width_divisor: int = 1) -> dict[tuple[int, int, int, bool], int
 # quarter of the image's side and below, the tiles are smaller than what the full-resolution
 # direct layers hold, and that is where most of the multiplications are. Even so the page
 # held 1,138 MB at 512 px against 881 MB direct (same run, 0.66x the time): tfjs.winograd is
-# off by default (docs/model.md). Since then the exact tiles (tfjs_graph.tile_resolution_chains)
+# off by default (docs/model.md). Since then the exact strips (tfjs_graph.tile_resolution_chains)
 # and the banded transform run every 3x3 layer but one inside ops of their own, direct:
 # Winograd applies to the one left in the graph, relu5_1's (at a sixteenth of the side).
 WINOGRAD_MIN_DIVISOR = 8

@@ -555,12 +555,12 @@ def _unb64(text: str) -> str:
     return base64.b64decode(text).decode()
 
 
-# The custom op js/sanet.mjs registers (TILED_CHAIN_OP there): a chain of layers run on exact
-# tiles. Its attr "layers" lists the chain's layers, each "conv_relu" or "conv" (a reflection
+# The custom op js/sanet.mjs registers (TILED_CHAIN_OP there): a chain of layers run in exact
+# strips of rows. Its attr "layers" lists the chain's layers, each "conv_relu" or "conv" (a reflection
 # pad of 1 then a 3x3 VALID convolution, with or without its Relu), "pool" (2x2 stride-2
 # ceil-mode max pooling) or "up" (nearest x2); its inputs are the chain's input then each
 # convolution's filter and bias, in order. Attrs "input_layout" and "output_layout": NHWC, or
-# NCHW where the graph holds that tensor so (the op transposes each tile, not the whole);
+# NCHW where the graph holds that tensor so (the op transposes each strip, not the whole);
 # "image_stride": image pixels per pixel of the chain's largest resolution.
 TILED_CHAIN_OP = "SanetTiledChain"
 # The chains it replaces, input to output (architecture.py VGG_LAYERS and DECODER_LAYERS),
@@ -749,7 +749,7 @@ class _ChainWalk:
 
 def tile_resolution_chains(bundle: GraphBundle) -> int:
     """Replace three chains of layers by one SanetTiledChain node each (js/sanet.mjs), which
-    runs them on exact tiles when the image is large: the encoder's from the image to relu4_1,
+    runs them in exact strips of rows when the image is large: the encoder's from the image to relu4_1,
     its next from relu4_1 to the fourth max pool, and the decoder's from its first
     convolution to its output. Their activations are most of a stylization's memory (268 MB
     per 64-channel tensor at 1024x1024; 403 MB per relu4_1-level one at 4096x3072). Each node
@@ -785,7 +785,7 @@ def tile_resolution_chains(bundle: GraphBundle) -> int:
             )
         found.append((*matches[0], expected, nchw_output, stride))
     for last, chain, expected, nchw_output, stride in found:
-        if chain["transpose"] is not None:  # NCHW in: the op transposes each tile
+        if chain["transpose"] is not None:  # NCHW in: the op transposes each strip
             chain["inner"].append(chain["transpose"]["name"])
         attr = {
             "T": {"type": "DT_FLOAT"},
