@@ -369,10 +369,10 @@ def test_resolution_over_the_memory_guard_is_refused(browser, images):
 
 
 def test_the_memory_guard_names_a_resolution_that_runs(browser, images):
-    """A tab allowed 400 MB: the default maximum resolution is the largest that fits square
+    """A tab allowed 300 MB: the default maximum resolution is the largest that fits square
     images; the guard refuses 1024 and names that size, which then runs, and the wasm heap it
     took stays within the estimate the guard made."""
-    with big_squares_page(browser, images, "memory_mb=400") as page:
+    with big_squares_page(browser, images, "memory_mb=300") as page:
         default = int(page.page.input_value("#max-resolution"))
         assert page.stylize(1, 1024) == "error"
         suggested = int(re.search(r"choose (\d+) or less", page.status()).group(1))
@@ -380,7 +380,7 @@ def test_the_memory_guard_names_a_resolution_that_runs(browser, images):
         assert suggested == default  # square images: what the default was chosen for
         assert page.stylize(1, suggested) == "done", page.status()
         (run,) = page.stats()["runs"]
-        assert run["heapBytes"] <= run["neededBytes"] <= 400e6
+        assert run["heapBytes"] <= run["neededBytes"] <= 300e6
 
 
 def test_running_out_of_memory_is_reported_and_the_page_recovers(browser, images):
