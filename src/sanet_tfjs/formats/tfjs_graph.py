@@ -556,9 +556,9 @@ def _unb64(text: str) -> str:
 
 
 # The custom op js/sanet.mjs registers (TILED_CHAIN_OP there): a chain of layers run in exact
-# strips of rows. Its attr "layers" lists the chain's layers, each "conv_relu" or "conv" (a reflection
-# pad of 1 then a 3x3 VALID convolution, with or without its Relu), "pool" (2x2 stride-2
-# ceil-mode max pooling) or "up" (nearest x2); its inputs are the chain's input then each
+# strips of rows. Its attr "layers" lists the chain's layers, each "conv_relu" or "conv" (a
+# reflection pad of 1 then a 3x3 VALID convolution, with or without its Relu), "pool" (2x2
+# stride-2 ceil-mode max pooling) or "up" (nearest x2); its inputs are the chain's input then each
 # convolution's filter and bias, in order. Attrs "input_layout" and "output_layout": NHWC, or
 # NCHW where the graph holds that tensor so (the op transposes each strip, not the whole);
 # "image_stride": image pixels per pixel of the chain's largest resolution.
@@ -749,8 +749,8 @@ class _ChainWalk:
 
 def tile_resolution_chains(bundle: GraphBundle) -> int:
     """Replace three chains of layers by one SanetTiledChain node each (js/sanet.mjs), which
-    runs them in exact strips of rows when the image is large: the encoder's from the image to relu4_1,
-    its next from relu4_1 to the fourth max pool, and the decoder's from its first
+    runs them in exact strips of rows when the image is large: the encoder's from the image to
+    relu4_1, its next from relu4_1 to the fourth max pool, and the decoder's from its first
     convolution to its output. Their activations are most of a stylization's memory (268 MB
     per 64-channel tensor at 1024x1024; 403 MB per relu4_1-level one at 4096x3072). Each node
     takes its last node's name, so its readers are unchanged; what only the chain read is
