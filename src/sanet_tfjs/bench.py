@@ -207,6 +207,7 @@ class BrowserCase:
     threads: int | None  # wasm threads asked for; None: the backend has none
     resolutions: list[int]
     restyle_resolutions: list[int]  # where the same style is also timed again, not encoded
+    single_runs: bool = False  # each resolution once, no warm-up (the photo sizes' tabs)
 
     def page_memory_at(self, res: int) -> str | None:
         """How the tab's page memory is read after resolution `res` (js/bench/common.mjs):
@@ -298,22 +299,28 @@ def browser_plan(
 PHOTO_TIMEOUT_MS = 1_800_000
 
 
-def photo_plan(sizes: list[str], threads: list[int], peer: bool) -> list[BrowserCase]:
+def photo_plan(
+    sizes: list[str], threads: list[int], peer: bool, warmup_resolution: int
+) -> list[BrowserCase]:
     """The photos at their own size: TF.js float32 and the peer at the most threads, a fresh tab
-    per size (its page memory is that size's alone)."""
+    per size (its page memory is that size's alone), each after one run at
+    `warmup_resolution`, as the page warms up before a user's first run (the weights packed,
+    the model's float32 filters freed: js/sanet.mjs releasePackedFilters)."""
     count = threads[-1]
     plan = []
     for size in sizes:
         plan.append(
             BrowserCase(
                 f"TF.js wasm float32{_threads_label(count)}", "index.html", "float32", "wasm",
-                count, [size], [],
+                count, [warmup_resolution, size], [], single_runs=True,
             )
         )  # fmt: skip
         if peer:
             plan.append(
-                BrowserCase(f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm",
-                            count, [size], [])
+                BrowserCase(
+                    f"{PEER} wasm{_threads_label(count)}", "ort.html", None, "wasm", count,
+                    [warmup_resolution, size], [], single_runs=True,
+                )
             )  # fmt: skip
     return plan
 
@@ -321,7 +328,7 @@ def photo_plan(sizes: list[str], threads: list[int], peer: bool) -> list[Browser
 def photo_line(case: BrowserCase, entry: RuntimeMeasurement | None, error: str | None) -> dict:
     """One photo size's figures for the report: the time of its one run, the page memory and
     the wasm heap after it, or the error that stopped it (the peer out of memory)."""
-    size = case.resolutions[0]
+    size = case.resolutions[-1]
     width, height = (int(side) for side in size.split("x"))
     line = {"size": size, "runtime": case.name, "threads": case.threads, "pixels": width * height}
     if entry is None:
@@ -395,7 +402,7 @@ def measure_in_browser(
             restyle = res in case.restyle_resolutions
             page_memory = case.page_memory_at(res)
             photo = inputs[res].get("photo")  # a photo at its own size
-            warmup, runs = (0, 1) if photo else (job["warmup"], job["runs"])
+            warmup, runs = (0, 1) if case.single_runs else (job["warmup"], job["runs"])
             if tfjs:
                 out = page.evaluate(
                     "([spec, iters, res, warmup, runs, restyle, pageMemory, withResult]) => "

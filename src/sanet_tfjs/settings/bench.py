@@ -47,6 +47,7 @@ class BenchSection(Section):
     # most threads only (slow): the 1024-px photo with the 512-px style. None: skip it.
     large_resolution: Resolution | None = 1024
     # Photos stylized at their own size (WIDTHxHEIGHT; the 512-px style) by TF.js float32 and
-    # the peer at the most threads, each in a tab of its own, one run without warm-up (4096x3072
-    # takes minutes): time and page memory. The peer that runs out of memory is reported so.
+    # the peer at the most threads, each in a tab of its own, one run after one at the first
+    # resolution (as the page warms up; 4096x3072 takes minutes): time and page memory. The
+    # peer that runs out of memory is reported so.
     photo_sizes: list[PhotoSize] = ["2048x1536", "4096x3072"]

@@ -176,8 +176,8 @@ def run_bench_stage(
                         **entry,
                     }
                 )
-            for case in photo_plan(list(photo_sizes), threads, onnxruntime_web):
-                print(f"  {case.name}: the photo at {case.resolutions[0]}", flush=True)
+            for case in photo_plan(list(photo_sizes), threads, onnxruntime_web, resolutions[0]):
+                print(f"  {case.name}: the photo at {case.resolutions[-1]}", flush=True)
                 try:
                     entry = measure_in_browser(
                         browser, server.url, case, inputs, job, reported_cores, PHOTO_TIMEOUT_MS
