@@ -1,5 +1,5 @@
 // Runs one-input TensorFlow.js graph models in Node and times them: the convolution layers of
-// src/sanet_tfjs/winograd.py (a layer direct, and the same layer rewritten by tfjs_graph.py).
+// src/sanet_tfjs/winograd.py (a layer direct, and the same layer as Winograd: js/sanet.mjs's op).
 // Usage: node js/run_graph.mjs <cases_dir> [backend=wasm]
 // cases_dir/cases.json: [{model: dir, input: {file, shape}, runs, output: file or null}]
 // Each case: its model loaded, one warm-up run (XNNPACK packs the filters), then `runs` timed
@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fromDisk, useBackend } from './disk_model.mjs';
+import { loadModel } from './sanet.mjs';
 
 const [casesDir, backend = 'wasm'] = process.argv.slice(2);
 await useBackend(tf, backend);
@@ -17,7 +18,7 @@ const heapBytes = () => (tf.getBackend() === 'wasm' ? tf.backend().wasm.HEAPU8.b
 const cases = JSON.parse(await readFile(join(casesDir, 'cases.json'), 'utf8'));
 const results = [];
 for (const c of cases) {
-  const model = await tf.loadGraphModel(fromDisk(join(casesDir, c.model)));
+  const model = await loadModel(tf, fromDisk(join(casesDir, c.model)));
   const bytes = await readFile(join(casesDir, c.input.file));
   const input = tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), c.input.shape);
   const once = async () => {

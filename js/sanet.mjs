@@ -197,7 +197,8 @@ export function releasePackedFilters(tf, model) {
     });
     if (!onlyFilters) continue;
     for (const tensor of model.executor.weightMap[node.name] || []) {
-      const signature = filterSignatures.get(tensor.dataId);
+      // (a filter that winogradConv transformed is read by nothing again)
+      const signature = winogradFilterCache.has(tensor.dataId) ? 'winograd' : filterSignatures.get(tensor.dataId);
       const data = backend.dataIdMap.get(tensor.dataId);
       if (!signature || releasedFilters.has(tensor.dataId) || !data || !data.memoryOffset) continue;
       backend.wasm._free(data.memoryOffset);
@@ -322,6 +323,215 @@ function stripRows(spec, tiling) {
   });
 }
 
+// Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2016) for the strips' 3x3 convolutions on wasm, where the build chose it for the layer
+// (tfjs_graph.py `winograd_convolutions`, attr "winograd": a variant per convolution, from the
+// timings in formats/winograd_timings.py). Each 2x2 block of output comes from a 4x4 tile of
+// input at stride 2, with 16 products per input-output channel pair where the direct
+// convolution has 36: the same outputs up to rounding. XNNPACK has no such kernel, so it is
+// spelled in ops that run on its threaded kernels: the input transform B^T d B as depthwise
+// convolutions (rows, then columns; stride 2), the products as 16 MatMuls [tiles, Cin] x
+// [Cin, Cout] (XNNPACK's fully connected operator: tfjs-backend-wasm takes that path only for
+// two-dimensional, untransposed operands, and caches the operator, its filter packed, per
+// filter tensor), the output transform A^T M A as adds and subtractions, and the four pixels of
+// each block copied into place within the wasm heap. A strip bounds what it holds at once: its
+// input four times over (the transformed tiles) and its output twice (the sums by row).
+const WINOGRAD_INPUT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]; // B^T
+const WINOGRAD_FILTER = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]; // G
+const WINOGRAD_OUTPUT = [[1, 1, 1, 0], [0, 1, -1, -1]]; // A^T: its column 1 is all ones
+const WINOGRAD_BIAS_PRODUCT = 5; // (1, 1): reaches every output pixel with weight 1
+
+// What the Winograd convolutions did since the page loaded: strips, and the filters they
+// transformed (tests read it).
+export const winogradStats = { strips: 0, filters: 0 };
+
+// filter dataId -> its 16 transformed matrices U_ij = G g G^T [Cin, Cout] (i * 4 + j), made
+// at the layer's first strip and kept: the model's own filter is freed after the run where
+// stylize releases filters (releasePackedFilters), and each U's float32 copy once XNNPACK has
+// packed it (at its first MatMul), so the weights are held once, as 16/9 of the filter, where
+// a direct convolution holds XNNPACK's packed copy and tfjs's transposed one.
+const winogradFilterCache = new Map();
+// Cin -> the depthwise filters of B^T's rows, along rows [4, 1, Cin, 1] and along columns
+// [1, 4, Cin, 1] (constants: tfjs caches XNNPACK's operator per filter tensor).
+const winogradTapCache = new Map();
+
+function winogradTaps(tf, channels) {
+  if (!winogradTapCache.has(channels)) {
+    const taps = (row, shape) => tf.keep(tf.tile(tf.tensor4d(row, shape), [1, 1, channels, 1]));
+    winogradTapCache.set(channels, {
+      rows: WINOGRAD_INPUT.map((row) => taps(row, [4, 1, 1, 1])),
+      columns: WINOGRAD_INPUT.map((row) => taps(row, [1, 4, 1, 1])),
+    });
+  }
+  return winogradTapCache.get(channels);
+}
+
+// U_ij = sum_kl G[i][k] G[j][l] g[k][l] for every (Cin, Cout) pair, in float64 then rounded.
+function winogradFilters(tf, filter) {
+  const cached = winogradFilterCache.get(filter.dataId);
+  if (cached) return cached;
+  const [, , cin, cout] = filter.shape;
+  const n = cin * cout;
+  const g = filter.dataSync(); // [3, 3, Cin, Cout]: tap (k, l) at (3k + l) * n
+  const u = Array.from({ length: 16 }, () => new Float32Array(n));
+  const rows = new Float64Array(12); // T = G g: [4][3]
+  for (let e = 0; e < n; e += 1) {
+    for (let i = 0; i < 4; i += 1) {
+      for (let l = 0; l < 3; l += 1) {
+        let sum = 0;
+        for (let k = 0; k < 3; k += 1) sum += WINOGRAD_FILTER[i][k] * g[(3 * k + l) * n + e];
+        rows[3 * i + l] = sum;
+      }
+    }
+    for (let i = 0; i < 4; i += 1) {
+      for (let j = 0; j < 4; j += 1) {
+        const G = WINOGRAD_FILTER[j];
+        u[4 * i + j][e] = G[0] * rows[3 * i] + G[1] * rows[3 * i + 1] + G[2] * rows[3 * i + 2];
+      }
+    }
+  }
+  const entry = { u: u.map((values) => tf.keep(tf.tensor2d(values, [cin, cout]))), packed: new Set() };
+  winogradFilterCache.set(filter.dataId, entry);
+  winogradStats.filters += 1;
+  return entry;
+}
+
+// Frees the float32 copy of a transformed filter matrix that XNNPACK has packed: its fully
+// connected operator, cached on (this matrix, the bias, the activation), holds the packed
+// weights, and every later MatMul with the matrix uses those (the input's size is not part of
+// the operator). Nothing else reads the matrix.
+function releaseWinogradMatrix(tf, entry, k) {
+  if (entry.packed.has(k)) return;
+  entry.packed.add(k);
+  const backend = tf.backend();
+  const data = backend.dataIdMap.get(entry.u[k].dataId);
+  releasedFilters.set(entry.u[k].dataId, 'winograd');
+  backend.wasm._free(data.memoryOffset);
+  data.memoryOffset = 0; // disposing it later frees nothing twice
+}
+
+// Frees the transformed filters made from `model`'s weights (loadModel wraps model.dispose).
+function disposeWinogradFilters(model) {
+  for (const tensors of Object.values((model.executor && model.executor.weightMap) || {})) {
+    for (const tensor of tensors) {
+      const entry = winogradFilterCache.get(tensor.dataId);
+      if (!entry) continue;
+      entry.u.forEach((matrix) => matrix.dispose());
+      winogradFilterCache.delete(tensor.dataId);
+    }
+  }
+}
+
+// The four [tiles, Cout] blocks Y_ab (pixel (a, b) of every 2x2 output block, k = 2a + b) as
+// [1, height, width, Cout], cropped where the tiles overhang: copies within the wasm heap.
+function interleaveBlocks(tf, blocks, tileColumns, height, width) {
+  const backend = tf.backend();
+  const channels = blocks[0].shape[1];
+  const out = tf.engine().makeTensorFromTensorInfo(backend.makeOutput([1, height, width, channels], 'float32'));
+  const heap = backend.wasm.HEAPU8; // (after the allocation, which may grow the heap)
+  const pixel = 4 * channels;
+  const target = backend.dataIdMap.get(out.dataId).memoryOffset;
+  blocks.forEach((block, k) => {
+    const [a, b] = [k >> 1, k & 1];
+    const source = backend.dataIdMap.get(block.dataId).memoryOffset;
+    const columns = Math.floor((width - b + 1) / 2);
+    for (let y = 0; 2 * y + a < height; y += 1) {
+      const row = target + (2 * y + a) * width * pixel + b * pixel;
+      const from = source + y * tileColumns * pixel;
+      for (let x = 0; x < columns; x += 1) {
+        heap.copyWithin(row + 2 * x * pixel, from + x * pixel, from + (x + 1) * pixel);
+      }
+    }
+  });
+  return out;
+}
+
+// A VALID 3x3 convolution of `x` (already reflection-padded) with conv's filter and bias, and a
+// ReLU where `relu`, as F(2x2, 3x3). wasm only.
+function winogradConv(tf, x, conv, relu) {
+  const [, paddedHeight, paddedWidth, cin] = x.shape;
+  const [height, width] = [paddedHeight - 2, paddedWidth - 2];
+  const [tileRows, tileColumns] = [Math.ceil(height / 2), Math.ceil(width / 2)];
+  const entry = winogradFilters(tf, conv.filter);
+  const taps = winogradTaps(tf, cin);
+  // whole tiles: zeros at the far ends, which reach only the outputs cropped off
+  const input = paddedHeight % 2 || paddedWidth % 2
+    ? tf.pad(x, [[0, 0], [0, paddedHeight % 2], [0, paddedWidth % 2], [0, 0]])
+    : x;
+  // sums[a][j] = sum_i A^T[a][i] M_ij, accumulated as the products M_ij are made
+  const sums = [[], []];
+  const accumulate = (a, j, sign, product) => {
+    const sum = sums[a][j];
+    if (!sum) sums[a][j] = sign > 0 ? product : tf.neg(product);
+    else {
+      sums[a][j] = sign > 0 ? tf.add(sum, product) : tf.sub(sum, product);
+      sum.dispose();
+    }
+  };
+  for (let i = 0; i < 4; i += 1) {
+    const rows = tf.depthwiseConv2d(input, taps.rows[i], [2, 1], 'valid');
+    for (let j = 0; j < 4; j += 1) {
+      const tiles = tf.depthwiseConv2d(rows, taps.columns[j], [1, 2], 'valid');
+      const a = tf.reshape(tiles, [tileRows * tileColumns, cin]);
+      const k = 4 * i + j;
+      const product = k === WINOGRAD_BIAS_PRODUCT
+        ? tf.fused.matMul({ a, b: entry.u[k], bias: conv.bias })
+        : tf.matMul(a, entry.u[k]);
+      releaseWinogradMatrix(tf, entry, k);
+      tf.dispose([tiles, a]);
+      for (let r = 0; r < 2; r += 1) {
+        const sign = WINOGRAD_OUTPUT[r][i];
+        if (sign) accumulate(r, j, sign, product);
+      }
+      if (!sums[0].includes(product) && !sums[1].includes(product)) product.dispose();
+    }
+    rows.dispose();
+  }
+  if (input !== x) input.dispose();
+  // Y_ab = sum_j A^T[b][j] sums[a][j]
+  const blocks = [];
+  for (let a = 0; a < 2; a += 1) {
+    const [s0, s1, s2, s3] = sums[a];
+    const difference = tf.sub(s1, s2);
+    blocks.push(tf.addN([s0, s1, s2]), tf.sub(difference, s3));
+    tf.dispose([difference, ...sums[a]]);
+  }
+  const activated = relu ? blocks.map((block) => replaced(block, (y) => tf.relu(y))) : blocks;
+  const out = interleaveBlocks(tf, activated, tileColumns, height, width);
+  tf.dispose(activated);
+  winogradStats.strips += 1;
+  return out;
+}
+
+// Where a stylization's time goes inside the ops, layer by layer, on wasm (its kernels run
+// synchronously, so the clock around a layer's ops is that layer's time): per layer of each op,
+// its kind, channels, variant, the fraction of the image's side it runs at, the multiply-adds a
+// direct convolution would make (nine per output value and input channel, whatever the variant,
+// so that rates compare), and milliseconds, each summed over the op's calls. stylize() clears
+// it as it starts; doit bench reads it after a run (its per-layer table).
+export const layerProfile = new Map();
+
+function profiledLayers(tf, spec) {
+  if (tf.getBackend() !== 'wasm') return null;
+  const { layers, rowLengths, colLengths, channels } = spec;
+  const largest = Math.max(...rowLengths);
+  return layers.map((kind, i) => {
+    const key = `${spec.label} ${i}`;
+    if (!layerProfile.has(key)) {
+      const divisor = 2 ** Math.round(Math.log2((spec.imageStride * largest) / rowLengths[i + 1]));
+      layerProfile.set(key, {
+        op: spec.label, index: i, kind, inChannels: channels[i], outChannels: channels[i + 1], divisor,
+        variant: spec.convs[i] ? (spec.convs[i].winograd ? 'f2x2' : 'direct') : null,
+        multiplyAdds: 0, ms: 0, calls: 0,
+      });
+    }
+    const entry = layerProfile.get(key);
+    entry.calls += 1;
+    if (spec.convs[i]) entry.multiplyAdds += 9 * channels[i] * channels[i + 1] * rowLengths[i + 1] * colLengths[i + 1];
+    return entry;
+  });
+}
+
 // A chain run over strips of rows, top to bottom. push(x): the chain's next input rows (NHWC,
 // every column; taken over: disposed here). Each layer makes the output rows that its input so
 // far determines, in strips of at most stripRows, and passes each strip on to the next layer
@@ -332,7 +542,7 @@ function stripRows(spec, tiling) {
 // The last layer's strips go to emit(strip).
 class ChainStream {
   constructor(tf, spec, tiling, emit) {
-    Object.assign(this, { tf, spec, emit, rows: stripRows(spec, tiling) });
+    Object.assign(this, { tf, spec, emit, rows: stripRows(spec, tiling), profile: profiledLayers(tf, spec) });
     // per layer: input rows gathered (from row `start`), rows received, rows made
     this.state = spec.layers.map(() => ({ parts: [], start: 0, received: 0, made: 0 }));
   }
@@ -372,7 +582,9 @@ class ChainStream {
     const start = state.start;
     for (let r0 = state.made; r0 < ready; r0 += this.rows[i]) {
       const r1 = Math.min(r0 + this.rows[i], ready);
+      const started = this.profile && performance.now();
       const strip = tf.tidy(() => this.layer(i, buffer, start, r0, r1));
+      if (this.profile) this.profile[i].ms += performance.now() - started;
       // the buffer's rows that no later output reads are freed before the strip goes on: a
       // layer that ran whole holds nothing while the rest of the chain runs
       if (r1 === ready) this.keep(i, buffer, ready);
@@ -412,6 +624,7 @@ class ChainStream {
     // a reflection pad of 1 (top and bottom only at the image's), then a VALID 3x3 convolution
     const padded = tf.mirrorPad(x, [[0, 0], [r0 === 0 ? 1 : 0, r1 === n ? 1 : 0], [1, 1], [0, 0]], 'reflect');
     const conv = spec.convs[i];
+    if (conv.winograd && tf.getBackend() === 'wasm') return winogradConv(tf, padded, conv, kind === 'conv_relu');
     return tf.fused.conv2d({
       x: padded,
       filter: conv.filter,
@@ -483,12 +696,13 @@ function runChain(tf, spec, tiling, pushAll) {
   return out.result();
 }
 
-// The chain's spec from a node's attrs (those named `prefix` + the chain's attr names), its
-// weights (a filter and a bias per convolution) and its input's shape.
-function chainSpec(attrs, weights, inputShape, prefix = '') {
-  const attr = (name) => attrs[prefix + name];
+// The chain's spec from a node's attrs, its weights (a filter and a bias per convolution), its
+// input's shape, and what layerProfile calls it.
+function chainSpec(attrs, weights, inputShape, label) {
+  const attr = (name) => attrs[name];
   const layers = attr('layers');
   const spec = {
+    label, // what layerProfile calls the op
     layers,
     alignCorners: Boolean(attr('align_corners')),
     halfPixelCenters: Boolean(attr('half_pixel_centers')),
@@ -505,6 +719,8 @@ function chainSpec(attrs, weights, inputShape, prefix = '') {
     ? [inputShape[2], inputShape[3], inputShape[1]]
     : inputShape.slice(1);
   spec.channels = [inChannels]; // each layer's output channels, after the input's
+  // each convolution's variant, in order: "direct" (or none) or "f2x2" (winogradConv, on wasm)
+  const variants = attr('winograd') || [];
   let next = 0;
   layers.forEach((kind, i) => {
     if (kind !== 'conv' && kind !== 'conv_relu') {
@@ -513,7 +729,7 @@ function chainSpec(attrs, weights, inputShape, prefix = '') {
     }
     const [filter, bias] = [weights[next], weights[next + 1]];
     next += 2;
-    spec.convs[i] = { filter, bias };
+    spec.convs[i] = { filter, bias, winograd: String(variants[next / 2 - 1] || '').toLowerCase() === 'f2x2' };
     spec.channels.push(filter.shape[3]);
   });
   if (next !== weights.length) throw new Error(`${TILED_CHAIN_OP}: expected a filter and bias per convolution`);
@@ -524,7 +740,8 @@ function chainSpec(attrs, weights, inputShape, prefix = '') {
 
 function tiledChain(tf, node, tiling) {
   const [input, ...weights] = node.inputs;
-  const spec = chainSpec(node.attrs, weights, input.shape);
+  const stride = node.attrs.image_stride || 1;
+  const spec = chainSpec(node.attrs, weights, input.shape, stride === 1 ? 'encoder' : `encoder from 1/${stride}`);
   return runChain(tf, spec, tiling, (stream) => {
     // strips of the input as tall as the first layer's strips need
     const [n, m] = [spec.rowLengths[0], spec.rowLengths[1]];
@@ -697,7 +914,8 @@ function bandedTransform(tf, node, tiling) {
       align_corners: attr('align_corners'),
       half_pixel_centers: attr('half_pixel_centers'),
       image_stride: decoding ? attr('image_stride') : 8,
-    }, [filter, bias, ...decoderWeights], [1, height, width, channels]);
+      winograd: node.attrs.winograd, // the merge convolution's, then the decoder's
+    }, [filter, bias, ...decoderWeights], [1, height, width, channels], decoding ? 'merge and decoder' : 'merge');
     const out = runChain(tf, chain, tiling, (stream) => {
       for (const [r0, r1] of splitRange(height, Math.ceil(height / bandRows))) {
         transformStats.bands += 1;
@@ -753,6 +971,11 @@ export async function loadModel(tf, url, options) {
   registerSanetOps(tf);
   const model = await tf.loadGraphModel(url, options);
   model.artifacts = { ...model.artifacts, weightData: null };
+  const dispose = model.dispose.bind(model);
+  model.dispose = () => {
+    disposeWinogradFilters(model);
+    dispose();
+  };
   return model;
 }
 
@@ -797,6 +1020,7 @@ export async function stylize(tf, model, content, style, iters, maxResolution, o
     inputs[feeds.style4_1] = given.style4_1;
     inputs[feeds.style5_1] = given.style5_1;
   }
+  layerProfile.clear();
   const tiling = currentTiling;
   currentTiling = {
     tilePixels: options.tilePixels,

@@ -45,7 +45,7 @@ from sanet_tfjs.tfjs_convert import (
     finish_bundle,
     run_converter,
 )
-from sanet_tfjs.winograd import winograd_choices
+from sanet_tfjs.winograd import model_layers, winograd_choices
 from tests.conftest import FIDELITY, TINY
 
 
@@ -108,10 +108,12 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
     choices = winograd_choices(TINY)
     changes = optimize(rewritten, ATTENTION_MATMUL_RANK, choices)
     assert changes["matmul_adjoints_unfolded"] == ATTENTION_CHUNKS + 1
-    # Winograd takes the one 3x3 convolution left in the graph (relu5_1's; the tiled chains
-    # and the banded transform run the others direct), where its shape is chosen
+    # Winograd runs in the strips' ops, for every convolution there whose shape is chosen;
+    # relu5_1's, the one left in the graph, stays direct
     relu5_1 = scaled(FEATURES, TINY)
-    assert changes["convolutions_made_winograd"] == int((relu5_1, relu5_1) in choices) == 1
+    chosen = [(layer.in_channels, layer.out_channels) in choices for layer in model_layers(TINY)]
+    assert changes["convolutions_made_winograd"] == sum(chosen) - int((relu5_1,) * 2 in choices)
+    assert changes["convolutions_made_winograd"] > 0
     convolutions = sum(node["op"] in ("Conv2D", "_FusedConv2D") for node in raw.nodes)
     assert changes["weight_transposes_folded"] == convolutions  # one per convolution's filter
     assert changes["weight_inputs_bypassing_loop_plumbing"] > 0 and changes["nodes_pruned"] > 0
@@ -130,7 +132,6 @@ def test_rewrites_keep_every_weight_once_and_take_them_out_of_the_loop(raw_bundl
         for n in rewritten.nodes
         if n["op"] == "MirrorPad" and op_of[n["input"][0].split(":")[0]] == "Transpose"
     ]
-    # (the Winograd convolutions add about 110 small nodes each; the other rewrites remove)
     assert changes["nodes_after"] == len(rewritten.nodes)
     assert changes["transposes_after"] < changes["transposes_before"]
     # every filter and bias is still there exactly once (some transposed), nothing else added
@@ -517,7 +518,23 @@ def test_bench_stage_measures_every_runtime(tiny_build, patched_dir, tiny_plan, 
         photo = by_size[(name, "160x120")]
         assert photo["error"] is None and photo["s"] > 0 and photo["page_memory_bytes"] > 0
     assert by_size[(float32_2, "160x120")]["wasm_heap_bytes"] > 0
+    # where the time goes: float32 (direct) and its Winograd twin, layer by layer, at each
+    # thread count at 96 px; each graph's layers and the rest add up to its run's time
+    layers = report["layers"]
+    assert {(line["threads"], line["resolution"]) for line in layers} == {(1, 96), (2, 96)}
+    convolutions = [line for line in layers if line["gflop"]]
+    assert len(convolutions) == 2 * (len(model_layers(TINY)) - 1)  # relu5_1's is in the graph
+    assert {line["variant"]["float32"] for line in convolutions} == {"direct"}
+    assert any(line["variant"][WINOGRAD_BUNDLE] == "f2x2" for line in convolutions)
+    for threads in (1, 2):
+        parts = [line for line in layers if line["threads"] == threads]
+        (total,) = [line for line in parts if line["layer"] == "total"]
+        for bundle in ("float32", WINOGRAD_BUNDLE):
+            spent = sum(line["ms"][bundle] for line in parts if line is not total)
+            assert spent == pytest.approx(total["ms"][bundle])
+            assert all(line["ms"][bundle] > 0 for line in convolutions)
     table = (out / "bench.md").read_text()
+    assert f"| {WINOGRAD_BUNDLE} / float32 |" in table
     assert f"| 160x120 | {float32_2} |" in table and "time per pixel at 160x120" in table
     assert all(f"| {name} |" in table for name in rows)
     assert f"| TF.js / {PEER} |" in table

@@ -1,5 +1,6 @@
-"""The Winograd rewrite of a 3x3 convolution (formats/tfjs_graph.py) against the direct one,
-run in TensorFlow.js (Node, wasm) on random shapes, and the choice the tfjs stage records."""
+"""Winograd 3x3 convolutions (js/sanet.mjs winogradConv, inside the strips' op) against the
+direct one, run in TensorFlow.js (Node, wasm) on random shapes, and the choice the tfjs stage
+records."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 
 from sanet_tfjs.architecture import FEATURES, scaled
-from sanet_tfjs.formats.tfjs_graph import WINOGRAD_VARIANTS
+from sanet_tfjs.formats.tfjs_graph import (
+    TILED_CHAIN_OP,
+    TRANSFORM_OP,
+    WINOGRAD_ATTR,
+    WINOGRAD_VARIANTS,
+    _b64,
+)
 from sanet_tfjs.formats.winograd_timings import CHOICES, MEASURED, TIMINGS
 from sanet_tfjs.winograd import (
     LayerRun,
@@ -31,6 +38,8 @@ SHAPES = [
     (17, 13, 11, 9, False),
     (4, 8, 8, 4, True),
     (6, 11, 1, 10, True),
+    # an output of 8.5 MiB: the op runs it in two strips (DEFAULT_TILE_BUDGET_BYTES, 8 MiB)
+    (131, 129, 20, 132, True),
 ]
 
 
@@ -80,23 +89,16 @@ def test_winograd_matches_the_direct_convolution_on_random_shapes():
         assert relative_l2(output, reference) < 1e-5, (variant, shape)
 
 
-def test_winograd_transforms_the_filters_in_the_graph_not_in_the_download():
+def test_a_layer_differs_only_in_its_variant_attr():
     rng = np.random.default_rng(0)
     filters = rng.standard_normal((3, 3, 64, 48)).astype(np.float32)
     bias = rng.standard_normal(48).astype(np.float32)
     direct = layer_bundle(filters, bias, True, "direct")
-    stored = sum(value.nbytes for value in direct.weights.values())
     for variant in WINOGRAD_VARIANTS:
         bundle = layer_bundle(filters, bias, True, variant)
-        extra = sum(value.nbytes for value in bundle.weights.values()) - stored
-        assert 0 < extra < 2048, variant  # the transforms' small constants, shared by layers
-        assert bundle.weights["filters"] is direct.weights["filters"]  # the 3x3 filters, as stored
-        ops = {node["op"] for node in bundle.nodes}
-        assert "Conv2D" not in ops and "_FusedConv2D" not in ops
-        # every product goes to XNNPACK: two-dimensional, no transposed operand
-        for node in bundle.nodes:
-            if node["op"] in ("MatMul", "_FusedMatMul"):
-                assert not node["attr"]["transpose_a"]["b"] and not node["attr"]["transpose_b"]["b"]
+        assert bundle.weights.keys() == direct.weights.keys()  # nothing added to the download
+        (op,) = [node for node in bundle.nodes if node["op"] == TILED_CHAIN_OP]
+        assert op["attr"][WINOGRAD_ATTR] == {"list": {"s": [_b64(variant)]}}
 
 
 def test_the_recorded_choice_follows_the_recorded_timings():
@@ -113,7 +115,6 @@ def test_the_recorded_choice_follows_the_recorded_timings():
                     if (entry["in_channels"], entry["out_channels"]) == (cin, cout)
                     and entry["resolution"] == resolution
                     and entry["variant"] == name
-                    and entry["filters_in_graph"]
                 )
                 for name in ("direct", variant)
             }
@@ -129,18 +130,27 @@ def test_every_timed_entry_names_a_model_layer(variant):
 
 def test_the_tfjs_stage_records_each_convolution_and_keeps_its_parity(tiny_build):
     report = json.loads((tiny_build / "tfjs.json").read_text())
-    assert report["passed"]  # the stage's parity against PyTorch, with the rewrite on
+    assert report["passed"]  # the stage's parity against PyTorch, with Winograd on
     record = report["convolutions_3x3"]
     assert record["winograd"] is True and record["chosen_by"] == MEASURED
     layers = record["layers"]
-    # the one 3x3 convolution the tiled chains and the banded transform leave in the graph:
-    # relu5_1's
+    # every 3x3 convolution of the model, each once: inside the strips' ops but relu5_1's,
+    # which the graph runs direct
+    expected = [(layer.in_channels, layer.out_channels) for layer in model_layers(TINY)]
+    assert sorted((layer["in_channels"], layer["out_channels"]) for layer in layers) == sorted(
+        expected
+    )
     relu5_1 = scaled(FEATURES, TINY)
-    assert [(layer["in_channels"], layer["out_channels"]) for layer in layers] == [(relu5_1,) * 2]
+    in_graph = [layer for layer in layers if layer["runs_in"] == "graph"]
+    assert [(layer["in_channels"], layer["out_channels"]) for layer in in_graph] == [(relu5_1,) * 2]
+    assert in_graph[0]["variant"] == "direct"
     choices = winograd_choices(TINY)
     for layer in layers:
-        expected = choices.get((layer["in_channels"], layer["out_channels"]), "direct")
-        assert layer["variant"] == expected
+        if layer["runs_in"] != "graph":
+            assert layer["runs_in"] in (TILED_CHAIN_OP, TRANSFORM_OP)
+            assert layer["variant"] == choices.get(
+                (layer["in_channels"], layer["out_channels"]), "direct"
+            )
     assert any(layer["variant"] != "direct" for layer in layers) == bool(CHOICES)
     assert report["graph_rewrites"]["convolutions_made_winograd"] == sum(
         layer["variant"] != "direct" for layer in layers

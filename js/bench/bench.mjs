@@ -2,7 +2,7 @@
 // through Playwright. It times the model the product page uses, through the same js/sanet.mjs
 // call, on inputs fetched from the bench server, and hands back the last result.
 import { fetchFloats, report, timeRuns } from './common.mjs';
-import { loadModel, setWasmThreads, stylize } from './sanet.mjs';
+import { layerProfile, loadModel, setWasmThreads, stylize } from './sanet.mjs';
 
 const tf = window.tf;
 
@@ -34,7 +34,8 @@ window.bench = {
     model = await loadModel(tf, modelUrl);
     return { loadMs: performance.now() - started };
   },
-  // One case: warm-up runs, then timed runs; the last result comes back as base64 float32.
+  // One case: warm-up runs, then timed runs; the last result comes back as base64 float32,
+  // with the last run's time by layer of the ops (sanet.mjs layerProfile; [] off wasm).
   // With `restyle`, then `runs` more with the style's features from the first runs fed back;
   // with `pageMemory`, the page's memory after them (common.mjs: report).
   async run(spec, iters, maxResolution, warmup, runs, restyle, pageMemory, withResult = true) {
@@ -51,10 +52,11 @@ window.bench = {
     };
     try {
       const first = await timeRuns(() => once(null), warmup, runs);
+      const layers = [...layerProfile.values()]; // of the last run (wasm only)
       const restyled = restyle ? await timeRuns(() => once(features), 0, runs) : null;
       // tfjs's wasm threads: the pool's workers that run one (it starts 8 and keeps the rest idle)
       const threads = () => tf.backend().wasm.PThread.runningWorkers;
-      return { ...(await report(first, restyled, pageMemory, threads, withResult)), backendBytes: backendBytes() };
+      return { ...(await report(first, restyled, pageMemory, threads, withResult)), backendBytes: backendBytes(), layers };
     } finally {
       tf.dispose([content, style, features]);
     }

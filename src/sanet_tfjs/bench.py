@@ -431,6 +431,8 @@ def measure_in_browser(
                 "page_memory_bytes": out["pageBytes"],
                 "result": result,
             }
+            if out.get("layers"):
+                entry["resolutions"][str(res)]["layers"] = out["layers"]
             if restyle:
                 entry["resolutions"][str(res)].update(
                     restyled_ms=out["restyledMs"], restyled_max_abs=out["restyledMaxAbs"]
@@ -443,6 +445,57 @@ def measure_in_browser(
 
 
 # --- quality and the report ----------------------------------------------------------------
+
+
+def layer_lines(rows: list[BenchRow], resolutions: list[int]) -> list[dict]:
+    """Where the time goes, per layer of the ops (js/sanet.mjs layerProfile: each convolution;
+    the pools and upsamples together; the rest of the graph: the attention's statistics,
+    relu5_1's convolution, the loop), for float32 and its twin (every 3x3 convolution direct,
+    or the Winograd choice) on wasm at each thread count, at the largest of `resolutions` both
+    ran. Times are of the last timed run; GFLOP counts a direct convolution's multiply-adds
+    twice, whatever the variant."""
+    twins = (DIRECT_BUNDLE, WINOGRAD_BUNDLE)
+    graphs = [row for row in rows if row.get("backend") == "wasm"
+              and row.get("bundle") in ("float32", *twins)]  # fmt: skip
+    lines = []
+    for threads in sorted({row.get("threads") or 1 for row in graphs}):
+        pair = [row for row in graphs if (row.get("threads") or 1) == threads]
+        common = [str(r) for r in resolutions if all(str(r) in row["resolutions"] for row in pair)]
+        if len(pair) != 2 or not common:
+            continue
+        res = common[-1]
+        runs = {row["bundle"]: row["resolutions"][res] for row in pair}
+        if not all(run.get("layers") for run in runs.values()):
+            continue
+        by_label: dict[str, dict] = {}
+        for bundle, run in runs.items():
+            for layer in run["layers"]:
+                if layer["kind"] in ("conv", "conv_relu"):
+                    label = (
+                        f"{layer['op']} {layer['index']}: {layer['inChannels']} -> "
+                        f"{layer['outChannels']} at 1/{layer['divisor']}"
+                    )
+                else:
+                    label = "pools and upsamples"
+                line = by_label.setdefault(label, {
+                    "threads": threads, "resolution": int(res), "layer": label,
+                    "gflop": 2 * layer["multiplyAdds"] / 1e9, "ms": {}, "variant": {},
+                })  # fmt: skip
+                line["ms"][bundle] = line["ms"].get(bundle, 0.0) + layer["ms"]
+                line["variant"][bundle] = layer["variant"] or ""
+            total = run["ms"][-1]
+            rest = by_label.setdefault("the rest of the graph", {
+                "threads": threads, "resolution": int(res), "layer": "the rest of the graph",
+                "gflop": 0.0, "ms": {}, "variant": {},
+            })  # fmt: skip
+            rest["ms"][bundle] = total - sum(layer["ms"] for layer in run["layers"])
+            rest["variant"][bundle] = ""
+        lines += by_label.values()
+        lines.append({
+            "threads": threads, "resolution": int(res), "layer": "total", "gflop": None,
+            "ms": {bundle: run["ms"][-1] for bundle, run in runs.items()}, "variant": {},
+        })  # fmt: skip
+    return lines
 
 
 def summarize(rows: list[BenchRow]) -> None:

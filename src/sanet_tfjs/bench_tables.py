@@ -80,6 +80,37 @@ def format_size_table(lines: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def format_layer_table(lines: list[dict]) -> str:
+    """Time by layer of float32 and its twin (bench.layer_lines): milliseconds, GFLOP and the
+    rate each layer reaches (a direct convolution's FLOPs over its time, whatever the variant,
+    so that a Winograd layer's rate can pass the instruction set's peak), and the twin's time
+    against float32's."""
+    if not lines:
+        return ""
+    bundles = list(dict.fromkeys(bundle for line in lines for bundle in line["ms"]))
+    head = ["threads", "layer", "GFLOP"]
+    for bundle in bundles:
+        head += [f"{bundle} ms", f"{bundle} GFLOP/s"]
+    head.append(f"{bundles[-1]} / {bundles[0]}")
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in lines:
+        cells = [
+            str(line["threads"]),
+            line["layer"],
+            f"{line['gflop']:.2f}" if line["gflop"] else "",
+        ]
+        for bundle in bundles:
+            ms = line["ms"].get(bundle)
+            variant = line["variant"].get(bundle)
+            cells.append("" if ms is None else f"{ms:.0f}" + (f" ({variant})" if variant else ""))
+            rate = line["gflop"] / (ms / 1e3) if ms and line["gflop"] else None
+            cells.append("" if rate is None else f"{rate:.1f}")
+        first, last = line["ms"].get(bundles[0]), line["ms"].get(bundles[-1])
+        cells.append(f"{last / first:.2f}" if first and last and len(bundles) > 1 else "")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def format_same_style_table(lines: list[SameStyleLine]) -> str:
     if not lines:
         return ""

@@ -171,6 +171,7 @@ class Measured(TypedDict):
     ratio_to_pytorch: NotRequired[float]
     max_abs_vs_pytorch: NotRequired[float]
     quality_vs_float32: NotRequired[dict[str, float]]  # images.quality: psnr_db, ssim, max_abs
+    layers: NotRequired[list[dict]]  # TF.js on wasm: the last run by layer (sanet.mjs layerProfile)
 
 
 class RuntimeMeasurement(TypedDict):

@@ -1,9 +1,10 @@
-"""SANet's 3x3 convolutions one at a time in TensorFlow.js: direct, and rewritten as Winograd
-F(2x2, 3x3) or F(4x4, 3x3) by tfjs_graph.py, to check the rewrite and to time each layer.
+"""SANet's 3x3 convolutions one at a time in TensorFlow.js: direct, and as Winograd F(2x2, 3x3)
+(js/sanet.mjs `winogradConv`), to check it and to time each layer.
 
-Each layer is a graph model of its own, built here as the converter would write it (reflection
-padding, then the fused convolution with its bias and ReLU), and run in Node on the wasm backend
-by js/run_graph.mjs. `python -m sanet_tfjs.winograd` times every 3x3 layer shape of the
+Each layer is a graph model of its own: one SanetTiledChain op of that one layer (reflection
+padding, then the 3x3 convolution with its bias and ReLU, in the strips the model runs it in),
+as tfjs_graph.py leaves each of SANet's layers, run in Node on the wasm backend by
+js/run_graph.mjs. `python -m sanet_tfjs.winograd` times every 3x3 layer shape of the
 full-width model at the benchmark's resolutions and writes the timings and the choice they give
 into formats/winograd_timings.py, which the tfjs stage reads (so a build never times anything,
 and the same inputs give the same bundle).
@@ -25,12 +26,12 @@ import numpy as np
 
 from .architecture import DECODER_LAYERS, FEATURES, RELU5_1_END, VGG_LAYERS, scaled
 from .formats.tfjs_graph import (
+    TILED_CHAIN_OP,
+    WINOGRAD_ATTR,
     WINOGRAD_VARIANTS,
-    Convolution3x3,
     GraphBundle,
     _b64,
     const_attr,
-    winograd_convolution,
 )
 from .repo import ROOT
 from .runtimes.node import NodeRunError
@@ -82,35 +83,22 @@ def model_layers(width_divisor: int = 1) -> list[Layer3x3]:
     return layers
 
 
-def layer_bundle(
-    filters: np.ndarray,
-    bias: np.ndarray,
-    relu: bool,
-    variant: str,
-    filters_in_graph: bool = True,
-) -> GraphBundle:
-    """A graph model of one layer: input x [1, H, W, Cin] -> reflection pad 1 -> 3x3
-    convolution (+ bias, + ReLU), as tensorflowjs's converter and tfjs_graph.py's rewrites
-    leave each of SANet's layers; rewritten as `variant` unless "direct" (with the filters
-    transformed in the graph, or, to measure what that costs, stored transformed)."""
-    cin, cout = filters.shape[2:]
+def layer_bundle(filters: np.ndarray, bias: np.ndarray, relu: bool, variant: str) -> GraphBundle:
+    """A graph model of one layer: input x [1, H, W, Cin] -> one SanetTiledChain op of that
+    layer (reflection pad 1, 3x3 convolution, bias, ReLU), as tfjs_graph.py leaves each of
+    SANet's layers, its convolution `variant` ("direct" or one of WINOGRAD_VARIANTS)."""
+    cin = filters.shape[2]
     unknown = [{"size": "-1"}, {"size": "-1"}, {"size": "-1"}, {"size": str(cin)}]
-    fused = [_b64("BiasAdd"), *([_b64("Relu")] if relu else [])]
-    ones = {"list": {"i": ["1", "1", "1", "1"]}}
     nodes = [
         {"name": "x", "op": "Placeholder",
          "attr": {"dtype": {"type": "DT_FLOAT"}, "shape": {"shape": {"dim": unknown}}}},
-        {"name": "pad", "op": "MirrorPad", "input": ["x", "paddings"],
-         "attr": {"mode": {"s": _b64("REFLECT")}, "T": {"type": "DT_FLOAT"},
-                  "Tpaddings": {"type": "DT_INT32"}}},
-        {"name": "conv", "op": "_FusedConv2D", "input": ["pad", "filters", "bias"],
-         "attr": {"T": {"type": "DT_FLOAT"}, "strides": ones, "dilations": ones,
-                  "padding": {"s": _b64("VALID")}, "data_format": {"s": _b64("NHWC")},
-                  "fused_ops": {"list": {"s": fused}}, "num_args": {"i": "1"},
-                  "epsilon": {"f": 0.0}}},
+        {"name": "conv", "op": TILED_CHAIN_OP, "input": ["x", "filters", "bias"],
+         "attr": {"T": {"type": "DT_FLOAT"},
+                  "layers": {"list": {"s": [_b64("conv_relu" if relu else "conv")]}},
+                  "input_layout": {"s": _b64("NHWC")}, "output_layout": {"s": _b64("NHWC")},
+                  "image_stride": {"i": "1"}, WINOGRAD_ATTR: {"list": {"s": [_b64(variant)]}}}},
     ]  # fmt: skip
     weights = {
-        "paddings": np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32),
         "filters": np.ascontiguousarray(filters, np.float32),
         "bias": np.ascontiguousarray(bias, np.float32),
     }
@@ -126,11 +114,7 @@ def layer_bundle(
             "outputs": {"y": {"name": "conv:0", "dtype": "DT_FLOAT"}},
         },
     }
-    bundle = GraphBundle(model, weights)
-    if variant != "direct":
-        conv = Convolution3x3("conv", cin, cout, relu)
-        winograd_convolution(bundle, conv, WINOGRAD_VARIANTS[variant], filters_in_graph)
-    return bundle
+    return GraphBundle(model, weights)
 
 
 @dataclass(frozen=True)
@@ -185,46 +169,25 @@ def layer_shapes(width_divisor: int = 1) -> dict[tuple[int, int, int, bool], int
     return counts
 
 
-# While a Winograd convolution runs it holds its input and its output four times over (16
-# transformed tiles and 16 products, each a quarter of the pixels). With every faster shape
-# rewritten, the page held 1,239 MB at 512 px against 881 MB direct (`doit bench`, full width,
-# 2026-12-05): the full- and half-resolution layers' 64 and 128 channels dominate. At a
-# quarter of the image's side and below, the tiles are smaller than what the full-resolution
-# direct layers hold, and that is where most of the multiplications are. Even so the page
-# held 1,138 MB at 512 px against 881 MB direct (same run, 0.66x the time): tfjs.winograd is
-# off by default (docs/model.md). Since then the exact strips (tfjs_graph.tile_resolution_chains)
-# and the banded transform run every 3x3 layer but one inside ops of their own, direct:
-# Winograd applies to the one left in the graph, relu5_1's (at a sixteenth of the side).
-WINOGRAD_MIN_DIVISOR = 8
-
-
 def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
     """(in, out) channels at this width -> Winograd variant: the choice recorded from the
-    full-width timings (formats/winograd_timings.py), for the shapes whose every layer runs
-    at 1 / WINOGRAD_MIN_DIVISOR of the image's side or less; the same layers at any width."""
+    full-width timings (formats/winograd_timings.py), for the same layers at any width.
+
+    Every layer may take it: it runs inside the strips (js/sanet.mjs), which bound what its
+    transformed tiles hold (its input four times over, its output twice) as they bound the
+    direct convolution's activations. As a rewrite of the whole graph it had raised the
+    page's memory at 512 px by 29 to 40 % (docs/model.md)."""
     from .formats.winograd_timings import CHOICES
 
-    large = {
-        (layer.in_channels, layer.out_channels)
-        for layer in model_layers()
-        if layer.divisor < WINOGRAD_MIN_DIVISOR
-    }
     return {
         (scaled(cin, width_divisor), scaled(cout, width_divisor)): variant
         for (cin, cout), variant in CHOICES.items()
-        if (cin, cout) not in large
     }
-
-
-# Variants timed per shape: each way of running the layer, and the Winograd ones with their
-# filters stored already transformed (what computing them at load time would give: a larger
-# download or a load-time step, and more memory), to tell what the in-graph transform costs.
-TIMED = [("direct", True), ("f2x2", True), ("f4x4", True), ("f2x2", False), ("f4x4", False)]
 
 
 def time_layers(resolutions: list[int], runs: int, seed: int = 0) -> list[dict]:
     """The median milliseconds of each 3x3 layer shape of the full-width model, on a square
-    image of each resolution, in each of TIMED (Node, wasm, one thread)."""
+    image of each resolution, in each of VARIANTS (Node, wasm, one thread)."""
     rng = np.random.default_rng(seed)
     cases, labels = [], []
     for resolution in resolutions:
@@ -235,13 +198,12 @@ def time_layers(resolutions: list[int], runs: int, seed: int = 0) -> list[dict]:
                 np.float32
             )
             bias = rng.standard_normal(cout).astype(np.float32)
-            for variant, in_graph in TIMED:
-                bundle = layer_bundle(filters, bias, relu, variant, in_graph)
+            for variant in VARIANTS:
+                bundle = layer_bundle(filters, bias, relu, variant)
                 cases.append(LayerRun(bundle, image, runs=runs, keep_output=False))
                 labels.append({
                     "in_channels": cin, "out_channels": cout, "divisor": divisor, "relu": relu,
                     "resolution": resolution, "side": side, "variant": variant,
-                    "filters_in_graph": in_graph,
                 })  # fmt: skip
         print(f"  timing {len(cases)} layer models so far (resolution {resolution})", flush=True)
     results = run_layers(cases)
@@ -254,13 +216,11 @@ def time_layers(resolutions: list[int], runs: int, seed: int = 0) -> list[dict]:
 def choose_variants(timings: list[dict]) -> dict[tuple[int, int], str]:
     """(in, out) channels -> the variant each layer of that shape runs. Timed per layer shape,
     summed over the model's layers of those channels (the 512 -> 512 layers run at 1/8 and
-    1/16 of the image's side); a Winograd variant (filters in the graph) is chosen only if it
-    is faster than direct at every resolution timed, and then the fastest in total."""
+    1/16 of the image's side); a Winograd variant is chosen only if it is faster than direct
+    at every resolution timed, and then the fastest in total."""
     counts = layer_shapes()
     totals: dict[tuple[int, int], dict[str, dict[int, float]]] = {}
     for entry in timings:
-        if not entry["filters_in_graph"]:
-            continue
         key = (entry["in_channels"], entry["out_channels"])
         layers = counts[key + (entry["divisor"], entry["relu"])]
         by_resolution = totals.setdefault(key, {}).setdefault(entry["variant"], {})
@@ -317,16 +277,13 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write formats/winograd_timings.py")
     args = parser.parse_args()
     timings = time_layers(args.resolutions, args.runs)
-    print(
-        f"{'in':>4} {'out':>4} {'side':>5} {'variant':>8} {'filters':>8} {'ms':>9} {'x direct':>9}"
-    )
+    print(f"{'in':>4} {'out':>4} {'side':>5} {'variant':>8} {'ms':>9} {'x direct':>9}")
     direct = {(e["in_channels"], e["out_channels"], e["side"]): e["ms"] for e in timings
               if e["variant"] == "direct"}  # fmt: skip
     for e in timings:
         ratio = e["ms"] / direct[e["in_channels"], e["out_channels"], e["side"]]
-        where = "graph" if e["filters_in_graph"] else "stored"
         print(f"{e['in_channels']:>4} {e['out_channels']:>4} {e['side']:>5} {e['variant']:>8} "
-              f"{where:>8} {e['ms']:>9.1f} {ratio:>9.2f}")  # fmt: skip
+              f"{e['ms']:>9.1f} {ratio:>9.2f}")  # fmt: skip
     print("choice:", choose_variants(timings))
     if args.write:
         write_timings_module(timings, args.resolutions, args.runs)

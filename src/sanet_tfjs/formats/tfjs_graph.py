@@ -1235,289 +1235,54 @@ def expose_style_features(bundle: GraphBundle) -> dict[str, str]:
 
 
 # Winograd convolutions (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
-# F(m x m, 3 x 3) computes an m x m block of a 3x3 convolution's output from a (m+2) x (m+2)
-# tile of its input with (m+2)^2 products per input-output channel pair instead of 9 m^2:
-# 2.25 x fewer for m = 2, 4 x fewer for m = 4. Each transform is exact in real arithmetic, so
-# only rounding changes. tfjs-backend-wasm has no such kernel (XNNPACK's wasm convolutions
-# are GEMMs), so the rewrite spells it in graph ops that stay on fast kernels (measured in
-# tfjs-backend-wasm 4.22's sources, tfjs-v4.22.0):
-# - the products are (m+2)^2 MatMuls [tiles, Cin] x [Cin, Cout]: batch_mat_mul_impl.cc sends a
-#   MatMul to XNNPACK (threaded) only with batch 1 and no transposed operand, and runs
-#   anything else in a scalar loop;
-# - tiles are cut with stride-1 slices of reshaped tensors, never with strided slices: the
-#   wasm StridedSlice kernel builds two std::vectors per element (StridedSlice.cc), while a
-#   stride-1 slice is a JavaScript copy of contiguous runs (Slice.js);
-# - the filters' transform G g G^T is one MatMul of the stored 3x3 filters (read as
-#   [9, Cin * Cout]) by the constant kron(G, G), computed on every call: nothing is added to
-#   the download, and what it adds to memory lives for one layer.
+# F(2x2, 3x3) computes a 2x2 block of a 3x3 convolution's output from a 4x4 tile of its input
+# with 16 products per input-output channel pair instead of 36: 2.25 x fewer multiplications,
+# exact but for rounding. tfjs-backend-wasm has no such kernel; js/sanet.mjs `winogradConv`
+# spells it in ops on XNNPACK's kernels, inside the strips of the ops that run every 3x3
+# convolution but relu5_1's (SanetTiledChain, SanetTransform), where a strip bounds what its
+# transformed tiles hold. The graph says which convolutions use it: each op's attr "winograd"
+# lists a variant per convolution, in the order of its filters ("direct" or one of
+# WINOGRAD_VARIANTS). The convolution left in the graph (relu5_1's) runs direct.
+WINOGRAD_VARIANTS = ("f2x2",)
+WINOGRAD_ATTR = "winograd"
+# Where each op's filter and bias pairs start among its inputs.
+_OP_WEIGHTS_START = {TILED_CHAIN_OP: 1, TRANSFORM_OP: 2 * len(TRANSFORM_BLOCK_INPUTS)}
 
 
-@dataclass(frozen=True)
-class WinogradVariant:
-    """F(m x m, 3 x 3): input tiles of m + 2 pixels at stride m, and the three transforms
-    (input B^T, filter G, output A^T) as exact rationals (the usual interpolation points)."""
-
-    name: str
-    m: int
-    input_t: tuple[tuple[float, ...], ...]  # B^T, (m+2) x (m+2)
-    filter_g: tuple[tuple[float, ...], ...]  # G, (m+2) x 3
-    output_t: tuple[tuple[float, ...], ...]  # A^T, m x (m+2)
-
-    @property
-    def tile(self) -> int:
-        return self.m + 2
-
-
-WINOGRAD_VARIANTS = {
-    "f2x2": WinogradVariant(
-        "f2x2",
-        2,
-        ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
-        ((1, 0, 0), (1 / 2, 1 / 2, 1 / 2), (1 / 2, -1 / 2, 1 / 2), (0, 0, 1)),
-        ((1, 1, 1, 0), (0, 1, -1, -1)),
-    ),
-    "f4x4": WinogradVariant(
-        "f4x4",
-        4,
-        (
-            (4, 0, -5, 0, 1, 0),
-            (0, -4, -4, 1, 1, 0),
-            (0, 4, -4, -1, 1, 0),
-            (0, -2, -1, 2, 1, 0),
-            (0, 2, -1, -2, 1, 0),
-            (0, 4, 0, -5, 0, 1),
-        ),
-        (
-            (1 / 4, 0, 0),
-            (-1 / 6, -1 / 6, -1 / 6),
-            (-1 / 6, 1 / 6, -1 / 6),
-            (1 / 24, 1 / 12, 1 / 6),
-            (1 / 24, -1 / 12, 1 / 6),
-            (0, 0, 1),
-        ),
-        ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
-    ),
-}
-# Column 1 of every A^T above is all ones (the interpolation point 1): the product at tile
-# position (1, 1) reaches every output pixel with weight 1, so it carries the bias.
-BIAS_POSITION = (1, 1)
-
-
-@dataclass(frozen=True)
-class Convolution3x3:
-    """A 3x3 stride-1 VALID convolution of the graph (its input already padded), by node."""
-
-    name: str
-    in_channels: int
-    out_channels: int
-    relu: bool
-
-
-def convolutions_3x3(bundle: GraphBundle) -> list[Convolution3x3]:
-    """Every convolution the Winograd rewrite can take: 3x3 filter from a Const, stride 1,
-    no dilation, VALID, NHWC, BiasAdd with or without Relu; in graph order."""
-    found = []
-    for node in bundle.nodes:
-        if node["op"] != "_FusedConv2D":
-            continue
-        attr = node.get("attr", {})
-        filter_value = bundle.weights.get(_data_inputs(node)[1])
-        ops = attr.get("fused_ops", {}).get("list", {}).get("s", [])
-        ones = ["1", "1", "1", "1"]
-        if (
-            filter_value is None
-            or filter_value.shape[:2] != (3, 3)
-            or attr.get("strides", {}).get("list", {}).get("i", ones) != ones
-            or attr.get("dilations", {}).get("list", {}).get("i", ones) != ones
-            or attr.get("padding", {}).get("s") != _b64("VALID")
-            or attr.get("data_format", {}).get("s", _b64("NHWC")) != _b64("NHWC")
-            or ops not in ([_b64("BiasAdd")], [_b64("BiasAdd"), _b64("Relu")])
-        ):
-            continue
-        _, _, cin, cout = filter_value.shape
-        found.append(Convolution3x3(node["name"], cin, cout, len(ops) == 2))
-    return found
-
-
-class _Emitter:
-    """Appends the nodes of one rewritten convolution, named under its old name."""
-
-    def __init__(self, bundle: GraphBundle, prefix: str) -> None:
-        self.bundle, self.prefix, self.count = bundle, prefix, 0
-
-    def op(self, op: str, inputs: list[str], **attr: dict) -> str:
-        name = f"{self.prefix}/{op}_{self.count}"
-        self.count += 1
-        self.bundle.nodes.append({"name": name, "op": op, "input": inputs, "attr": attr})
-        return name
-
-    def ints(self, *values: int) -> str:
-        name = "sanet_tfjs/i32_" + "_".join(str(v) for v in values).replace("-", "m")
-        return self.bundle.add_const(name, np.array(values, np.int32))
-
-    def scalar(self, value: float) -> str:
-        return self.bundle.add_const(f"sanet_tfjs/f32_{value!r}", np.array(value, np.float32))
-
-    def combination(self, coefficients: tuple[float, ...], tensors: list[str]) -> str:
-        """sum_k coefficients[k] * tensors[k]: adds and subtractions, a Mul per other factor."""
-        plus, minus = [], []
-        for coefficient, tensor in zip(coefficients, tensors, strict=True):
-            if coefficient == 0:
-                continue
-            if abs(coefficient) != 1:
-                tensor = self.op("Mul", [tensor, self.scalar(abs(coefficient))], T=_FLOAT)
-            (plus if coefficient > 0 else minus).append(tensor)
-        result = plus[0] if plus else self.op("Neg", [minus.pop(0)], T=_FLOAT)
-        for tensor in plus[1:]:
-            result = self.op("AddV2", [result, tensor], T=_FLOAT)
-        for tensor in minus:
-            result = self.op("Sub", [result, tensor], T=_FLOAT)
-        return result
-
-
-_FLOAT = {"type": "DT_FLOAT"}
-_INT = {"type": "DT_INT32"}
-
-
-def _slice_attr(begin_mask: int, end_mask: int) -> dict:
-    masks = {"begin_mask": begin_mask, "end_mask": end_mask, "ellipsis_mask": 0,
-             "new_axis_mask": 0, "shrink_axis_mask": 0}  # fmt: skip
-    return {key: {"i": str(value)} for key, value in masks.items()} | {"T": _FLOAT, "Index": _INT}
-
-
-def winograd_convolution(
-    bundle: GraphBundle,
-    conv: Convolution3x3,
-    variant: WinogradVariant,
-    filters_in_graph: bool = True,
-) -> None:
-    """Replace convolution `conv` by F(m x m, 3 x 3) in graph ops (see above); the new
-    output node keeps its name, so its readers are unchanged."""
-    m, t = variant.m, variant.tile
-    nodes = {node["name"]: node for node in bundle.nodes}
-    node = nodes[conv.name]
-    x, filters, bias = _data_inputs(node)
-    cin, cout = conv.in_channels, conv.out_channels
-    emit = _Emitter(bundle, f"{conv.name}/winograd_{variant.name}")
-    shape_attr = {"T": _FLOAT, "out_type": _INT}
-    # Pad the input (already padded for the convolution) at its end to m * tiles + 2 pixels a
-    # side, tiles = ceil(out / m): the padding's zeros reach only outputs cropped off below.
-    x_shape = emit.op("Shape", [x], **shape_attr)
-    short = emit.op("Sub", [emit.ints(2, 2, 2, 2), x_shape], T=_INT)
-    extra = emit.op("FloorMod", [short, emit.ints(1, m, m, 1)], T=_INT)
-    paddings = emit.op(
-        "Pack", [emit.ints(0, 0, 0, 0), extra], axis={"i": "1"}, N={"i": "2"}, T=_INT
-    )
-    padded = emit.op("PadV2", [x, paddings, emit.scalar(0.0)], T=_FLOAT, Tpaddings=_INT)
-    # The input transform V_ij = B^T[i] d B^T[j]^T of every tile d, channel by channel: a
-    # depthwise convolution over rows (t x 1 taps B^T[i], stride m), then one over columns
-    # (1 x t taps B^T[j], stride m): 2 t^2 / m + t^3 / m^2 multiply-adds per input value,
-    # against t^4 / m^2 in one pass. Not slices: tfjs-backend-wasm's Slice starts with a
-    # readSync, a copy of the whole input out of the heap (Slice.js), and its strided
-    # StridedSlice builds two std::vectors per element (StridedSlice.cc).
-    ones = emit.op("Fill", [emit.ints(1, 1, cin, 1), emit.scalar(1.0)], T=_FLOAT, index_type=_INT)
-    input_t = np.array(variant.input_t, np.float32)
-
-    def depthwise(tensor: str, taps: np.ndarray, along_rows: bool) -> str:
-        shape = (t, 1, 1, 1) if along_rows else (1, t, 1, 1)
-        name = f"sanet_tfjs/winograd_{variant.name}_{'rows' if along_rows else 'columns'}_"
-        name += "_".join(map(repr, taps.tolist()))
-        pattern = bundle.add_const(name.replace("-", "m"), taps.reshape(shape))
-        channels = emit.op("Mul", [pattern, ones], T=_FLOAT)  # [t, 1 | 1, t, Cin, 1]
-        strides = ["1", str(m), "1", "1"] if along_rows else ["1", "1", str(m), "1"]
-        return emit.op(
-            "DepthwiseConv2dNative", [tensor, channels], T=_FLOAT,
-            strides={"list": {"i": strides}}, dilations={"list": {"i": ["1", "1", "1", "1"]}},
-            padding={"s": _b64("VALID")}, data_format={"s": _b64("NHWC")},
-        )  # fmt: skip
-
-    transformed = {}
-    for i in range(t):
-        rows = depthwise(padded, input_t[i], along_rows=True)  # [1, tiles_h, Wq, Cin]
-        for j in range(t):
-            transformed[i, j] = depthwise(rows, input_t[j], along_rows=False)
-    tile_grid = emit.op("Slice", [emit.op("Shape", [transformed[0, 0]], **shape_attr),
-                                  emit.ints(1), emit.ints(2)], T=_INT, Index=_INT)  # fmt: skip
-    # The filters: U_ij = sum_kl G[i, k] G[j, l] g[k, l], a [1, 9] row of kron(G, G) times the
-    # stored filters read as [9, Cin * Cout] (XNNPACK keeps them packed for every U_ij).
-    kron = np.kron(np.array(variant.filter_g), np.array(variant.filter_g)).astype(np.float32)
-    flat_filters = emit.op("Reshape", [filters, emit.ints(9, -1)], T=_FLOAT, Tshape=_INT)
-    flags = {"transpose_a": {"b": False}, "transpose_b": {"b": False}, "T": _FLOAT}
-    products = {}
-    for i in range(t):
-        for j in range(t):
-            if filters_in_graph:
-                name = f"sanet_tfjs/winograd_{variant.name}_filter_{i}{j}"
-                row = bundle.add_const(name, kron[i * t + j].reshape(1, 9))
-                flat = emit.op("MatMul", [row, flat_filters], **flags)
-                u = emit.op("Reshape", [flat, emit.ints(cin, cout)], T=_FLOAT, Tshape=_INT)
-            else:  # for measuring only: the transformed filters stored (a larger download)
-                value = np.einsum("k,kio->io", kron[i * t + j], bundle.weights[filters]
-                                  .reshape(9, cin, cout)).astype(np.float32)  # fmt: skip
-                u = bundle.add_const(f"{emit.prefix}/filter_{i}{j}", value)
-            v = emit.op("Reshape", [transformed[i, j], emit.ints(-1, cin)], T=_FLOAT, Tshape=_INT)
-            if (i, j) == BIAS_POSITION:
-                products[i, j] = emit.op(
-                    "_FusedMatMul", [v, u, bias], **flags, num_args={"i": "1"},
-                    fused_ops={"list": {"s": [_b64("BiasAdd")]}}, epsilon={"f": 0.0},
-                )  # fmt: skip
-            else:
-                products[i, j] = emit.op("MatMul", [v, u], **flags)
-    # Output: Y_ab = sum_ij A^T[a, i] A^T[b, j] M_ij, each [tiles, Cout], is pixel (a, b) of
-    # every output block. Interleaved by concatenations of reshaped tensors (contiguous copies
-    # in JavaScript, Concat.js); DepthToSpace's wasm kernel, an index computation per element,
-    # took 10 times as long.
-    tiles_w = emit.op("Slice", [tile_grid, emit.ints(1), emit.ints(1)], T=_INT, Index=_INT)
-    concat = {"T": _INT, "Tidx": _INT, "N": {"i": "3"}}
-    pixel_shape = emit.op("ConcatV2", [emit.ints(-1), tiles_w, emit.ints(1, cout), emit.ints(0)],
-                          **concat)  # fmt: skip
-    row_shape = emit.op(
-        "ConcatV2", [emit.ints(-1, 1), emit.op("Mul", [tiles_w, emit.ints(m * cout)], T=_INT),
-                     emit.ints(0)], **dict(concat, N={"i": "2"}),
-    )  # fmt: skip
-    block_rows = []
-    for a in range(m):
-        mixed = [emit.combination(variant.output_t[a], [products[i, j] for i in range(t)])
-                 for j in range(t)]  # fmt: skip
-        pixels = [
-            emit.op(
-                "Reshape",
-                [emit.combination(variant.output_t[b], mixed), pixel_shape],
-                T=_FLOAT,
-                Tshape=_INT,
-            )
-            for b in range(m)
-        ]  # fmt: skip  [tiles_h, tiles_w, 1, Cout] each
-        row = emit.op("ConcatV2", [*pixels, emit.ints(2)], T=_FLOAT, Tidx=_INT, N={"i": str(m)})
-        block_rows.append(emit.op("Reshape", [row, row_shape], T=_FLOAT, Tshape=_INT))
-    joined = emit.op(
-        "ConcatV2", [*block_rows, emit.ints(1)], T=_FLOAT, Tidx=_INT, N={"i": str(m)}
-    )  # fmt: skip  [tiles_h, m, tiles_w * m * Cout]
-    image_shape = emit.op(
-        "ConcatV2", [emit.ints(1, -1), emit.op("Mul", [tiles_w, emit.ints(m)], T=_INT),
-                     emit.ints(cout), emit.ints(0)], **concat,
-    )  # fmt: skip
-    spread = emit.op("Reshape", [joined, image_shape], T=_FLOAT, Tshape=_INT)
-    out_end = emit.op("Sub", [x_shape, emit.ints(0, 2, 2, 0)], T=_INT)
-    cropped_inputs = [spread, emit.ints(0, 0, 0, 0), out_end, emit.ints(1, 1, 1, 1)]
-    if conv.relu:
-        cropped = emit.op("StridedSlice", cropped_inputs, **_slice_attr(0, 0b1001))
-        node.update(op="Relu", input=[cropped], attr={"T": _FLOAT})
-    else:
-        node.update(op="StridedSlice", input=cropped_inputs, attr=_slice_attr(0, 0b1001))
+def _filter_channels(bundle: GraphBundle, ref: str, where: str) -> tuple[int, int]:
+    value = bundle.weights.get(_split_ref(ref)[0])
+    if value is None or value.ndim != 4 or value.shape[:2] != (3, 3):
+        raise GraphRewriteError(f"{where}: expected a 3x3 filter from a Const, got {ref!r}")
+    return int(value.shape[2]), int(value.shape[3])
 
 
 def winograd_convolutions(bundle: GraphBundle, choices: dict[tuple[int, int], str]) -> list[dict]:
-    """Rewrite each 3x3 convolution whose (in, out) channels `choices` names a variant
-    (WINOGRAD_VARIANTS) for; the others stay direct. Returns one record per 3x3 convolution,
-    in graph order: its channels and the variant it runs ("direct" when none)."""
+    """Mark each 3x3 convolution of the strip ops whose (in, out) channels `choices` names a
+    variant (WINOGRAD_VARIANTS) for as running it (the op's attr "winograd"); the others stay
+    direct. Returns one record per 3x3 convolution, in graph order: its channels, its variant
+    ("direct" when none) and where it runs (the op's kind, or "graph")."""
+    unknown = set(choices.values()) - set(WINOGRAD_VARIANTS)
+    if unknown:
+        raise GraphRewriteError(f"winograd_convolutions: unknown variants {sorted(unknown)}")
     records = []
-    for conv in convolutions_3x3(bundle):
-        variant = choices.get((conv.in_channels, conv.out_channels), "direct")
-        if variant != "direct":
-            winograd_convolution(bundle, conv, WINOGRAD_VARIANTS[variant])
-        records.append({"in_channels": conv.in_channels, "out_channels": conv.out_channels,
-                        "variant": variant})  # fmt: skip
+    for node in bundle.nodes:
+        if node["op"] in _OP_WEIGHTS_START:
+            weights = _data_inputs(node)[_OP_WEIGHTS_START[node["op"]] :]
+            variants = []
+            for filter_ref in weights[::2]:
+                cin, cout = _filter_channels(bundle, filter_ref, node["name"])
+                variants.append(choices.get((cin, cout), "direct"))
+                records.append({"in_channels": cin, "out_channels": cout,
+                                "variant": variants[-1], "runs_in": node["op"]})  # fmt: skip
+            node.setdefault("attr", {})[WINOGRAD_ATTR] = {
+                "list": {"s": [_b64(variant) for variant in variants]}
+            }
+        elif node["op"] == "_FusedConv2D":
+            value = bundle.weights.get(_split_ref(_data_inputs(node)[1])[0])
+            if value is not None and value.shape[:2] == (3, 3):
+                cin, cout = int(value.shape[2]), int(value.shape[3])
+                records.append({"in_channels": cin, "out_channels": cout,
+                                "variant": "direct", "runs_in": "graph"})  # fmt: skip
     return records
 
 
@@ -1551,14 +1316,11 @@ def optimize(
         "transforms_banded": band_transform(bundle),
         "resolution_chains_tiled": tile_resolution_chains(bundle),
         "decoders_in_bands": decode_in_bands(bundle),
-        # what the ops replaced is pruned first: the convolutions inside the banded transform
-        # and the tiled chains run direct there; Winograd takes those left in the graph
         "nodes_pruned": prune_unreachable(bundle),
         "convolutions_made_winograd": _winograd_count(
             winograd_convolutions(bundle, winograd), convolutions
         ),
     }
-    changes["nodes_pruned"] += prune_unreachable(bundle)  # what Winograd replaced
     changes["nodes_renamed"] = shorten_node_names(bundle)
     nodes_after, transposes_after = _counts(bundle)
     return {

@@ -24,10 +24,10 @@ class TfjsSection(Section):
     quantization: Quantization = "auto"
     fidelity: FidelitySection = FidelitySection()
     optimize: bool = True  # the graph rewrites of tfjs_graph.py; false: the converter's graph
-    # With `optimize`: the 3x3 convolutions as Winograd where the recorded timings say it is
-    # faster (formats/winograd_timings.py); false: every convolution direct. Off by default:
-    # faster, but its transformed tiles raise the page's peak memory (docs/model.md).
-    winograd: bool = False
+    # With `optimize`: the 3x3 convolutions of the strips' ops as Winograd where the recorded
+    # timings say it is faster (formats/winograd_timings.py); false: every convolution direct
+    # (docs/model.md, "Winograd convolutions").
+    winograd: bool = True
     shard_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     # An unquantized bundle may exceed the float32 parameters by this factor at most
     # (manifest rounding); a weight stored twice shows as about 2.

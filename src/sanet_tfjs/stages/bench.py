@@ -23,6 +23,7 @@ from ..bench import (
     browser_plan,
     build_bundles,
     harness_root,
+    layer_lines,
     measure_in_browser,
     measure_python_runtime,
     peer_comparison,
@@ -36,6 +37,7 @@ from ..bench import (
 )
 from ..bench_tables import (
     PEER,
+    format_layer_table,
     format_peer_table,
     format_same_style_table,
     format_size_table,
@@ -213,6 +215,7 @@ def run_bench_stage(
         "peer_comparison": peer_comparison(rows),
         "same_style_again": same_style_again(rows),
         "sizes": size_lines(rows, photos, threads[-1]),
+        "layers": layer_lines(rows, resolutions),
         "weights": profile,
         "note": WEIGHTS_NOTES[profile],
     }
@@ -229,6 +232,14 @@ def run_bench_stage(
         table += (
             f"\nBy the photo's size, at {threads[-1]} wasm threads (a photo size: one run in a tab "
             "of its own; page memory and the wasm heap after the tab's last run):\n\n" + size_table
+        )
+    layer_table = format_layer_table(report["layers"])
+    if layer_table:
+        table += (
+            "\nWhere TF.js's time goes (wasm, at the largest square resolution both graphs ran; "
+            "the last timed run; a convolution's GFLOP counts its direct multiply-adds twice, "
+            "whatever it runs as, so its rate compares with the instruction set's peak):\n\n"
+            + layer_table
         )
     same_style_table = format_same_style_table(report["same_style_again"])
     if same_style_table:
