@@ -198,7 +198,7 @@ export function releasePackedFilters(tf, model) {
     if (!onlyFilters) continue;
     for (const tensor of model.executor.weightMap[node.name] || []) {
       // (a filter that winogradConv transformed is read by nothing again)
-      const signature = winogradFilterCache.has(tensor.dataId) ? 'winograd' : filterSignatures.get(tensor.dataId);
+      const signature = winogradCache(tf).filters.has(tensor.dataId) ? 'winograd' : filterSignatures.get(tensor.dataId);
       const data = backend.dataIdMap.get(tensor.dataId);
       if (!signature || releasedFilters.has(tensor.dataId) || !data || !data.memoryOffset) continue;
       backend.wasm._free(data.memoryOffset);
@@ -345,30 +345,39 @@ const WINOGRAD_BIAS_PRODUCT = 5; // (1, 1): reaches every output pixel with weig
 // transformed (tests read it).
 export const winogradStats = { strips: 0, filters: 0 };
 
-// filter dataId -> its 16 transformed matrices U_ij = G g G^T [Cin, Cout] (i * 4 + j), made
+// filters: filter dataId -> its 16 transformed matrices U_ij = G g G^T [Cin, Cout] (i * 4 + j), made
 // at the layer's first strip and kept: the model's own filter is freed after the run where
 // stylize releases filters (releasePackedFilters), and each U's float32 copy once XNNPACK has
 // packed it (at its first MatMul), so the weights are held once, as 16/9 of the filter, where
 // a direct convolution holds XNNPACK's packed copy and tfjs's transposed one.
-const winogradFilterCache = new Map();
-// Cin -> the depthwise filters of B^T's rows, along rows [4, 1, Cin, 1] and along columns
+// taps: Cin -> the depthwise filters of B^T's rows, along rows [4, 1, Cin, 1] and along columns
 // [1, 4, Cin, 1] (constants: tfjs caches XNNPACK's operator per filter tensor).
-const winogradTapCache = new Map();
+// Both per backend instance: the page makes a new one after an out-of-memory, and the old
+// one's tensors went with it.
+const winogradCaches = new WeakMap(); // backend -> {filters: Map, taps: Map}
+
+function winogradCache(tf) {
+  const backend = tf.backend();
+  if (!winogradCaches.has(backend)) winogradCaches.set(backend, { filters: new Map(), taps: new Map() });
+  return winogradCaches.get(backend);
+}
 
 function winogradTaps(tf, channels) {
-  if (!winogradTapCache.has(channels)) {
-    const taps = (row, shape) => tf.keep(tf.tile(tf.tensor4d(row, shape), [1, 1, channels, 1]));
-    winogradTapCache.set(channels, {
-      rows: WINOGRAD_INPUT.map((row) => taps(row, [4, 1, 1, 1])),
-      columns: WINOGRAD_INPUT.map((row) => taps(row, [1, 4, 1, 1])),
+  const { taps } = winogradCache(tf);
+  if (!taps.has(channels)) {
+    const tap = (row, shape) => tf.keep(tf.tile(tf.tensor4d(row, shape), [1, 1, channels, 1]));
+    taps.set(channels, {
+      rows: WINOGRAD_INPUT.map((row) => tap(row, [4, 1, 1, 1])),
+      columns: WINOGRAD_INPUT.map((row) => tap(row, [1, 4, 1, 1])),
     });
   }
-  return winogradTapCache.get(channels);
+  return taps.get(channels);
 }
 
 // U_ij = sum_kl G[i][k] G[j][l] g[k][l] for every (Cin, Cout) pair, in float64 then rounded.
 function winogradFilters(tf, filter) {
-  const cached = winogradFilterCache.get(filter.dataId);
+  const { filters } = winogradCache(tf);
+  const cached = filters.get(filter.dataId);
   if (cached) return cached;
   const [, , cin, cout] = filter.shape;
   const n = cin * cout;
@@ -391,7 +400,7 @@ function winogradFilters(tf, filter) {
     }
   }
   const entry = { u: u.map((values) => tf.keep(tf.tensor2d(values, [cin, cout]))), packed: new Set() };
-  winogradFilterCache.set(filter.dataId, entry);
+  filters.set(filter.dataId, entry);
   winogradStats.filters += 1;
   return entry;
 }
@@ -411,13 +420,14 @@ function releaseWinogradMatrix(tf, entry, k) {
 }
 
 // Frees the transformed filters made from `model`'s weights (loadModel wraps model.dispose).
-function disposeWinogradFilters(model) {
+function disposeWinogradFilters(tf, model) {
+  const { filters } = winogradCache(tf);
   for (const tensors of Object.values((model.executor && model.executor.weightMap) || {})) {
     for (const tensor of tensors) {
-      const entry = winogradFilterCache.get(tensor.dataId);
+      const entry = filters.get(tensor.dataId);
       if (!entry) continue;
       entry.u.forEach((matrix) => matrix.dispose());
-      winogradFilterCache.delete(tensor.dataId);
+      filters.delete(tensor.dataId);
     }
   }
 }
@@ -973,7 +983,7 @@ export async function loadModel(tf, url, options) {
   model.artifacts = { ...model.artifacts, weightData: null };
   const dispose = model.dispose.bind(model);
   model.dispose = () => {
-    disposeWinogradFilters(model);
+    disposeWinogradFilters(tf, model);
     dispose();
   };
   return model;

@@ -104,7 +104,7 @@ def winograd_report() -> Report:
     from .formats import winograd_timings
     from .winograd import winograd_choices
 
-    # what the tfjs stage applies: the recorded choice, at a quarter of the side and below
+    # what the tfjs stage applies: the recorded choice
     data = {"timings": winograd_timings.TIMINGS, "choices": winograd_choices(1),
             **winograd_timings.MEASURED}  # fmt: skip
     path = Path(winograd_timings.__file__)
@@ -113,25 +113,22 @@ def winograd_report() -> Report:
 
 
 def _winograd_layers(data: dict) -> str:
-    """Each 3x3 layer shape: direct and Winograd times (filters in the graph) per resolution,
-    the ratio, and what the tfjs stage runs with tfjs.winograd on."""
+    """Each 3x3 layer shape: direct and Winograd times per resolution, the ratio, and what
+    the tfjs stage runs with tfjs.winograd on."""
     times: dict[tuple, dict[tuple, float]] = {}
     for e in data["timings"]:
-        if e["filters_in_graph"]:
-            key = (e["in_channels"], e["out_channels"], e["divisor"], e["relu"])
-            times.setdefault(key, {})[e["resolution"], e["variant"]] = e["ms"]
+        key = (e["in_channels"], e["out_channels"], e["divisor"], e["relu"])
+        times.setdefault(key, {})[e["resolution"], e["variant"]] = e["ms"]
     resolutions = data["resolutions"]
     head = ["layer (in -> out, side)"]
     for res in resolutions:
-        head += [f"{res}: direct ms", f"{res}: F(2x2) ms (x)", f"{res}: F(4x4) ms (x)"]
+        head += [f"{res}: direct ms", f"{res}: F(2x2) ms (x)"]
     out = ["| " + " | ".join([*head, "with tfjs.winograd"]) + " |", "|" + "---|" * (len(head) + 1)]
     for (cin, cout, divisor, relu), ms in times.items():
         cells = [f"{cin} -> {cout}, 1/{divisor}" + ("" if relu else " (no ReLU)")]
         for res in resolutions:
             direct = ms[res, "direct"]
-            cells.append(f"{direct:.1f}")
-            for variant in ("f2x2", "f4x4"):
-                cells.append(f"{ms[res, variant]:.1f} ({ms[res, variant] / direct:.2f})")
+            cells += [f"{direct:.1f}", f"{ms[res, 'f2x2']:.1f} ({ms[res, 'f2x2'] / direct:.2f})"]
         cells.append(data["choices"].get((cin, cout), "direct"))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
