@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bench_tables import (
+    format_layer_table,
     format_peer_table,
     format_quantization_table,
     format_same_style_table,
@@ -91,6 +92,10 @@ def _same_style(report: dict) -> str:
     return format_same_style_table(report["same_style_again"])
 
 
+def _layers(report: dict) -> str:
+    return format_layer_table(report.get("layers", []))
+
+
 def _durations(data: dict) -> str:
     seconds: dict[str, float] = data["seconds"]
     longest = sorted(seconds.items(), key=lambda item: -item[1])[:LONGEST_TESTS]
@@ -102,11 +107,11 @@ def _durations(data: dict) -> str:
 
 def winograd_report() -> Report:
     from .formats import winograd_timings
-    from .winograd import winograd_choices
+    from .winograd import GRAPH_LAYER_DIVISOR, winograd_choices
 
-    # what the tfjs stage applies: the recorded choice
+    # what the tfjs stage applies: the recorded choice, in the ops
     data = {"timings": winograd_timings.TIMINGS, "choices": winograd_choices(1),
-            **winograd_timings.MEASURED}  # fmt: skip
+            "graph_divisor": GRAPH_LAYER_DIVISOR, **winograd_timings.MEASURED}  # fmt: skip
     path = Path(winograd_timings.__file__)
     command = "python -m sanet_tfjs.winograd --write"
     return Report(path, command, data["day"], data, data["commit"], data["runtime"])
@@ -129,7 +134,10 @@ def _winograd_layers(data: dict) -> str:
         for res in resolutions:
             direct = ms[res, "direct"]
             cells += [f"{direct:.1f}", f"{ms[res, 'f2x2']:.1f} ({ms[res, 'f2x2'] / direct:.2f})"]
-        cells.append(data["choices"].get((cin, cout), "direct"))
+        if divisor == data["graph_divisor"]:  # relu5_1's: the graph runs it, not the ops
+            cells.append("direct (in the graph)")
+        else:
+            cells.append(data["choices"].get((cin, cout), "direct"))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -139,6 +147,7 @@ FIGURES: dict[str, tuple[Callable[[], Report], Callable[[dict], str]]] = {
     "bench-runtimes": (bench_report, format_table),
     "bench-peer": (bench_report, _peer),
     "bench-same-style": (bench_report, _same_style),
+    "bench-layers": (bench_report, _layers),
     "quantization": (bench_report, format_quantization_table),
     "test-durations": (durations_report, _durations),
     "winograd-layers": (winograd_report, _winograd_layers),

@@ -169,6 +169,11 @@ def layer_shapes(width_divisor: int = 1) -> dict[tuple[int, int, int, bool], int
     return counts
 
 
+# The 3x3 convolution the strips' ops leave in the graph, which runs direct: relu5_1's, the one
+# layer at a sixteenth of the image's side (tfjs_graph.py tile_resolution_chains).
+GRAPH_LAYER_DIVISOR = 16
+
+
 def winograd_choices(width_divisor: int) -> dict[tuple[int, int], str]:
     """(in, out) channels at this width -> Winograd variant: the choice recorded from the
     full-width timings (formats/winograd_timings.py), for the same layers at any width.
