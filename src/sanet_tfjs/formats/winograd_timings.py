@@ -4,7 +4,7 @@ winograd.py): do not edit; rerun it when TensorFlow.js or the rewrite changes.""
 
 MEASURED = {
     "day": "2026-12-07",
-    "commit": "ba9bd2a",
+    "commit": "e52a8be",
     "runtime": "TensorFlow.js wasm in Node, 1 thread",
     "resolutions": [256, 512],
     "runs": 5,
@@ -20,7 +20,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 256,
         "variant": "direct",
-        "ms": 30.02,
+        "ms": 32.29,
     },
     {
         "in_channels": 3,
@@ -30,7 +30,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 256,
         "variant": "f2x2",
-        "ms": 54.47,
+        "ms": 61.75,
     },
     {
         "in_channels": 64,
@@ -40,7 +40,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 256,
         "variant": "direct",
-        "ms": 194.63,
+        "ms": 214.53,
     },
     {
         "in_channels": 64,
@@ -50,7 +50,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 256,
         "variant": "f2x2",
-        "ms": 171.95,
+        "ms": 190.43,
     },
     {
         "in_channels": 64,
@@ -60,7 +60,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 128,
         "variant": "direct",
-        "ms": 83.28,
+        "ms": 92.34,
     },
     {
         "in_channels": 64,
@@ -70,7 +70,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 128,
         "variant": "f2x2",
-        "ms": 58.36,
+        "ms": 65.47,
     },
     {
         "in_channels": 128,
@@ -80,7 +80,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 128,
         "variant": "direct",
-        "ms": 153.73,
+        "ms": 171.52,
     },
     {
         "in_channels": 128,
@@ -90,7 +90,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 128,
         "variant": "f2x2",
-        "ms": 105.51,
+        "ms": 108.94,
     },
     {
         "in_channels": 128,
@@ -100,7 +100,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 64,
         "variant": "direct",
-        "ms": 80.09,
+        "ms": 86.38,
     },
     {
         "in_channels": 128,
@@ -110,7 +110,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 64,
         "variant": "f2x2",
-        "ms": 46.57,
+        "ms": 48.83,
     },
     {
         "in_channels": 256,
@@ -120,7 +120,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 64,
         "variant": "direct",
-        "ms": 174.25,
+        "ms": 179.72,
     },
     {
         "in_channels": 256,
@@ -130,7 +130,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 64,
         "variant": "f2x2",
-        "ms": 83.4,
+        "ms": 92.84,
     },
     {
         "in_channels": 256,
@@ -140,7 +140,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "direct",
-        "ms": 83.62,
+        "ms": 80.81,
     },
     {
         "in_channels": 256,
@@ -150,7 +150,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "f2x2",
-        "ms": 41.13,
+        "ms": 42.48,
     },
     {
         "in_channels": 512,
@@ -160,7 +160,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "direct",
-        "ms": 166.7,
+        "ms": 168.9,
     },
     {
         "in_channels": 512,
@@ -170,7 +170,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "f2x2",
-        "ms": 77.14,
+        "ms": 83.03,
     },
     {
         "in_channels": 512,
@@ -180,7 +180,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 16,
         "variant": "direct",
-        "ms": 38.81,
+        "ms": 44.19,
     },
     {
         "in_channels": 512,
@@ -190,7 +190,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 16,
         "variant": "f2x2",
-        "ms": 20.19,
+        "ms": 23.08,
     },
     {
         "in_channels": 512,
@@ -200,7 +200,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "direct",
-        "ms": 156.26,
+        "ms": 172.7,
     },
     {
         "in_channels": 512,
@@ -210,7 +210,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "f2x2",
-        "ms": 74.92,
+        "ms": 82.59,
     },
     {
         "in_channels": 512,
@@ -220,7 +220,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "direct",
-        "ms": 80.3,
+        "ms": 86.6,
     },
     {
         "in_channels": 512,
@@ -230,7 +230,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 32,
         "variant": "f2x2",
-        "ms": 36.9,
+        "ms": 43.43,
     },
     {
         "in_channels": 256,
@@ -240,7 +240,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 64,
         "variant": "direct",
-        "ms": 72.52,
+        "ms": 87.07,
     },
     {
         "in_channels": 256,
@@ -250,7 +250,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 64,
         "variant": "f2x2",
-        "ms": 45.56,
+        "ms": 50.57,
     },
     {
         "in_channels": 128,
@@ -260,7 +260,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 128,
         "variant": "direct",
-        "ms": 80.53,
+        "ms": 88.81,
     },
     {
         "in_channels": 128,
@@ -270,7 +270,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 128,
         "variant": "f2x2",
-        "ms": 57.23,
+        "ms": 60.73,
     },
     {
         "in_channels": 64,
@@ -280,7 +280,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 256,
         "variant": "direct",
-        "ms": 50.67,
+        "ms": 68.15,
     },
     {
         "in_channels": 64,
@@ -290,7 +290,7 @@ TIMINGS = [
         "resolution": 256,
         "side": 256,
         "variant": "f2x2",
-        "ms": 65.59,
+        "ms": 78.58,
     },
     {
         "in_channels": 3,
@@ -300,7 +300,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 512,
         "variant": "direct",
-        "ms": 107.88,
+        "ms": 123.82,
     },
     {
         "in_channels": 3,
@@ -310,7 +310,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 512,
         "variant": "f2x2",
-        "ms": 203.68,
+        "ms": 218.89,
     },
     {
         "in_channels": 64,
@@ -320,7 +320,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 512,
         "variant": "direct",
-        "ms": 1059.31,
+        "ms": 1111.2,
     },
     {
         "in_channels": 64,
@@ -330,7 +330,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 512,
         "variant": "f2x2",
-        "ms": 949.4,
+        "ms": 1005.57,
     },
     {
         "in_channels": 64,
@@ -340,7 +340,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 256,
         "variant": "direct",
-        "ms": 382.87,
+        "ms": 414.1,
     },
     {
         "in_channels": 64,
@@ -350,7 +350,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 256,
         "variant": "f2x2",
-        "ms": 278.98,
+        "ms": 312.46,
     },
     {
         "in_channels": 128,
@@ -360,7 +360,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 256,
         "variant": "direct",
-        "ms": 713.76,
+        "ms": 759.33,
     },
     {
         "in_channels": 128,
@@ -370,7 +370,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 256,
         "variant": "f2x2",
-        "ms": 528.46,
+        "ms": 588.6,
     },
     {
         "in_channels": 128,
@@ -380,7 +380,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 128,
         "variant": "direct",
-        "ms": 321.36,
+        "ms": 365.26,
     },
     {
         "in_channels": 128,
@@ -390,7 +390,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 128,
         "variant": "f2x2",
-        "ms": 193.3,
+        "ms": 228.87,
     },
     {
         "in_channels": 256,
@@ -400,7 +400,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 128,
         "variant": "direct",
-        "ms": 650.71,
+        "ms": 783.89,
     },
     {
         "in_channels": 256,
@@ -410,7 +410,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 128,
         "variant": "f2x2",
-        "ms": 373.72,
+        "ms": 443.19,
     },
     {
         "in_channels": 256,
@@ -420,7 +420,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "direct",
-        "ms": 306.69,
+        "ms": 376.38,
     },
     {
         "in_channels": 256,
@@ -430,7 +430,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "f2x2",
-        "ms": 151.08,
+        "ms": 185.72,
     },
     {
         "in_channels": 512,
@@ -440,7 +440,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "direct",
-        "ms": 614.48,
+        "ms": 725.41,
     },
     {
         "in_channels": 512,
@@ -450,7 +450,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "f2x2",
-        "ms": 290.93,
+        "ms": 357.06,
     },
     {
         "in_channels": 512,
@@ -460,7 +460,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 32,
         "variant": "direct",
-        "ms": 159.26,
+        "ms": 173.03,
     },
     {
         "in_channels": 512,
@@ -470,7 +470,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 32,
         "variant": "f2x2",
-        "ms": 74.7,
+        "ms": 91.23,
     },
     {
         "in_channels": 512,
@@ -480,7 +480,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "direct",
-        "ms": 630.83,
+        "ms": 689.82,
     },
     {
         "in_channels": 512,
@@ -490,7 +490,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "f2x2",
-        "ms": 290.98,
+        "ms": 325.86,
     },
     {
         "in_channels": 512,
@@ -500,7 +500,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "direct",
-        "ms": 308.58,
+        "ms": 338.26,
     },
     {
         "in_channels": 512,
@@ -510,7 +510,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 64,
         "variant": "f2x2",
-        "ms": 156.03,
+        "ms": 168.37,
     },
     {
         "in_channels": 256,
@@ -520,7 +520,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 128,
         "variant": "direct",
-        "ms": 320.71,
+        "ms": 363.01,
     },
     {
         "in_channels": 256,
@@ -530,7 +530,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 128,
         "variant": "f2x2",
-        "ms": 211.23,
+        "ms": 233.47,
     },
     {
         "in_channels": 128,
@@ -540,7 +540,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 256,
         "variant": "direct",
-        "ms": 412.7,
+        "ms": 450.39,
     },
     {
         "in_channels": 128,
@@ -550,7 +550,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 256,
         "variant": "f2x2",
-        "ms": 358.59,
+        "ms": 350.52,
     },
     {
         "in_channels": 64,
@@ -560,7 +560,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 512,
         "variant": "direct",
-        "ms": 481.83,
+        "ms": 502.42,
     },
     {
         "in_channels": 64,
@@ -570,7 +570,7 @@ TIMINGS = [
         "resolution": 512,
         "side": 512,
         "variant": "f2x2",
-        "ms": 555.32,
+        "ms": 548.57,
     },
 ]
 
