@@ -5,12 +5,12 @@
 // cases_dir/cases.json: [{content: {file, shape}, style: {file, shape}, iters, max_resolution,
 // tile_pixels: [side, ...]}]; writes cases_dir/results.json: per case the result's shape, and
 // per tile size the largest absolute difference from the untiled result, the tiles run and
-// the transform's bands and attention slices.
+// the transform's bands and attention slices, and the Winograd convolutions' strips.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fromDisk, useBackend } from './disk_model.mjs';
-import { loadModel, stylize, tilingStats, transformStats } from './sanet.mjs';
+import { loadModel, stylize, tilingStats, transformStats, winogradStats } from './sanet.mjs';
 
 const [modelDir, casesDir, backend = 'wasm'] = process.argv.slice(2);
 
@@ -20,7 +20,7 @@ async function floats(spec) {
 }
 
 async function run(model, content, style, c, options) {
-  const [before, beforeTransform] = [{ ...tilingStats }, { ...transformStats }];
+  const [before, beforeTransform, beforeWinograd] = [{ ...tilingStats }, { ...transformStats }, { ...winogradStats }];
   const { result, styleFeatures } = await stylize(tf, model, content, style, c.iters, c.max_resolution, options);
   const data = await result.data();
   const shape = result.shape;
@@ -34,6 +34,7 @@ async function run(model, content, style, c, options) {
     bands: transformStats.bands - beforeTransform.bands,
     slices: transformStats.slices - beforeTransform.slices,
     released: transformStats.releasedBytes - beforeTransform.releasedBytes,
+    winogradStrips: winogradStats.strips - beforeWinograd.strips,
   };
 }
 

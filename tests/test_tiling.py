@@ -78,6 +78,8 @@ def test_tiled_chains_give_the_untiled_result(reference):
             assert tiled["bands"] > tiled["transforms"] == iters, (content, side, tiled)
             assert tiled["slices"] >= 2 * tiled["bands"], (content, side, tiled)
             assert tiled["maxAbs"] <= HALF_LEVEL, (content, side, tiled)
+            # the chosen convolutions ran as Winograd, in more strips than untiled
+            assert tiled["winogradStrips"] > entry["winogradStrips"] > 0, (content, side, tiled)
         # and sliced: at the smallest side, a band's attention takes several slices
         smallest = entry["tiled"][0]
         assert smallest["slices"] > 2 * smallest["bands"], (content, smallest)
