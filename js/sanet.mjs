@@ -120,7 +120,10 @@ const FILTER_CONSUMERS = {
   SanetTransform: (index) => index >= 12, // the merge convolution's and the decoder's weights
 };
 const filterSignatures = new WeakMap(); // filter (or bias) dataId -> its convolution's parameters, or null
-const releasedFilters = new WeakMap(); // filter dataId -> the parameters it was packed with
+// dataId -> why its memory was freed (freeInPlace): a filter's, the parameters it was packed
+// with ('winograd': a transformed filter); an input read by its one reader, INPUT_READ.
+const releasedData = new WeakMap();
+const INPUT_READ = 'input read';
 const releasedModels = new WeakSet();
 
 // What tfjs-backend-wasm's operator cache key holds besides the filter: null where it depends
@@ -141,7 +144,7 @@ function recordingConv(kernel) {
     // memory join into larger free blocks).
     for (const weight of [args.inputs.filter, args.inputs.bias]) {
       if (!weight) continue;
-      if (releasedFilters.has(weight.dataId) && releasedFilters.get(weight.dataId) !== signature) {
+      if (releasedData.has(weight.dataId) && releasedData.get(weight.dataId) !== signature) {
         throw new Error(
           `${kernel.kernelName}: this filter's float32 copy was freed once XNNPACK had packed it ` +
             `(releasePackedFilters), and a convolution with other parameters needs it: load the ` +
@@ -170,12 +173,29 @@ function refuseReleasedReads(backend) {
   if (backend.readSync.refusesReleased) return;
   const readSync = backend.readSync.bind(backend);
   backend.readSync = (dataId, ...rest) => {
-    if (releasedFilters.has(dataId)) {
+    if (releasedData.get(dataId) === INPUT_READ) {
+      throw new Error('this tensor was freed once the one op that reads it had run (release_input)');
+    }
+    if (releasedData.has(dataId)) {
       throw new Error("this weight's float32 copy was freed once XNNPACK had packed it (releasePackedFilters)");
     }
     return readSync(dataId, ...rest);
   };
   backend.readSync.refusesReleased = true;
+}
+
+// Frees `tensor`'s wasm memory where it is, for good: the engine still counts the tensor
+// (tf.memory() is unchanged), and disposing it later frees nothing twice (free(0)). `why` is
+// recorded for the reads that would find garbage there (refuseReleasedReads, recordingConv).
+// Returns the bytes freed (0 where it was freed already).
+function freeInPlace(backend, tensor, why) {
+  const data = backend.dataIdMap.get(tensor.dataId);
+  if (!data || !data.memoryOffset) return 0;
+  refuseReleasedReads(backend);
+  backend.wasm._free(data.memoryOffset);
+  data.memoryOffset = 0;
+  releasedData.set(tensor.dataId, why);
+  return tensor.size * 4;
 }
 
 // What releasePackedFilters freed since the page loaded: tensors and bytes (tests read it).
@@ -188,7 +208,6 @@ export function releasePackedFilters(tf, model) {
   const graph = model.executor && model.executor.graph;
   if (tf.getBackend() !== 'wasm' || !graph) return 0;
   const backend = tf.backend();
-  refuseReleasedReads(backend);
   let bytes = 0;
   for (const node of graph.weights) {
     const onlyFilters = node.children.length > 0 && node.children.every((child) => {
@@ -199,12 +218,9 @@ export function releasePackedFilters(tf, model) {
     for (const tensor of model.executor.weightMap[node.name] || []) {
       // (a filter that winogradConv transformed is read by nothing again)
       const signature = winogradCache(tf).filters.has(tensor.dataId) ? 'winograd' : filterSignatures.get(tensor.dataId);
-      const data = backend.dataIdMap.get(tensor.dataId);
-      if (!signature || releasedFilters.has(tensor.dataId) || !data || !data.memoryOffset) continue;
-      backend.wasm._free(data.memoryOffset);
-      data.memoryOffset = 0; // disposing the tensor later frees nothing twice (free(0))
-      releasedFilters.set(tensor.dataId, signature);
-      bytes += tensor.size * 4;
+      const freed = signature && !releasedData.has(tensor.dataId) ? freeInPlace(backend, tensor, signature) : 0;
+      if (!freed) continue;
+      bytes += freed;
       filterReleaseStats.tensors += 1;
     }
   }
@@ -284,7 +300,9 @@ let currentTiling = {};
 
 // What the ops did since they were registered: chain runs (the transform's op, decoding,
 // counts as one), and the strips their outputs came in (tests read it).
-export const tilingStats = { calls: 0, tiles: 0 };
+export const tilingStats = { calls: 0, tiles: 0, releasedBytes: 0 };
+// The dataIds of the tensors a caller gave stylize(): never freed by an op (release_input).
+const callerData = new WeakSet();
 
 // Each layer's output length along one axis, from the chain's input length `n`.
 function chainLengths(layers, n) {
@@ -412,11 +430,7 @@ function winogradFilters(tf, filter) {
 function releaseWinogradMatrix(tf, entry, k) {
   if (entry.packed.has(k)) return;
   entry.packed.add(k);
-  const backend = tf.backend();
-  const data = backend.dataIdMap.get(entry.u[k].dataId);
-  releasedFilters.set(entry.u[k].dataId, 'winograd');
-  backend.wasm._free(data.memoryOffset);
-  data.memoryOffset = 0; // disposing it later frees nothing twice
+  freeInPlace(tf.backend(), entry.u[k], 'winograd');
 }
 
 // Frees the transformed filters made from `model`'s weights (loadModel wraps model.dispose).
@@ -752,7 +766,7 @@ function tiledChain(tf, node, tiling) {
   const [input, ...weights] = node.inputs;
   const stride = node.attrs.image_stride || 1;
   const spec = chainSpec(node.attrs, weights, input.shape, stride === 1 ? 'encoder' : `encoder from 1/${stride}`);
-  return runChain(tf, spec, tiling, (stream) => {
+  const out = runChain(tf, spec, tiling, (stream) => {
     // strips of the input as tall as the first layer's strips need
     const [n, m] = [spec.rowLengths[0], spec.rowLengths[1]];
     const rows = Math.max(1, Math.ceil((stream.rows[0] * n) / m));
@@ -768,6 +782,13 @@ function tiledChain(tf, node, tiling) {
       }));
     }
   });
+  // tfjs_graph.py sets `release_input` where this op alone reads its input's data: the
+  // encoder's image (150 MB at 4096x3072), kept by tfjs-converter to the run's end otherwise.
+  // Never a tensor the caller gave (stylize records them).
+  if (node.attrs.release_input && tf.getBackend() === 'wasm' && !callerData.has(input.dataId)) {
+    tilingStats.releasedBytes += freeInPlace(tf.backend(), input, INPUT_READ);
+  }
+  return out;
 }
 
 // The transform in bands (tfjs_graph.py `band_transform` replaces the two SANet blocks and the
@@ -1019,6 +1040,7 @@ export async function stylize(tf, model, content, style, iters, maxResolution, o
   // options.cpuForward === false: without it (js/gpu_model.mjs, to check a GPU still needs it)
   if (tf.getBackend() === 'webgpu' && options.cpuForward !== false) keepSmallTensorsOnCpuInWebGPU(tf);
   const given = options.styleFeatures || null;
+  for (const tensor of [content, style, ...(given ? [given.style4_1, given.style5_1] : [])]) callerData.add(tensor.dataId);
   const inputs = {
     content,
     style,

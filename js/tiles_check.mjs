@@ -34,6 +34,7 @@ async function run(model, content, style, c, options) {
     bands: transformStats.bands - beforeTransform.bands,
     slices: transformStats.slices - beforeTransform.slices,
     released: transformStats.releasedBytes - beforeTransform.releasedBytes,
+    releasedInputs: tilingStats.releasedBytes - before.releasedBytes,
     winogradStrips: winogradStats.strips - beforeWinograd.strips,
   };
 }

@@ -17,12 +17,14 @@ from sanet_tfjs.formats.tfjs_graph import (
     TRANSFORM_OP,
     GraphBundle,
     GraphRewriteError,
+    _input_read_only_by,
     _reachable,
     _read_before,
     band_transform,
     tile_resolution_chains,
 )
 from sanet_tfjs.repo import ROOT
+from sanet_tfjs.stylize import fitted_size
 
 TILES_CHECK = ROOT / "js" / "tiles_check.mjs"
 HALF_LEVEL = 0.5 / 255
@@ -64,13 +66,17 @@ def tiles_check(model_dir: Path, cases: list[tuple]) -> list[dict]:
 def test_tiled_chains_give_the_untiled_result(reference):
     # the reference build's bundle: the folded model, as the pipeline ships it
     results = tiles_check(reference.pipeline.artifacts / "tfjs", CASES)
-    for (content, _, iters, _, sides), entry in zip(CASES, results, strict=True):
+    for (content, style, iters, max_resolution, sides), entry in zip(CASES, results, strict=True):
         # Untiled: one tile per chain call (the encoder's two chains run 1 + iters times, the
         # decoder's iters), one band and one attention slice per block in each transform.
         assert entry["tiles"] == entry["calls"] == 2 * (1 + iters) + iters, (content, entry)
         assert entry["bands"] == entry["transforms"] == iters, (content, entry)
         assert entry["slices"] == 2 * iters, (content, entry)
         assert entry["released"] > 0, (content, entry)  # the features freed after the transform
+        # the encoder's image freed once the encoder read it: the style's, then each pass's
+        (height, width) = fitted_size(*content, max_resolution)
+        images = iters * height * width + np.prod(fitted_size(*style, max_resolution))
+        assert entry["releasedInputs"] == 3 * 4 * images, (content, entry)
         for side, tiled in zip(sides, entry["tiled"], strict=True):
             assert tiled["shape"] == entry["shape"]
             # really tiled and banded (each band's attention in one slice or more per block)
@@ -78,6 +84,7 @@ def test_tiled_chains_give_the_untiled_result(reference):
             assert tiled["bands"] > tiled["transforms"] == iters, (content, side, tiled)
             assert tiled["slices"] >= 2 * tiled["bands"], (content, side, tiled)
             assert tiled["maxAbs"] <= HALF_LEVEL, (content, side, tiled)
+            assert tiled["releasedInputs"] == entry["releasedInputs"], (content, side, tiled)
             # the chosen convolutions ran as Winograd, in more strips than untiled
             assert tiled["winogradStrips"] > entry["winogradStrips"] > 0, (content, side, tiled)
         # and sliced: at the smallest side, a band's attention takes several slices
@@ -120,3 +127,21 @@ def test_the_transform_frees_its_features_only_where_nothing_reads_them_later(re
     # a reader that runs after the transform (here: after it, by a control input) forbids it
     bundle.nodes.append({"name": "late", "op": "Neg", "input": [features, f"^{transform['name']}"]})
     assert not _read_before(bundle, needed | {"late"}, transform, [features])
+
+
+def test_the_encoder_frees_its_image_only_where_nothing_else_reads_it(reference):
+    bundle = GraphBundle.load(reference.pipeline.artifacts / "tfjs")
+    chains = {
+        node["attr"]["image_stride"]["i"]: node
+        for node in bundle.nodes
+        if node["op"] == TILED_CHAIN_OP
+    }
+    # the image (the style's, then each pass's) reaches the encoder alone; relu4_1 does not
+    assert chains["1"]["attr"]["release_input"]["b"]
+    assert not chains["8"]["attr"]["release_input"]["b"]
+    needed = _reachable(bundle)
+    image = chains["1"]["input"][0]
+    bundle.nodes.append({"name": "size", "op": "Shape", "input": [image]})
+    assert _input_read_only_by(bundle, needed | {"size"}, chains["1"])  # reads no data
+    bundle.nodes.append({"name": "late", "op": "Neg", "input": [image]})
+    assert not _input_read_only_by(bundle, needed | {"late"}, chains["1"])

@@ -804,13 +804,64 @@ def tile_resolution_chains(bundle: GraphBundle) -> int:
             name=name, op=TILED_CHAIN_OP, input=[chain["input"], *chain["weights"]], attr=attr
         )
     needed = _reachable(bundle)
-    for _, chain, expected, _, _ in found:
+    for last, chain, expected, _, _ in found:
         if still := sorted(set(chain["inner"]) & needed):
             raise GraphRewriteError(
                 f"tile_resolution_chains: the chain {' -> '.join(expected)} is also read "
                 f"outside itself (through {', '.join(still)}): it would still run whole"
             )
+        last["attr"]["release_input"] = {"b": _input_read_only_by(bundle, needed, last)}
     return len(found)
+
+
+# Ops that read a tensor's shape, never its data.
+SHAPE_READERS = {"Shape", "ShapeN", "Size", "Rank"}
+
+
+def _input_read_only_by(bundle: GraphBundle, needed: set[str], node: dict) -> bool:
+    """Whether the data of `node`'s first input is read by `node` alone, in every iteration:
+    every tensor sharing it along the loop's plumbing (the Enter, Merge, Switch, NextIteration
+    and Identity that carry it, and the op that made it) is read by nothing but that plumbing,
+    ops that read only its shape, and an Exit behind the loop's condition (it takes the value
+    of the iteration whose condition failed, which no body ran on). Then js/sanet.mjs may free
+    the data once `node` read it, although tfjs-converter keeps tensors that passed control
+    flow until the run ends: the encoder's image (150 MB at 4096x3072), read by the encoder
+    alone, each pass of the loop."""
+    nodes = {n["name"]: n for n in bundle.nodes}
+    consumers = _consumers(bundle)
+    sharing = LOOP_PLUMBING | {"Merge"}
+    component: set[str] = set()
+    stack = [_split_ref(_data_inputs(node)[0])[0]]
+    while stack:
+        name = stack.pop()
+        if name in component:
+            continue
+        component.add(name)
+        if nodes[name]["op"] in sharing:  # the same data as its input (a Switch's first)
+            refs = _data_inputs(nodes[name])
+            stack += [
+                _split_ref(ref)[0] for ref in (refs[:1] if nodes[name]["op"] == "Switch" else refs)
+            ]
+        for reader in consumers[name]:
+            reads = [ref for ref in _data_inputs(reader) if _split_ref(ref)[0] == name]
+            if reader is node or reader["name"] not in needed or not reads:
+                continue
+            op = reader["op"]
+            if op in SHAPE_READERS:
+                continue
+            if op == "Exit" and nodes[name]["op"] == "Switch" and _loop_condition(nodes, name):
+                continue
+            if op in sharing and (op != "Switch" or _data_inputs(reader)[0] in reads):
+                stack.append(reader["name"])
+                continue
+            return False
+    return True
+
+
+def _loop_condition(nodes: dict[str, dict], switch: str) -> bool:
+    """Whether the Switch `switch` is a while loop's: its predicate is a LoopCond."""
+    predicate = _split_ref(_data_inputs(nodes[switch])[1])[0]
+    return nodes[predicate]["op"] == "LoopCond"
 
 
 # The transform as one op (js/sanet.mjs runs it in bands of relu4_1 rows): inputs, per SANet
