@@ -95,10 +95,28 @@ function sharedIdentity({ inputs: { x }, backend }) {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+// A bilinear resize to the image's own size is the image (each output pixel is its input
+// pixel with weight 1, in every mode: align_corners, half_pixel_centers or neither), and the
+// page always hands the model a photo already fitted to the maximum resolution: the graph's
+// first resize (the content's fit) and its last (back to the content's size) copied the whole
+// image (150 MB each at 4096x3072), the last one at the end of the run, where the heap is most
+// cut up. On wasm such a resize shares the data as the Identity above; any other resizes.
+function sameSizeSharingResize(resize) {
+  const sharing = (args) => {
+    const { inputs: { images }, attrs: { size }, backend } = args;
+    const [, height, width] = images.shape;
+    if (images.dtype !== 'float32' || height !== size[0] || width !== size[1]) return resize(args);
+    return sharedIdentity({ inputs: { x: images }, backend });
+  };
+  sharing.sharesSameSize = true;
+  return sharing;
+}
+
 export function shareIdentityOnWasm(tf) {
   const kernel = tf.getKernel('Identity', 'wasm');
-  if (!kernel || kernel.kernelFunc === sharedIdentity) return;
-  replaceKernelFunc(tf, kernel, sharedIdentity);
+  if (kernel && kernel.kernelFunc !== sharedIdentity) replaceKernelFunc(tf, kernel, sharedIdentity);
+  const resize = tf.getKernel('ResizeBilinear', 'wasm');
+  if (resize && !resize.kernelFunc.sharesSameSize) replaceKernelFunc(tf, resize, sameSizeSharingResize(resize.kernelFunc));
 }
 
 // XNNPACK packs a convolution's filter into its own buffer when tfjs-backend-wasm first runs

@@ -16,11 +16,11 @@ const params = new URLSearchParams(location.search);
 // SanetTiledChain and SanetTransform: bounded by their budgets) with what the allocator cannot
 // reuse, what grows with the whole image (the images, relu4_1's and relu5_1's features), and
 // one attention slice per block with its softmax. Fitted to the page memory in Chromium after
-// one stylization (2026-12-06, the strips of 8 MiB): the bundled photo and paintings at 256,
-// 384 and 512 px (one thread; 332, 333 and 390 MB; the heap grows in steps, 256 and 384 took
-// the same) and a 4096x3072 photo with a 512 painting at 1024x768, 2048x1536 and 4096x3072
-// (two threads; 446, 752-761 and 1,579 MB). The estimates: docs/page.md, "What it takes,
-// measured". A run the device cannot afford is refused before it starts, naming a maximum
+// one stylization (2026-12-07: the strips of 8 MiB, the image freed once encoded and resizes
+// to the same size shared): the bundled photo and paintings at 256, 384 and 512 px (one
+// thread; 332, 333 and 390 MB; the heap grows in steps, 256 and 384 took the same) and a
+// 4096x3072 photo with a 512 painting at 1024x768, 2048x1536 and 4096x3072 (two threads; 446,
+// 645 and 1,331 MB). The estimates: docs/page.md, "What it takes, measured". A run the device cannot afford is refused before it starts, naming a maximum
 // resolution that fits.
 const MB = 1e6;
 // The page, TensorFlow.js, images: page memory less heap and workers (34 MB at 512 px), and
@@ -33,10 +33,10 @@ const HEAP_BASE_BYTES = 17 * MB; // an empty wasm module
 // the first run (js/sanet.mjs releasePackedFilters; three copies until then).
 const HEAP_PER_WEIGHT_BYTE = 2.2;
 const HEAP_WORKING_BYTES = 54 * MB; // the strips', bands' and slices' working set
-const HEAP_PER_PIXEL = 90; // per pixel of the larger image
+const HEAP_PER_PIXEL = 78; // per pixel of the larger image
 // More per pixel up to these sizes of the larger image (fitted: the strips and bands grow with
 // the photo's width until their budgets bind, and the heap grows in steps of a fifth).
-const KNEES = [[2048 * 1536, 50], [512 * 512, 200]]; // [pixels, bytes per pixel up to them]
+const KNEES = [[2048 * 1536, 13], [512 * 512, 249]]; // [pixels, bytes per pixel up to them]
 const WASM_CEILING_BYTES = 4 * 2 ** 30; // wasm32, and tfjs's MAXIMUM_MEMORY
 // What a tab may use: most of wasm32's 4 GB, or half of what the device reports having
 // (navigator.deviceMemory: Chromium, in GB, capped at 8); ?memory_mb= sets it by hand.
