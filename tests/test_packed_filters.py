@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 
 from sanet_tfjs.repo import ROOT
+from tests.node import node_json
 
 FILTERS_CHECK = ROOT / "js" / "filters_check.mjs"
 
 
 def test_freed_filters_give_the_same_pixels_and_refuse_other_uses(reference):
     bundle = reference.pipeline.artifacts / "tfjs"
-    done = subprocess.run(
-        ["node", str(FILTERS_CHECK), str(bundle.resolve()), "64"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = node_json([str(FILTERS_CHECK), str(bundle.resolve()), "64"], timeout=300)
     # bit for bit: the larger run's activations reused the freed memory
     assert result["maxAbs"] == 0, result
     manifest = json.loads((bundle / "model.json").read_text())["weightsManifest"]

@@ -5,10 +5,7 @@ Real TensorFlow.js in Node; a resize to another size still resizes, exactly as b
 
 from __future__ import annotations
 
-import json
-import subprocess
-
-from sanet_tfjs.repo import ROOT
+from tests.node import node_json
 
 CHECK = """
 import * as tf from '@tensorflow/tfjs';
@@ -38,15 +35,7 @@ console.log(JSON.stringify(out));
 
 
 def test_a_resize_to_the_same_size_shares_the_image_and_others_resize():
-    done = subprocess.run(
-        ["node", "--input-type=module", "-e", CHECK],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = node_json(["--input-type=module", "-e", CHECK], timeout=120)
     # the same values as the kernel's own copy, in every mode, with no copy made
     assert out["same"] == [{"shared": True, "equal": True}] * 3, out
     assert out["scaled"] == {"shared": False, "shape": [1, 20, 29, 3], "equal": True}, out
