@@ -359,37 +359,66 @@ function stripRows(spec, tiling) {
   });
 }
 
-// Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// Winograd F(m x m, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
 // 2016) for the strips' 3x3 convolutions on wasm, where the build chose it for the layer
 // (tfjs_graph.py `winograd_convolutions`, attr "winograd": a variant per convolution, from the
-// timings in formats/winograd_timings.py). Each 2x2 block of output comes from a 4x4 tile of
-// input at stride 2, with 16 products per input-output channel pair where the direct
-// convolution has 36: the same outputs up to rounding. XNNPACK has no such kernel, so it is
-// spelled in ops that run on its threaded kernels: the input transform B^T d B as depthwise
-// convolutions (rows, then columns; stride 2), the products as 16 MatMuls [tiles, Cin] x
-// [Cin, Cout] (XNNPACK's fully connected operator: tfjs-backend-wasm takes that path only for
-// two-dimensional, untransposed operands, and caches the operator, its filter packed, per
-// filter tensor), the output transform A^T M A as adds and subtractions, and the four pixels of
-// each block copied into place within the wasm heap. A strip bounds what it holds at once: its
-// input four times over (the transformed tiles) and its output twice (the sums by row).
-const WINOGRAD_INPUT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]; // B^T
-const WINOGRAD_FILTER = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]; // G
-const WINOGRAD_OUTPUT = [[1, 1, 1, 0], [0, 1, -1, -1]]; // A^T: its column 1 is all ones
-const WINOGRAD_BIAS_PRODUCT = 5; // (1, 1): reaches every output pixel with weight 1
+// timings in formats/winograd_timings.py). Each m x m block of output comes from an
+// (m + 2) x (m + 2) tile of input at stride m, with (m + 2)^2 products per input-output channel
+// pair where the direct convolution has 9 m^2 (F(2x2): 16 for 36; F(4x4): 36 for 144): the same
+// outputs up to rounding. XNNPACK has no such kernel, so it is spelled in ops that run on its
+// threaded kernels:
+// - the input transform B^T d B as depthwise convolutions (rows, then columns; stride m);
+// - the products as MatMuls [tiles, Cin] x [Cin, Cout] (XNNPACK's fully connected operator:
+//   tfjs-backend-wasm takes that path only for two-dimensional, untransposed operands, and
+//   caches the operator, its filter packed, per filter tensor), each written into its place in
+//   one stack [1, (m + 2)^2, tiles, Cout] (matMulInto);
+// - the output transform A^T M A as depthwise convolutions down that stack: over j (stride
+//   m + 2), then over i, with the bias and ReLU fused into the second. (Elementwise adds would
+//   be fewer operations, but tfjs-backend-wasm runs XNNPACK's binary ops on one thread.)
+// Then the m^2 pixels of each block are copied into place within the wasm heap. A strip bounds
+// what it holds at once: its input (m + 2)^2 / m^2 times over (the transformed tiles), and its
+// output (m + 2)^2 / m^2 times over (the stack) and (m + 2) / m times over (the first sums).
+// The matrices are Toom-Cook's at the points 0, 1, -1 and infinity (F(2x2)), and 0, 1, -1, 2,
+// -1/2 and infinity (F(4x4): a third less rounding error than 0, +-1, +-2; Barabasz et al.,
+// "Error analysis and improving the accuracy of Winograd convolution", 2020).
+const WINOGRAD = {
+  f2x2: {
+    m: 2,
+    input: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], // B^T
+    filter: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], // G
+    output: [[1, 1, 1, 0], [0, 1, -1, -1]], // A^T
+  },
+  f4x4: {
+    m: 4,
+    input: [
+      [1, 1.5, -2, -1.5, 1, 0], [0, -1, -2.5, -0.5, 1, 0], [0, 1, 0.5, -2.5, 1, 0],
+      [0, -0.5, -1, 0.5, 1, 0], [0, 2, -1, -2, 1, 0], [0, 1, 1.5, -2, -1.5, 1],
+    ],
+    filter: [
+      [1, 0, 0], [-1 / 3, -1 / 3, -1 / 3], [1 / 3, -1 / 3, 1 / 3],
+      [1 / 15, 2 / 15, 4 / 15], [-16 / 15, 8 / 15, -4 / 15], [0, 0, 1],
+    ],
+    output: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -0.5, 0], [0, 1, 1, 4, 0.25, 0], [0, 1, -1, 8, -0.125, 1]],
+  },
+};
+export const WINOGRAD_VARIANTS = Object.keys(WINOGRAD);
 
 // What the Winograd convolutions did since the page loaded: strips, and the filters they
 // transformed (tests read it).
 export const winogradStats = { strips: 0, filters: 0 };
 
-// filters: filter dataId -> its 16 transformed matrices U_ij = G g G^T [Cin, Cout] (i * 4 + j), made
-// at the layer's first strip and kept: the model's own filter is freed after the run where
-// stylize releases filters (releasePackedFilters), and each U's float32 copy once XNNPACK has
-// packed it (at its first MatMul), so the weights are held once, as 16/9 of the filter, where
-// a direct convolution holds XNNPACK's packed copy and tfjs's transposed one.
-// taps: Cin -> the depthwise filters of B^T's rows, along rows [4, 1, Cin, 1] and along columns
-// [1, 4, Cin, 1] (constants: tfjs caches XNNPACK's operator per filter tensor).
-// Both per backend instance: the page makes a new one after an out-of-memory, and the old
-// one's tensors went with it.
+// filters: filter dataId -> its (m + 2)^2 transformed matrices U_ij = G g G^T [Cin, Cout]
+// (i (m + 2) + j), computed at the layer's first strip. Each becomes a tensor only for its
+// first MatMul, and its float32 copy is freed once XNNPACK has packed it there; the model's own
+// filter is freed once transformed where stylize releases filters (releasePackedFilters). So
+// the weights are held once, as (m + 2)^2 / 9 of the filter (F(2x2) 1.8 x, F(4x4) 4 x), and
+// the first run never holds the layer's weights twice over in the wasm heap.
+// taps: variant and channels -> the depthwise filters of B^T's rows along rows
+// [m + 2, 1, C, 1] and along columns [1, m + 2, C, 1], and of A^T's rows down the stack
+// [m + 2, 1, C, 1] (constants: tfjs caches XNNPACK's operator per filter tensor).
+// matMul: tfjs-backend-wasm's own BatchMatMul function, to write a product into the stack.
+// All per backend instance: the page makes a new one after an out-of-memory, and the old one's
+// tensors went with it.
 const winogradCaches = new WeakMap(); // backend -> {filters: Map, taps: Map}
 
 function winogradCache(tf) {
@@ -398,47 +427,67 @@ function winogradCache(tf) {
   return winogradCaches.get(backend);
 }
 
-function winogradTaps(tf, channels) {
+function winogradTaps(tf, variant, channels) {
   const { taps } = winogradCache(tf);
-  if (!taps.has(channels)) {
-    const tap = (row, shape) => tf.keep(tf.tile(tf.tensor4d(row, shape), [1, 1, channels, 1]));
-    taps.set(channels, {
-      rows: WINOGRAD_INPUT.map((row) => tap(row, [4, 1, 1, 1])),
-      columns: WINOGRAD_INPUT.map((row) => tap(row, [1, 4, 1, 1])),
+  const key = `${variant} ${channels}`;
+  if (!taps.has(key)) {
+    const { input, output } = WINOGRAD[variant];
+    const span = FAST_DEPTHWISE_TAPS.find((taps) => taps >= input.length);
+    const tap = (row, shape) => {
+      const padded = [...row, ...new Array(span - row.length).fill(0)];
+      return tf.keep(tf.tile(tf.tensor4d(padded, shape), [1, 1, channels, 1]));
+    };
+    taps.set(key, {
+      span,
+      rows: input.map((row) => tap(row, [span, 1, 1, 1])),
+      columns: input.map((row) => tap(row, [1, span, 1, 1])),
+      sums: output.map((row) => tap(row, [span, 1, 1, 1])),
     });
   }
-  return taps.get(channels);
+  return taps.get(key);
 }
 
 // U_ij = sum_kl G[i][k] G[j][l] g[k][l] for every (Cin, Cout) pair, in float64 then rounded.
-function winogradFilters(tf, filter) {
+function winogradFilters(tf, filter, variant) {
   const { filters } = winogradCache(tf);
   const cached = filters.get(filter.dataId);
-  if (cached) return cached;
+  if (cached && cached.variant === variant) return cached;
+  if (cached) throw new Error(`winogradConv: one filter asked for as ${cached.variant} and ${variant}`);
+  const G = WINOGRAD[variant].filter;
+  const size = G.length;
   const [, , cin, cout] = filter.shape;
   const n = cin * cout;
   const g = filter.dataSync(); // [3, 3, Cin, Cout]: tap (k, l) at (3k + l) * n
-  const u = Array.from({ length: 16 }, () => new Float32Array(n));
-  const rows = new Float64Array(12); // T = G g: [4][3]
+  const u = Array.from({ length: size * size }, () => new Float32Array(n));
+  const rows = new Float64Array(3 * size); // T = G g: [size][3]
   for (let e = 0; e < n; e += 1) {
-    for (let i = 0; i < 4; i += 1) {
+    for (let i = 0; i < size; i += 1) {
       for (let l = 0; l < 3; l += 1) {
         let sum = 0;
-        for (let k = 0; k < 3; k += 1) sum += WINOGRAD_FILTER[i][k] * g[(3 * k + l) * n + e];
+        for (let k = 0; k < 3; k += 1) sum += G[i][k] * g[(3 * k + l) * n + e];
         rows[3 * i + l] = sum;
       }
     }
-    for (let i = 0; i < 4; i += 1) {
-      for (let j = 0; j < 4; j += 1) {
-        const G = WINOGRAD_FILTER[j];
-        u[4 * i + j][e] = G[0] * rows[3 * i] + G[1] * rows[3 * i + 1] + G[2] * rows[3 * i + 2];
+    for (let i = 0; i < size; i += 1) {
+      for (let j = 0; j < size; j += 1) {
+        u[size * i + j][e] = G[j][0] * rows[3 * i] + G[j][1] * rows[3 * i + 1] + G[j][2] * rows[3 * i + 2];
       }
     }
   }
-  const entry = { u: u.map((values) => tf.keep(tf.tensor2d(values, [cin, cout]))), packed: new Set() };
+  const entry = { variant, shape: [cin, cout], values: u, u: u.map(() => null), packed: new Set() };
   filters.set(filter.dataId, entry);
   winogradStats.filters += 1;
+  if (currentTiling.releaseFilters !== false) freeInPlace(tf.backend(), filter, 'winograd');
   return entry;
+}
+
+// U_k as a tensor: made at its first use (its values are then dropped from JavaScript).
+function winogradMatrix(tf, entry, k) {
+  if (!entry.u[k]) {
+    entry.u[k] = tf.keep(tf.tensor2d(entry.values[k], entry.shape));
+    entry.values[k] = null;
+  }
+  return entry.u[k];
 }
 
 // Frees the float32 copy of a transformed filter matrix that XNNPACK has packed: its fully
@@ -458,89 +507,123 @@ function disposeWinogradFilters(tf, model) {
     for (const tensor of tensors) {
       const entry = filters.get(tensor.dataId);
       if (!entry) continue;
-      entry.u.forEach((matrix) => matrix.dispose());
+      entry.u.forEach((matrix) => matrix && matrix.dispose());
       filters.delete(tensor.dataId);
     }
   }
 }
 
-// The four [tiles, Cout] blocks Y_ab (pixel (a, b) of every 2x2 output block, k = 2a + b) as
-// [1, height, width, Cout], cropped where the tiles overhang: copies within the wasm heap.
-function interleaveBlocks(tf, blocks, tileColumns, height, width) {
+// XNNPACK's depthwise kernels in tfjs-backend-wasm 4.22 are fast for 3, 4, 9 and 25 taps
+// only: 5 to 8 taps took 6 to 8 times as long as 9 (a [k, 1] filter over [1, 130, 130, 64],
+// Node, one thread). A transform of 6 taps (F(4x4)) runs as 9, its last 3 zero, over 3 more
+// rows or columns: zeros, or rows of the stack left zero (winogradConv).
+const FAST_DEPTHWISE_TAPS = [3, 4, 9, 25];
+
+// A [1, ...shape] float32 tensor in the wasm heap, its values from element `zeroFrom` on zero
+// (the rest left for the kernels that write there).
+function heapTensor(tf, shape, zeroFrom) {
   const backend = tf.backend();
-  const channels = blocks[0].shape[1];
-  const out = tf.engine().makeTensorFromTensorInfo(backend.makeOutput([1, height, width, channels], 'float32'));
-  const heap = backend.wasm.HEAPU8; // (after the allocation, which may grow the heap)
+  const tensor = tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, 'float32'));
+  const offset = backend.dataIdMap.get(tensor.dataId).memoryOffset;
+  new Float32Array(backend.wasm.HEAPU8.buffer, offset, tensor.size).fill(0, zeroFrom);
+  return tensor;
+}
+
+// Runs tfjs-backend-wasm's own kernel `name` with its output made at byte `offset` of the wasm
+// heap (inside a tensor the caller holds) instead of in memory of its own; the output is then
+// forgotten (the memory is the caller's).
+function kernelInto(tf, name, inputs, attrs, offset) {
+  const backend = tf.backend();
+  const { kernelFunc } = tf.getKernel(name, 'wasm');
+  const makeOutput = backend.makeOutput;
+  let made = null;
+  backend.makeOutput = (shape, dtype) => (made = makeOutput.call(backend, shape, dtype, offset));
+  try {
+    kernelFunc({ inputs, backend, attrs });
+  } finally {
+    backend.makeOutput = makeOutput;
+  }
+  const data = backend.dataIdMap.get(made.dataId);
+  backend.wasm.tfjs.disposeData(data.id);
+  backend.dataIdMap.delete(made.dataId);
+}
+
+// Copies block Y_ab ([1, 1, tiles, Cout]: pixel (a, b) of every m x m output block) into its
+// pixels of `out` [1, height, width, Cout], cropped where the tiles overhang: copies within the
+// wasm heap.
+function placeBlock(tf, out, block, a, b, m, tileColumns) {
+  const backend = tf.backend();
+  const [, height, width, channels] = out.shape;
+  const heap = backend.wasm.HEAPU8;
   const pixel = 4 * channels;
   const target = backend.dataIdMap.get(out.dataId).memoryOffset;
-  blocks.forEach((block, k) => {
-    const [a, b] = [k >> 1, k & 1];
-    const source = backend.dataIdMap.get(block.dataId).memoryOffset;
-    const columns = Math.floor((width - b + 1) / 2);
-    for (let y = 0; 2 * y + a < height; y += 1) {
-      const row = target + (2 * y + a) * width * pixel + b * pixel;
-      const from = source + y * tileColumns * pixel;
-      for (let x = 0; x < columns; x += 1) {
-        heap.copyWithin(row + 2 * x * pixel, from + x * pixel, from + (x + 1) * pixel);
-      }
+  const source = backend.dataIdMap.get(block.dataId).memoryOffset;
+  const columns = Math.floor((width - b + m - 1) / m);
+  for (let y = 0; m * y + a < height; y += 1) {
+    const row = target + (m * y + a) * width * pixel + b * pixel;
+    const from = source + y * tileColumns * pixel;
+    for (let x = 0; x < columns; x += 1) {
+      heap.copyWithin(row + m * x * pixel, from + x * pixel, from + (x + 1) * pixel);
     }
-  });
-  return out;
+  }
 }
 
 // A VALID 3x3 convolution of `x` (already reflection-padded) with conv's filter and bias, and a
-// ReLU where `relu`, as F(2x2, 3x3). wasm only.
+// ReLU where `relu`, as Winograd `conv.winograd` (a key of WINOGRAD). wasm only.
 function winogradConv(tf, x, conv, relu) {
+  const variant = conv.winograd;
+  const { m } = WINOGRAD[variant];
+  const size = m + 2;
   const [, paddedHeight, paddedWidth, cin] = x.shape;
   const [height, width] = [paddedHeight - 2, paddedWidth - 2];
-  const [tileRows, tileColumns] = [Math.ceil(height / 2), Math.ceil(width / 2)];
-  const entry = winogradFilters(tf, conv.filter);
-  const taps = winogradTaps(tf, cin);
-  // whole tiles: zeros at the far ends, which reach only the outputs cropped off
-  const input = paddedHeight % 2 || paddedWidth % 2
-    ? tf.pad(x, [[0, 0], [0, paddedHeight % 2], [0, paddedWidth % 2], [0, 0]])
+  const [tileRows, tileColumns] = [Math.ceil(height / m), Math.ceil(width / m)];
+  const tiles = tileRows * tileColumns;
+  const cout = conv.filter.shape[3];
+  const entry = winogradFilters(tf, conv.filter, variant);
+  const inputTaps = winogradTaps(tf, variant, cin);
+  const outputTaps = winogradTaps(tf, variant, cout);
+  const { span } = inputTaps; // taps per transform: size, or more (FAST_DEPTHWISE_TAPS)
+  const tileBytes = 4 * tiles * cout; // one product M_ij
+  const offsetOf = (tensor) => tf.backend().dataIdMap.get(tensor.dataId).memoryOffset;
+  const depthwiseAttrs = { strides: [1, 1], pad: 'valid', dilations: [1, 1], dataFormat: 'NHWC' };
+  // whole tiles, and the transforms' spare taps: zeros, which reach only the outputs cropped off
+  const [extraRows, extraColumns] = [m * (tileRows - 1) + span - paddedHeight, m * (tileColumns - 1) + span - paddedWidth];
+  const input = extraRows || extraColumns
+    ? tf.pad(x, [[0, 0], [0, extraRows], [0, extraColumns], [0, 0]])
     : x;
-  // sums[a][j] = sum_i A^T[a][i] M_ij, accumulated as the products M_ij are made
-  const sums = [[], []];
-  const accumulate = (a, j, sign, product) => {
-    const sum = sums[a][j];
-    if (!sum) sums[a][j] = sign > 0 ? product : tf.neg(product);
-    else {
-      sums[a][j] = sign > 0 ? tf.add(sum, product) : tf.sub(sum, product);
-      sum.dispose();
-    }
-  };
-  for (let i = 0; i < 4; i += 1) {
-    const rows = tf.depthwiseConv2d(input, taps.rows[i], [2, 1], 'valid');
-    for (let j = 0; j < 4; j += 1) {
-      const tiles = tf.depthwiseConv2d(rows, taps.columns[j], [1, 2], 'valid');
-      const a = tf.reshape(tiles, [tileRows * tileColumns, cin]);
-      const k = 4 * i + j;
-      const product = k === WINOGRAD_BIAS_PRODUCT
-        ? tf.fused.matMul({ a, b: entry.u[k], bias: conv.bias })
-        : tf.matMul(a, entry.u[k]);
+  // products: the row i of products M_ij, [tiles, Cout] each, at row j; its spare rows zero.
+  // sums[b]: sum_j A^T[b][j] M_ij at row i, [1, span, tiles, Cout]; its spare rows zero.
+  const products = heapTensor(tf, [1, span, tiles, cout], size * tiles * cout);
+  const sums = outputTaps.sums.map(() => heapTensor(tf, [1, span, tiles, cout], size * tiles * cout));
+  for (let i = 0; i < size; i += 1) {
+    const rows = tf.depthwiseConv2d(input, inputTaps.rows[i], [m, 1], 'valid');
+    for (let j = 0; j < size; j += 1) {
+      const transformed = tf.depthwiseConv2d(rows, inputTaps.columns[j], [1, m], 'valid');
+      const a = tf.reshape(transformed, [tiles, cin]);
+      const k = size * i + j;
+      kernelInto(tf, 'BatchMatMul', { a, b: winogradMatrix(tf, entry, k) }, { transposeA: false, transposeB: false }, offsetOf(products) + j * tileBytes);
       releaseWinogradMatrix(tf, entry, k);
-      tf.dispose([tiles, a]);
-      for (let r = 0; r < 2; r += 1) {
-        const sign = WINOGRAD_OUTPUT[r][i];
-        if (sign) accumulate(r, j, sign, product);
-      }
-      if (!sums[0].includes(product) && !sums[1].includes(product)) product.dispose();
+      tf.dispose([transformed, a]);
     }
     rows.dispose();
+    outputTaps.sums.forEach((taps, b) => {
+      kernelInto(tf, 'DepthwiseConv2dNative', { x: products, filter: taps }, depthwiseAttrs, offsetOf(sums[b]) + i * tileBytes);
+    });
   }
+  products.dispose();
   if (input !== x) input.dispose();
-  // Y_ab = sum_j A^T[b][j] sums[a][j]
-  const blocks = [];
-  for (let a = 0; a < 2; a += 1) {
-    const [s0, s1, s2, s3] = sums[a];
-    const difference = tf.sub(s1, s2);
-    blocks.push(tf.addN([s0, s1, s2]), tf.sub(difference, s3));
-    tf.dispose([difference, ...sums[a]]);
-  }
-  const activated = relu ? blocks.map((block) => replaced(block, (y) => tf.relu(y))) : blocks;
-  const out = interleaveBlocks(tf, activated, tileColumns, height, width);
-  tf.dispose(activated);
+  // Y_ab = sum_i A^T[a][i] sums[b][i], its bias added and ReLU applied, each put in place at once
+  const out = tf.engine().makeTensorFromTensorInfo(tf.backend().makeOutput([1, height, width, cout], 'float32'));
+  sums.forEach((sum, b) => {
+    outputTaps.sums.forEach((taps, a) => {
+      const block = tf.fused.depthwiseConv2d({
+        x: sum, filter: taps, strides: [1, 1], pad: 'valid', bias: conv.bias, activation: relu ? 'relu' : 'linear',
+      });
+      placeBlock(tf, out, block, a, b, m, tileColumns);
+      block.dispose();
+    });
+    sum.dispose();
+  });
   winogradStats.strips += 1;
   return out;
 }
@@ -563,7 +646,7 @@ function profiledLayers(tf, spec) {
       const divisor = 2 ** Math.round(Math.log2((spec.imageStride * largest) / rowLengths[i + 1]));
       layerProfile.set(key, {
         op: spec.label, index: i, kind, inChannels: channels[i], outChannels: channels[i + 1], divisor,
-        variant: spec.convs[i] ? (spec.convs[i].winograd ? 'f2x2' : 'direct') : null,
+        variant: spec.convs[i] ? spec.convs[i].winograd || 'direct' : null,
         multiplyAdds: 0, ms: 0, calls: 0,
       });
     }
@@ -761,7 +844,8 @@ function chainSpec(attrs, weights, inputShape, label) {
     ? [inputShape[2], inputShape[3], inputShape[1]]
     : inputShape.slice(1);
   spec.channels = [inChannels]; // each layer's output channels, after the input's
-  // each convolution's variant, in order: "direct" (or none) or "f2x2" (winogradConv, on wasm)
+  // each convolution's variant, in order: "direct" (or none) or a key of WINOGRAD (winogradConv,
+  // on wasm)
   const variants = attr('winograd') || [];
   let next = 0;
   layers.forEach((kind, i) => {
@@ -771,7 +855,11 @@ function chainSpec(attrs, weights, inputShape, label) {
     }
     const [filter, bias] = [weights[next], weights[next + 1]];
     next += 2;
-    spec.convs[i] = { filter, bias, winograd: String(variants[next / 2 - 1] || '').toLowerCase() === 'f2x2' };
+    const variant = String(variants[next / 2 - 1] || 'direct').toLowerCase();
+    if (variant !== 'direct' && !WINOGRAD[variant]) {
+      throw new Error(`${TILED_CHAIN_OP}: unknown convolution variant "${variant}" (known: direct, ${WINOGRAD_VARIANTS.join(', ')})`);
+    }
+    spec.convs[i] = { filter, bias, winograd: variant === 'direct' ? null : variant };
     spec.channels.push(filter.shape[3]);
   });
   if (next !== weights.length) throw new Error(`${TILED_CHAIN_OP}: expected a filter and bias per convolution`);
@@ -1077,6 +1165,7 @@ export async function stylize(tf, model, content, style, iters, maxResolution, o
     tileBudgetBytes: options.tileBudgetBytes,
     bandBudgetBytes: options.bandBudgetBytes,
     attentionBudgetBytes: options.attentionBudgetBytes,
+    releaseFilters: options.releaseFilters, // (winogradFilters frees a filter once transformed)
   };
   try {
     let out;

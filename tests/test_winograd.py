@@ -21,6 +21,7 @@ from sanet_tfjs.formats.winograd_timings import CHOICES, MEASURED, TIMINGS
 from sanet_tfjs.winograd import (
     LayerRun,
     choose_variants,
+    held_weight_bytes,
     layer_bundle,
     model_layers,
     run_layers,
@@ -103,7 +104,7 @@ def test_a_layer_differs_only_in_its_variant_attr():
 
 def test_the_recorded_choice_follows_the_recorded_timings():
     assert MEASURED["resolutions"] and TIMINGS
-    assert CHOICES == choose_variants(TIMINGS)
+    assert CHOICES == choose_variants(TIMINGS, MEASURED["weight_budget_bytes"])
     shapes = {(layer.in_channels, layer.out_channels) for layer in model_layers()}
     assert set(CHOICES) <= shapes and set(CHOICES.values()) <= set(WINOGRAD_VARIANTS)
     for (cin, cout), variant in CHOICES.items():  # faster at every resolution, never slower
@@ -119,6 +120,28 @@ def test_the_recorded_choice_follows_the_recorded_timings():
                 for name in ("direct", variant)
             }
             assert times[variant] < times["direct"], (cin, cout, resolution)
+
+
+def test_the_choice_holds_the_transformed_weights_within_its_budget():
+    counts = {}
+    for layer in model_layers():
+        key = (layer.in_channels, layer.out_channels)
+        counts[key] = counts.get(key, 0) + 1
+
+    def beyond_f2x2(choices):
+        return sum(
+            counts[key] * (held_weight_bytes(*key, variant) - held_weight_bytes(*key, "f2x2"))
+            for key, variant in choices.items()
+        )
+
+    unbounded = choose_variants(TIMINGS, 2**40)  # the fastest candidate of every shape
+    none = choose_variants(TIMINGS, 0)
+    assert set(unbounded) == set(none) == set(CHOICES)  # the budget picks among candidates only
+    assert beyond_f2x2(none) < beyond_f2x2(unbounded)
+    assert beyond_f2x2(CHOICES) <= MEASURED["weight_budget_bytes"] < beyond_f2x2(unbounded)
+    assert "f4x4" in CHOICES.values() and "f2x2" in CHOICES.values()
+    # the 512-channel shapes, whose transformed weights are the largest, are left at F(2x2)
+    assert CHOICES[512, 512] == "f2x2"
 
 
 @pytest.mark.parametrize("variant", [*WINOGRAD_VARIANTS])

@@ -218,11 +218,31 @@ def time_layers(resolutions: list[int], runs: int, seed: int = 0) -> list[dict]:
     ]
 
 
-def choose_variants(timings: list[dict]) -> dict[tuple[int, int], str]:
+# The transformed filters XNNPACK holds packed for the whole session: (m + 2)^2 / 9 of the
+# filter for F(m x m, 3x3), F(2x2) 1.8 x and F(4x4) 4 x. The choice takes F(4x4) where it is
+# faster only within WEIGHT_BUDGET_BYTES held beyond F(2x2)'s, first where it saves the most
+# time per byte: taken everywhere it held 180 MB more than F(2x2) and raised the page's memory
+# at 512 px by 41 % over the direct graph's (`doit bench`, 2026-12-07: 655 MB against 463). With
+# this budget it takes every shape up to 256 channels and leaves the 512-channel ones to
+# F(2x2); the wasm heap after a 512-px stylization is then the direct graph's (407 MB in Node).
+WEIGHT_BUDGET_BYTES = 48 * 2**20
+TRANSFORMED_TILE = {"f2x2": 16, "f4x4": 36}  # (m + 2)^2: products per channel pair and tile
+
+
+def held_weight_bytes(cin: int, cout: int, variant: str) -> int:
+    """The bytes of one layer's transformed filters (float32) that `variant` holds."""
+    return 4 * TRANSFORMED_TILE[variant] * cin * cout
+
+
+def choose_variants(
+    timings: list[dict], weight_budget_bytes: int = WEIGHT_BUDGET_BYTES
+) -> dict[tuple[int, int], str]:
     """(in, out) channels -> the variant each layer of that shape runs. Timed per layer shape,
     summed over the model's layers of those channels (the 512 -> 512 layers run at 1/8 and
-    1/16 of the image's side); a Winograd variant is chosen only if it is faster than direct
-    at every resolution timed, and then the fastest in total."""
+    1/16 of the image's side); a Winograd variant is a candidate only if it is faster than
+    direct at every resolution timed. Each shape takes its candidate that holds the fewest
+    weights, then moves to a faster one while the weights held beyond those stay within
+    `weight_budget_bytes`, the moves that save the most milliseconds per byte first."""
     counts = layer_shapes()
     totals: dict[tuple[int, int], dict[str, dict[int, float]]] = {}
     for entry in timings:
@@ -232,7 +252,10 @@ def choose_variants(timings: list[dict]) -> dict[tuple[int, int], str]:
         by_resolution[entry["resolution"]] = (
             by_resolution.get(entry["resolution"], 0.0) + layers * entry["ms"]
         )
-    choices = {}
+    layer_counts: dict[tuple[int, int], int] = {}
+    for (cin, cout, _, _), layers in counts.items():
+        layer_counts[cin, cout] = layer_counts.get((cin, cout), 0) + layers
+    choices, moves = {}, []
     for key, variants in totals.items():
         direct = variants["direct"]
         faster = {
@@ -240,8 +263,21 @@ def choose_variants(timings: list[dict]) -> dict[tuple[int, int], str]:
             for name, times in variants.items()
             if name != "direct" and all(times[r] < direct[r] for r in direct)
         }
-        if faster:
-            choices[key] = min(faster, key=faster.get)
+        if not faster:
+            continue
+
+        def held(name: str, key: tuple[int, int] = key) -> int:
+            return layer_counts[key] * held_weight_bytes(*key, name)
+
+        choices[key] = min(faster, key=lambda name: (held(name), faster[name]))
+        for name, ms in faster.items():
+            saved, extra = faster[choices[key]] - ms, held(name) - held(choices[key])
+            if saved > 0:
+                moves.append((saved / extra if extra else float("inf"), key, name, extra))
+    spent = 0
+    for _, key, name, extra in sorted(moves, key=lambda move: move[0], reverse=True):
+        if spent + extra <= weight_budget_bytes:
+            choices[key], spent = name, spent + extra
     return dict(sorted(choices.items()))
 
 
@@ -265,7 +301,7 @@ def write_timings_module(timings: list[dict], resolutions: list[int], runs: int)
         'winograd.py): do not edit; rerun it when TensorFlow.js or the rewrite changes."""\n\n'
         f"MEASURED = {{'day': {datetime.date.today().isoformat()!r}, 'commit': {commit!r}, "
         f"'runtime': 'TensorFlow.js wasm in Node, 1 thread', 'resolutions': {resolutions!r}, "
-        f"'runs': {runs!r}}}\n\n"
+        f"'runs': {runs!r}, 'weight_budget_bytes': {WEIGHT_BUDGET_BYTES!r}}}\n\n"
         "# One entry per (layer shape, resolution, variant): median milliseconds of `runs`.\n"
         f"TIMINGS = [\n{rows}\n]\n\n"
         "# Full-width (in, out) channels -> Winograd variant; the other shapes stay direct.\n"

@@ -1287,14 +1287,16 @@ def expose_style_features(bundle: GraphBundle) -> dict[str, str]:
 
 # Winograd convolutions (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
 # F(2x2, 3x3) computes a 2x2 block of a 3x3 convolution's output from a 4x4 tile of its input
-# with 16 products per input-output channel pair instead of 36: 2.25 x fewer multiplications,
-# exact but for rounding. tfjs-backend-wasm has no such kernel; js/sanet.mjs `winogradConv`
+# with 16 products per input-output channel pair instead of 36 (2.25 x fewer multiplications);
+# F(4x4, 3x3) a 4x4 block from a 6x6 tile with 36 instead of 144 (4 x fewer), exact but for
+# rounding (its transforms' larger constants round more: about 2e-6 of a layer's output in
+# float32, against 5e-7 for F(2x2)). tfjs-backend-wasm has no such kernel; js/sanet.mjs `winogradConv`
 # spells it in ops on XNNPACK's kernels, inside the strips of the ops that run every 3x3
 # convolution but relu5_1's (SanetTiledChain, SanetTransform), where a strip bounds what its
 # transformed tiles hold. The graph says which convolutions use it: each op's attr "winograd"
 # lists a variant per convolution, in the order of its filters ("direct" or one of
 # WINOGRAD_VARIANTS). The convolution left in the graph (relu5_1's) runs direct.
-WINOGRAD_VARIANTS = ("f2x2",)
+WINOGRAD_VARIANTS = ("f2x2", "f4x4")
 WINOGRAD_ATTR = "winograd"
 # Where each op's filter and bias pairs start among its inputs.
 _OP_WEIGHTS_START = {TILED_CHAIN_OP: 1, TRANSFORM_OP: 2 * len(TRANSFORM_BLOCK_INPUTS)}
