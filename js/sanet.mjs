@@ -123,10 +123,11 @@ export function shareIdentityOnWasm(tf) {
 // that convolution, and tfjs 4.22 keeps a transposed copy besides, in its operator cache
 // (conv2d_impl.cc; the cache key: the convolution's parameters and the filter's and bias's
 // ids). From then on the model's own float32 copy of the filter is read by nothing: the
-// weights sit in the wasm heap three times (240 MB at full width). After a stylization,
-// `releasePackedFilters` frees that first copy of every filter that only convolutions read
-// and that a convolution has packed: 80 MB of heap at full width, reused by the next run's
-// activations. The convolution kernels are wrapped to record each filter's parameters; a freed
+// weights sit in the wasm heap three times (240 MB at full width). Where a stylization
+// releases filters (the default), that first copy of every filter that only convolutions read
+// is freed as soon as a convolution has packed it (recordingConv; winogradFilters once it has
+// transformed it), and `releasePackedFilters` frees what is left after the run: 80 MB of heap
+// at full width, reused by the run's later activations. The convolution kernels are wrapped to record each filter's parameters; a freed
 // filter asked for by a convolution with other parameters (which would need a new operator,
 // packed from the freed memory) or read by anything throws instead of computing with garbage.
 const CONV_KERNELS = ['FusedConv2D', 'Conv2D'];
@@ -173,7 +174,15 @@ function recordingConv(kernel) {
       if (seen === undefined) filterSignatures.set(weight.dataId, signature);
       else if (seen !== signature) filterSignatures.set(weight.dataId, null);
     }
-    return kernel.kernelFunc(args);
+    const out = kernel.kernelFunc(args);
+    // packed now: freed at once where this run releases filters, not at the run's end, so that
+    // the first run's peak does not hold them too
+    if (signature && currentTiling.releaseFilters !== false) {
+      for (const weight of [args.inputs.filter, args.inputs.bias]) {
+        if (weight && filterSignatures.get(weight.dataId) === signature) releaseFilter(args.backend, weight, signature);
+      }
+    }
+    return out;
   };
   recording.recordsFilters = true;
   return recording;
@@ -218,31 +227,50 @@ function freeInPlace(backend, tensor, why) {
 
 // What releasePackedFilters freed since the page loaded: tensors and bytes (tests read it).
 export const filterReleaseStats = { tensors: 0, bytes: 0 };
+// The dataIds of the model weights that only convolutions read (markFilters, at load).
+const filterData = new WeakSet();
 
-// Frees the float32 copy of each of `model`'s filters that only convolutions read and that a
-// convolution (with VALID padding, one set of parameters) has packed. wasm only; returns the
-// bytes freed.
-export function releasePackedFilters(tf, model) {
+// Records which of `model`'s weights only convolutions read, as their filters or biases.
+function markFilters(model) {
   const graph = model.executor && model.executor.graph;
-  if (tf.getBackend() !== 'wasm' || !graph) return 0;
-  const backend = tf.backend();
-  let bytes = 0;
+  if (!graph) return;
   for (const node of graph.weights) {
     const onlyFilters = node.children.length > 0 && node.children.every((child) => {
       const reads = FILTER_CONSUMERS[child.op];
       return reads && child.inputs.every((input, index) => input !== node || reads(index));
     });
     if (!onlyFilters) continue;
-    for (const tensor of model.executor.weightMap[node.name] || []) {
+    for (const tensor of model.executor.weightMap[node.name] || []) filterData.add(tensor.dataId);
+  }
+}
+
+// Frees the float32 copy of a filter (or bias) that only convolutions read and that was packed
+// (XNNPACK) or transformed (winogradConv) with `signature`: the one way to, so that
+// filterReleaseStats counts every one. Returns the bytes freed.
+function releaseFilter(backend, tensor, signature) {
+  if (!filterData.has(tensor.dataId) || releasedData.has(tensor.dataId)) return 0;
+  const bytes = freeInPlace(backend, tensor, signature);
+  if (bytes) {
+    filterReleaseStats.tensors += 1;
+    filterReleaseStats.bytes += bytes;
+  }
+  return bytes;
+}
+
+// Frees the float32 copy of each of `model`'s filters that only convolutions read and that a
+// convolution (with VALID padding, one set of parameters) has packed, where the run did not
+// already (recordingConv, winogradFilters). wasm only; returns the bytes freed here.
+export function releasePackedFilters(tf, model) {
+  if (tf.getBackend() !== 'wasm' || !model.executor) return 0;
+  const backend = tf.backend();
+  let bytes = 0;
+  for (const tensors of Object.values(model.executor.weightMap)) {
+    for (const tensor of tensors) {
       // (a filter that winogradConv transformed is read by nothing again)
       const signature = winogradCache(tf).filters.has(tensor.dataId) ? 'winograd' : filterSignatures.get(tensor.dataId);
-      const freed = signature && !releasedData.has(tensor.dataId) ? freeInPlace(backend, tensor, signature) : 0;
-      if (!freed) continue;
-      bytes += freed;
-      filterReleaseStats.tensors += 1;
+      if (signature) bytes += releaseFilter(backend, tensor, signature);
     }
   }
-  filterReleaseStats.bytes += bytes;
   return bytes;
 }
 
@@ -477,7 +505,7 @@ function winogradFilters(tf, filter, variant) {
   const entry = { variant, shape: [cin, cout], values: u, u: u.map(() => null), packed: new Set() };
   filters.set(filter.dataId, entry);
   winogradStats.filters += 1;
-  if (currentTiling.releaseFilters !== false) freeInPlace(tf.backend(), filter, 'winograd');
+  if (currentTiling.releaseFilters !== false) releaseFilter(tf.backend(), filter, 'winograd');
   return entry;
 }
 
@@ -974,7 +1002,9 @@ function sanetRows(tf, block, a, b, slicePositions) {
     parts.push(tf.tidy(() => {
       const rows = count === positions ? queries : tf.slice(queries, [0, start, 0], [1, count, channels]);
       const weights = tf.softmax(tf.add(tf.matMul(rows, block.keys), block.keyBias));
-      return tf.matMul(block.values, tf.transpose(weights, [0, 2, 1]));
+      // (weights x values^T)^T: XNNPACK packs values^T once per stylization, and what is
+      // transposed is [count, C], not the weights [count, Ns] (Ns / C = 8 times as large)
+      return tf.transpose(tf.matMul(weights, block.valuesT), [0, 2, 1]);
     }));
   }
   queries.dispose();
@@ -1011,6 +1041,19 @@ function transformBand(tf, spec, r0, r1) {
   return replaced(merged, (x) => tf.transpose(x, [0, 2, 3, 1]));
 }
 
+// x [1, R, C] transposed to [1, C, R] in x's own wasm memory, through a copy in JavaScript:
+// x's values are then the transpose's, so only where nothing reads x again.
+function transposedInPlace(tf, x) {
+  const [, rows, columns] = x.shape;
+  const backend = tf.backend();
+  const values = new Float32Array(backend.wasm.HEAPU8.buffer, backend.dataIdMap.get(x.dataId).memoryOffset, x.size);
+  const copy = values.slice();
+  for (let r = 0; r < rows; r += 1) {
+    for (let c = 0; c < columns; c += 1) values[c * rows + r] = copy[r * columns + c];
+  }
+  return tf.reshape(x, [1, columns, rows]);
+}
+
 function bandedTransform(tf, node, tiling) {
   const names = ['content', 'mean', 'keys', 'keyBias', 'values', 'outBias'];
   const blocks = [0, 1].map((b) => Object.fromEntries(names.map((name, i) => [name, node.inputs[b * names.length + i]])));
@@ -1040,6 +1083,10 @@ function bandedTransform(tf, node, tiling) {
     // the same bands' bytes for relu5_1 (a quarter of the positions: twice the rows, about)
     const rows = i === 0 ? bandRows : Math.max(1, Math.floor((bandRows * width) / block.content.shape[3]));
     block.rstd = reciprocalStd(tf, block.content, block.mean, epsilon, rows);
+    // [1, Ns, C]: where nothing else reads the values (tfjs_graph.py sets release_values), in
+    // their own memory on wasm (a copy beside them had raised the heap's peak a step)
+    const inPlace = node.attrs.release_values && tf.getBackend() === 'wasm' && !callerData.has(block.values.dataId);
+    block.valuesT = inPlace ? transposedInPlace(tf, block.values) : tf.transpose(block.values, [0, 2, 1]);
   });
   try {
     // the merge convolution, then the decoder's chain where the graph merged it in
@@ -1062,7 +1109,7 @@ function bandedTransform(tf, node, tiling) {
     if (node.attrs.release_features) releaseNow(tf, blocks.map((block) => block.content));
     return out;
   } finally {
-    blocks.forEach((block) => block.rstd.dispose());
+    blocks.forEach((block) => tf.dispose([block.rstd, block.valuesT]));
   }
 }
 
@@ -1108,6 +1155,7 @@ export async function loadModel(tf, url, options) {
   registerSanetOps(tf);
   const model = await tf.loadGraphModel(url, options);
   model.artifacts = { ...model.artifacts, weightData: null };
+  markFilters(model);
   const dispose = model.dispose.bind(model);
   model.dispose = () => {
     disposeWinogradFilters(tf, model);

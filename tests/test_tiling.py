@@ -121,6 +121,7 @@ def test_the_transform_frees_its_features_only_where_nothing_reads_them_later(re
     bundle = GraphBundle.load(reference.pipeline.artifacts / "tfjs")
     transform = next(node for node in bundle.nodes if node["op"] == TRANSFORM_OP)
     assert transform["attr"]["release_features"]["b"]
+    assert transform["attr"]["release_values"]["b"]  # each block's values, read only by it
     features = transform["input"][0]  # relu4_1's
     needed = _reachable(bundle)
     assert _read_before(bundle, needed, transform, [features])

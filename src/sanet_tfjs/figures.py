@@ -125,15 +125,18 @@ def _winograd_layers(data: dict) -> str:
         key = (e["in_channels"], e["out_channels"], e["divisor"], e["relu"])
         times.setdefault(key, {})[e["resolution"], e["variant"]] = e["ms"]
     resolutions = data["resolutions"]
+    variants = sorted({e["variant"] for e in data["timings"]} - {"direct"})
     head = ["layer (in -> out, side)"]
     for res in resolutions:
-        head += [f"{res}: direct ms", f"{res}: F(2x2) ms (x)"]
+        head += [f"{res}: direct ms"]
+        head += [f"{res}: F({v[1:]}) ms (x)" for v in variants]  # "f2x2" -> "F(2x2)"
     out = ["| " + " | ".join([*head, "with tfjs.winograd"]) + " |", "|" + "---|" * (len(head) + 1)]
     for (cin, cout, divisor, relu), ms in times.items():
         cells = [f"{cin} -> {cout}, 1/{divisor}" + ("" if relu else " (no ReLU)")]
         for res in resolutions:
             direct = ms[res, "direct"]
-            cells += [f"{direct:.1f}", f"{ms[res, 'f2x2']:.1f} ({ms[res, 'f2x2'] / direct:.2f})"]
+            cells += [f"{direct:.1f}"]
+            cells += [f"{ms[res, v]:.1f} ({ms[res, v] / direct:.2f})" for v in variants]
         if divisor == data["graph_divisor"]:  # relu5_1's: the graph runs it, not the ops
             cells.append("direct (in the graph)")
         else:

@@ -1103,6 +1103,10 @@ def band_transform(bundle: GraphBundle) -> int:
         )
     contents = [block["content"] for block in transform["blocks"]]
     conv["attr"]["release_features"] = {"b": _read_before(bundle, needed, conv, contents)}
+    # the op reads each block's values once, at its start, and transposes them in their own
+    # memory where nothing else reads them (js/sanet.mjs transposedInPlace)
+    values = [block["values"] for block in transform["blocks"]]
+    conv["attr"]["release_values"] = {"b": _read_before(bundle, needed, conv, values)}
     return 1
 
 
@@ -1289,13 +1293,13 @@ def expose_style_features(bundle: GraphBundle) -> dict[str, str]:
 # F(2x2, 3x3) computes a 2x2 block of a 3x3 convolution's output from a 4x4 tile of its input
 # with 16 products per input-output channel pair instead of 36 (2.25 x fewer multiplications);
 # F(4x4, 3x3) a 4x4 block from a 6x6 tile with 36 instead of 144 (4 x fewer), exact but for
-# rounding (its transforms' larger constants round more: about 2e-6 of a layer's output in
-# float32, against 5e-7 for F(2x2)). tfjs-backend-wasm has no such kernel; js/sanet.mjs `winogradConv`
-# spells it in ops on XNNPACK's kernels, inside the strips of the ops that run every 3x3
-# convolution but relu5_1's (SanetTiledChain, SanetTransform), where a strip bounds what its
-# transformed tiles hold. The graph says which convolutions use it: each op's attr "winograd"
-# lists a variant per convolution, in the order of its filters ("direct" or one of
-# WINOGRAD_VARIANTS). The convolution left in the graph (relu5_1's) runs direct.
+# rounding (its larger constants round more: about 2e-6 of a layer's output in float32, against
+# 5e-7 for F(2x2)). tfjs-backend-wasm has no such kernel; js/sanet.mjs `winogradConv` spells it
+# in ops on XNNPACK's kernels, inside the strips of the ops that run every 3x3 convolution but
+# relu5_1's (SanetTiledChain, SanetTransform), where a strip bounds what its transformed tiles
+# hold. The graph says which convolutions use it: each op's attr "winograd" lists a variant per
+# convolution, in the order of its filters ("direct" or one of WINOGRAD_VARIANTS). The
+# convolution left in the graph (relu5_1's) runs direct.
 WINOGRAD_VARIANTS = ("f2x2", "f4x4")
 WINOGRAD_ATTR = "winograd"
 # Where each op's filter and bias pairs start among its inputs.
